@@ -1,0 +1,65 @@
+"""Checks of the configuration that a JSON schema cannot express (cross-references, files)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from hccrad.genesets import read_gmt
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the key and the fix."""
+
+
+def simulated_cohorts(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The simulated cohorts of the config, keyed by cohort name."""
+    return {spec["name"]: spec for spec in config.get("simulate", {}).values()}
+
+
+def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
+    """Raise ConfigError for cross-references that the schema cannot check."""
+    cohorts = simulated_cohorts(config)
+    for role, name in config["cohorts"].items():
+        if name not in cohorts:
+            raise ConfigError(
+                f"cohorts.{role} = {name!r} names no cohort; defined: {sorted(cohorts)}. "
+                f"Set cohorts.{role} to one of them or define it under simulate."
+            )
+        if cohorts[name]["role"] != role:
+            raise ConfigError(
+                f"cohorts.{role} = {name!r} is a {cohorts[name]['role']} cohort, not {role}."
+            )
+    response = cohorts[config["cohorts"]["response"]]
+    for endpoint in config["endpoints"]:
+        if endpoint not in response.get("endpoints", {}):
+            raise ConfigError(
+                f"endpoints lists {endpoint!r}, which cohort {response['name']!r} does not "
+                f"simulate; add simulate.response.endpoints.{endpoint} or drop it."
+            )
+    gmt = Path(base_dir) / config["gene_sets"]
+    if not gmt.is_file():
+        raise ConfigError(f"gene_sets: {gmt} does not exist; point it to a GMT file.")
+    gene_sets = read_gmt(gmt)
+    for key, spec in config.get("simulate", {}).items():
+        for index, planted in enumerate(spec.get("planted_pathways", [])):
+            if planted["pathway"] not in gene_sets:
+                raise ConfigError(
+                    f"simulate.{key}.planted_pathways[{index}].pathway = "
+                    f"{planted['pathway']!r} is not a gene set of {config['gene_sets']} "
+                    f"(e.g. {', '.join(sorted(gene_sets)[:3])})."
+                )
+        for index, centre in enumerate(spec["centres"]):
+            if centre["role"] == "development" and "internal_test_fraction" not in centre:
+                raise ConfigError(
+                    f"simulate.{key}.centres[{index}].internal_test_fraction is required for "
+                    "a development centre (0 keeps every patient in training)."
+                )
+        if (
+            not any(c["role"] == "development" for c in spec["centres"])
+            and spec["role"] == "response"
+        ):
+            raise ConfigError(
+                f"simulate.{key}.centres: a response cohort needs a development centre."
+            )

@@ -1,0 +1,15 @@
+"""Simulate one cohort's patients, clinical table, endpoints and latent truth."""
+
+import json
+
+from hccrad.cohort import write_table
+from hccrad.runlog import log_to
+from hccrad.simulate import simulate_cohort
+
+log = log_to(snakemake.log[0])
+cohort = simulate_cohort(snakemake.params.cohort, snakemake.params.seed)
+write_table(cohort["sheet"], snakemake.output.patients)
+write_table(cohort["latent"], snakemake.output.latent)
+with open(snakemake.output.truth, "w") as handle:
+    json.dump(cohort["truth"], handle, indent=2, sort_keys=True)
+log.info("simulated %d patients of %s", len(cohort["sheet"]), snakemake.wildcards.cohort)

@@ -10,6 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+PYTHON_DIRS = [d for d in ("src", "tests", "workflow", "benchmarks") if (ROOT / d).is_dir()]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -22,8 +23,8 @@ def run(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     "command",
     [
-        ("ruff", "check", "src", "tests", "workflow", "benchmarks"),
-        ("ruff", "format", "--check", "src", "tests", "workflow", "benchmarks"),
+        ("ruff", "check", *PYTHON_DIRS),
+        ("ruff", "format", "--check", *PYTHON_DIRS),
         ("snakefmt", "--check", "Snakefile", "workflow/rules"),
     ],
     ids=["ruff-check", "ruff-format", "snakefmt"],

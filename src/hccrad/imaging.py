@@ -1,0 +1,669 @@
+"""Load, check, resample, normalise and crop a patient's multi-phase liver images and mask.
+
+Data contract (DESIGN.md): one 3D volume per contrast phase (NIfTI, NRRD or a DICOM series
+folder) and one integer label map per patient: 0 background, 1 liver, 2 tumour; several
+tumours are several connected components of label 2.
+
+Assumption: the phases are co-registered and share the mask's voxel grid (size, spacing,
+origin, direction). The workflow does not register phases; a sheet whose phases live on
+different grids is stopped by `load_patient` with a message that says so. Register the phases
+(e.g. with SimpleITK or elastix) before building the sheet.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import nibabel as nib
+import numpy as np
+import SimpleITK as sitk  # noqa: N813  (the name SimpleITK itself documents)
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+MRI_PHASES: tuple[str, ...] = ("arterial", "portal_venous", "hepatobiliary")
+CT_PHASES: tuple[str, ...] = ("arterial", "portal_venous")
+BACKGROUND_LABEL = 0
+LIVER_LABEL = 1
+TUMOUR_LABEL = 2
+ALLOWED_LABELS = frozenset({BACKGROUND_LABEL, LIVER_LABEL, TUMOUR_LABEL})
+# Orientation the crops and QC figures are put in, so that a network always sees the same axes.
+CANONICAL_ORIENTATION = "LPS"
+# Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
+LIVER_COLOUR = "#56B4E9"
+TUMOUR_COLOUR = "#E69F00"
+
+Interpolator = Literal["bspline", "linear", "nearest"]
+Normalisation = Literal["zscore", "percentile", "hu_window", "none"]
+OnError = Literal["raise", "exclude"]
+T = TypeVar("T")
+
+_SITK_INTERPOLATORS: dict[str, int] = {
+    "bspline": sitk.sitkBSpline,
+    "linear": sitk.sitkLinear,
+    "nearest": sitk.sitkNearestNeighbor,
+}
+
+
+class ImageQCError(ValueError):
+    """An unusable image or mask: names the patient, the file, the problem and the fix."""
+
+    def __init__(self, patient_id: str, path: str | Path | None, problem: str, fix: str) -> None:
+        self.patient_id = str(patient_id)
+        self.path = "" if path is None else str(path)
+        self.problem = problem
+        self.fix = fix
+        super().__init__(
+            f"patient {self.patient_id}: {self.path or '<no file>'}: {problem}. Fix: {fix}"
+        )
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    """One row of the exclusions table: who was left out, which file, and why."""
+
+    patient_id: str
+    file: str
+    reason: str
+    fix: str
+
+    def as_row(self) -> dict[str, str]:
+        """The exclusion as a dict with the exclusions table's columns."""
+        return {
+            "patient_id": self.patient_id,
+            "file": self.file,
+            "reason": self.reason,
+            "fix": self.fix,
+        }
+
+
+EXCLUSION_COLUMNS: tuple[str, ...] = ("patient_id", "file", "reason", "fix")
+
+
+@dataclass(frozen=True)
+class PatientVolumes:
+    """A patient's phase images (same grid) and label mask, as SimpleITK images."""
+
+    patient_id: str
+    images: Mapping[str, sitk.Image]
+    mask: sitk.Image
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def phases(self) -> tuple[str, ...]:
+        """Phase names in the order they were given."""
+        return tuple(self.images)
+
+
+@dataclass(frozen=True)
+class TumourCrop:
+    """A tumour-centred box of every phase, as arrays in (z, y, x) order, plus its geometry."""
+
+    patient_id: str
+    instance: int
+    phases: tuple[str, ...]
+    image: np.ndarray  # (phases, z, y, x) float32
+    mask: np.ndarray  # (z, y, x) uint8 labels
+    spacing_zyx: tuple[float, float, float]
+    origin_xyz: tuple[float, float, float]
+    centre_xyz: tuple[float, float, float]
+    tumour_volume_mm3: float
+
+
+def call_or_exclude(
+    step: Callable[..., T], *args: object, on_error: OnError = "raise", **kwargs: object
+) -> tuple[T | None, Exclusion | None]:
+    """Run a step; on ImageQCError re-raise, or with on_error='exclude' return the reason."""
+    if on_error not in ("raise", "exclude"):
+        raise ValueError(f"on_error must be 'raise' or 'exclude', not {on_error!r}")
+    try:
+        return step(*args, **kwargs), None
+    except ImageQCError as error:
+        if on_error == "raise":
+            raise
+        return None, Exclusion(error.patient_id, error.path, error.problem, error.fix)
+
+
+def _is_missing(path: object) -> bool:
+    """True for the ways a sheet spells 'no file': None, NaN, empty string."""
+    return path is None or (isinstance(path, float) and math.isnan(path)) or str(path).strip() == ""
+
+
+def read_image(path: str | Path, patient_id: str) -> sitk.Image:
+    """Read a NIfTI/NRRD file or a folder holding one DICOM series."""
+    if _is_missing(path):
+        raise ImageQCError(
+            patient_id, None, "no file is given", "fill in the path in the cohort sheet"
+        )
+    path = Path(str(path))
+    if not path.exists():
+        raise ImageQCError(
+            patient_id,
+            path,
+            "the file does not exist",
+            "check the path in the cohort sheet (relative paths are read from the working "
+            "directory) or exclude the patient",
+        )
+    try:
+        if path.is_dir():
+            return _read_dicom_series(path, patient_id)
+        if path.name.endswith((".nii", ".nii.gz")):
+            _check_nifti_finite(path, patient_id)
+        return sitk.ReadImage(str(path))
+    except RuntimeError as error:
+        raise ImageQCError(
+            patient_id,
+            path,
+            f"SimpleITK cannot read it ({str(error).strip().splitlines()[-1]})",
+            "give a NIfTI (.nii/.nii.gz), NRRD or a folder with one DICOM series",
+        ) from error
+
+
+def _check_nifti_finite(path: Path, patient_id: str) -> None:
+    """Raise on NaN/inf voxels in a float NIfTI, which SimpleITK's reader would turn into 0."""
+    # ITK < 6 (SimpleITK 2.5) overwrites non-finite NIfTI voxels with 0 on reading (fixed in
+    # ITK PR #6683), so the check must look at the file itself.
+    nifti = nib.load(path)
+    if nifti.get_data_dtype().kind not in "fc":
+        return
+    n_bad = int(np.count_nonzero(~np.isfinite(np.asanyarray(nifti.dataobj))))
+    if n_bad:
+        raise ImageQCError(
+            patient_id,
+            path,
+            f"the image has {n_bad} NaN or infinite voxels",
+            "re-export the image from the scanner data, or replace the NaNs before running",
+        )
+
+
+def _read_dicom_series(folder: Path, patient_id: str) -> sitk.Image:
+    """Read the single DICOM series in a folder, sorted by GDCM."""
+    series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder))
+    if len(series_ids) != 1:
+        problem = "no DICOM series" if not series_ids else f"{len(series_ids)} DICOM series"
+        raise ImageQCError(
+            patient_id,
+            folder,
+            f"the folder holds {problem}",
+            "point the sheet at a folder with exactly one series (one phase)",
+        )
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), series_ids[0]))
+    return reader.Execute()
+
+
+def check_image(image: sitk.Image, patient_id: str, path: str | Path) -> None:
+    """Require a scalar 3D volume with more than one slice per axis and no NaN/inf."""
+    size = image.GetSize()
+    if image.GetDimension() != 3 or min(size) < 2:
+        raise ImageQCError(
+            patient_id,
+            path,
+            f"the image is not a 3D volume (size {size})",
+            "export the whole 3D series of this phase, not a single slice or a 4D/time series",
+        )
+    if image.GetNumberOfComponentsPerPixel() != 1:
+        raise ImageQCError(
+            patient_id,
+            path,
+            f"the image has {image.GetNumberOfComponentsPerPixel()} components per voxel",
+            "convert it to a single-channel (grey-value) volume",
+        )
+    values = sitk.GetArrayViewFromImage(image)
+    if values.dtype.kind == "f" and not np.isfinite(values).all():
+        n_bad = int(np.count_nonzero(~np.isfinite(values)))
+        raise ImageQCError(
+            patient_id,
+            path,
+            f"the image has {n_bad} NaN or infinite voxels",
+            "re-export the image from the scanner data, or replace the NaNs before running",
+        )
+
+
+def check_mask(
+    mask: sitk.Image, patient_id: str, path: str | Path, *, tumour_label: int = TUMOUR_LABEL
+) -> sitk.Image:
+    """Check the label map (integer labels 0/1/2, tumour present) and return it as UInt8."""
+    check_image(mask, patient_id, path)
+    values = sitk.GetArrayViewFromImage(mask)
+    if values.dtype.kind == "f" and not np.array_equal(values, np.round(values)):
+        raise ImageQCError(
+            patient_id,
+            path,
+            "the mask has non-integer values",
+            "save the segmentation as an integer label map (0 background, 1 liver, 2 tumour)",
+        )
+    labels = {int(v) for v in np.unique(values)}
+    if not labels <= ALLOWED_LABELS:
+        raise ImageQCError(
+            patient_id,
+            path,
+            f"the mask has labels {sorted(labels - ALLOWED_LABELS)} besides 0/1/2",
+            "relabel it: 0 background, 1 liver, 2 tumour (all tumours share label 2)",
+        )
+    if tumour_label not in labels:
+        raise ImageQCError(
+            patient_id,
+            path,
+            f"the mask has no tumour voxels (label {tumour_label})",
+            "segment the tumour(s) with label 2, or exclude the patient",
+        )
+    return sitk.Cast(mask, sitk.sitkUInt8)
+
+
+def geometry_mismatch(image: sitk.Image, reference: sitk.Image, tolerance: float) -> str | None:
+    """Describe how two grids differ (size, spacing, origin, direction), or None if they agree."""
+    if image.GetSize() != reference.GetSize():
+        return f"size {image.GetSize()} differs from {reference.GetSize()}"
+    checks = (
+        ("spacing", image.GetSpacing(), reference.GetSpacing()),
+        ("origin", image.GetOrigin(), reference.GetOrigin()),
+        ("direction", image.GetDirection(), reference.GetDirection()),
+    )
+    for name, value, expected in checks:
+        if not np.allclose(value, expected, rtol=0.0, atol=tolerance):
+            rounded = tuple(round(v, 4) for v in value)
+            expected_rounded = tuple(round(v, 4) for v in expected)
+            return f"{name} {rounded} differs from {expected_rounded} (tolerance {tolerance})"
+    return None
+
+
+def load_patient(
+    patient_id: str,
+    image_paths: Mapping[str, str | Path | None],
+    mask_path: str | Path | None,
+    *,
+    phases: Sequence[str] | None = None,
+    tumour_label: int = TUMOUR_LABEL,
+    tolerance: float = 1e-3,
+) -> PatientVolumes:
+    """Read and check every phase and the mask of one patient; raise ImageQCError on bad input."""
+    wanted = tuple(phases) if phases is not None else tuple(image_paths)
+    mask = check_mask(
+        read_image(mask_path, patient_id), patient_id, mask_path, tumour_label=tumour_label
+    )
+    images: dict[str, sitk.Image] = {}
+    for phase in wanted:
+        path = image_paths.get(phase)
+        if _is_missing(path):
+            raise ImageQCError(
+                patient_id,
+                None,
+                f"the {phase} phase has no file",
+                f"add the {phase} image path to the sheet, or drop {phase} from the configured "
+                "phases",
+            )
+        image = read_image(path, patient_id)
+        check_image(image, patient_id, path)
+        mismatch = geometry_mismatch(image, mask, tolerance)
+        if mismatch is not None:
+            raise ImageQCError(
+                patient_id,
+                path,
+                f"image and mask {mask_path} are on different grids: {mismatch}",
+                "phases and mask must be co-registered on one grid: resample the mask (nearest "
+                "neighbour) or register the phase; raise `tolerance` only for rounding noise",
+            )
+        # Mask and phases agree within tolerance: give them bit-identical geometry so that
+        # SimpleITK's own (much stricter) checks downstream do not trip on rounding noise.
+        image.CopyInformation(mask)
+        images[phase] = image
+    sources = {phase: str(image_paths[phase]) for phase in wanted} | {"mask": str(mask_path)}
+    return PatientVolumes(patient_id, images, mask, sources)
+
+
+def resampled_grid(
+    image: sitk.Image, spacing_mm: Sequence[float]
+) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """Size and origin of a grid with the new spacing covering the same field of view."""
+    old_spacing = np.asarray(image.GetSpacing())
+    new_spacing = np.asarray(spacing_mm, dtype=float)
+    extent = np.asarray(image.GetSize()) * old_spacing
+    size = tuple(int(n) for n in np.maximum(1, np.round(extent / new_spacing)))
+    # The origin is the centre of the first voxel; keep the field of view's outer corner fixed
+    # (as PyRadiomics does), so the first voxel centre moves by half the change in spacing.
+    direction = np.asarray(image.GetDirection()).reshape(3, 3)
+    origin = np.asarray(image.GetOrigin()) + direction @ ((new_spacing - old_spacing) / 2)
+    return size, tuple(float(v) for v in origin)
+
+
+def resample_image(
+    image: sitk.Image,
+    spacing_mm: Sequence[float],
+    interpolator: Interpolator = "bspline",
+    *,
+    default_value: float | None = None,
+) -> sitk.Image:
+    """Resample to a spacing over the same field of view; masks with interpolator='nearest'."""
+    size, origin = resampled_grid(image, spacing_mm)
+    is_label = interpolator == "nearest"
+    if default_value is None:
+        # Outside the old grid: background label for masks, the darkest value for images.
+        default_value = 0.0 if is_label else float(sitk.GetArrayViewFromImage(image).min())
+    return sitk.Resample(
+        image,
+        size,
+        sitk.Transform(),
+        _SITK_INTERPOLATORS[interpolator],
+        origin,
+        tuple(float(s) for s in spacing_mm),
+        image.GetDirection(),
+        default_value,
+        image.GetPixelID() if is_label else sitk.sitkFloat32,
+    )
+
+
+def resample_patient(
+    volumes: PatientVolumes,
+    spacing_mm: Sequence[float],
+    interpolator: Literal["bspline", "linear"] = "bspline",
+) -> PatientVolumes:
+    """Resample every phase (B-spline or linear) and the mask (nearest neighbour) to a spacing."""
+    images = {
+        phase: resample_image(image, spacing_mm, interpolator)
+        for phase, image in volumes.images.items()
+    }
+    mask = resample_image(volumes.mask, spacing_mm, "nearest")
+    if TUMOUR_LABEL not in np.unique(sitk.GetArrayViewFromImage(mask)):
+        raise ImageQCError(
+            volumes.patient_id,
+            volumes.sources.get("mask"),
+            f"the tumour vanishes when the mask is resampled to {tuple(spacing_mm)} mm",
+            "use a finer resampling spacing, or check that the tumour label is not a speck",
+        )
+    return PatientVolumes(volumes.patient_id, images, mask, volumes.sources)
+
+
+def _region_values(image: sitk.Image, mask: sitk.Image, labels: Sequence[int]) -> np.ndarray:
+    """Image values at the voxels whose mask label is one of `labels`."""
+    inside = np.isin(sitk.GetArrayViewFromImage(mask), labels)
+    return sitk.GetArrayViewFromImage(image)[inside].astype(np.float64)
+
+
+def _from_array(values: np.ndarray, like: sitk.Image) -> sitk.Image:
+    """A float32 image with `like`'s geometry."""
+    image = sitk.GetImageFromArray(values.astype(np.float32))
+    image.CopyInformation(like)
+    return image
+
+
+def zscore_over_liver(
+    image: sitk.Image, mask: sitk.Image, *, liver_label: int = LIVER_LABEL
+) -> sitk.Image:
+    """(I - mean) / sd with mean and sd of the liver parenchyma (label 1, tumour excluded)."""
+    # Parenchyma only: including the tumour would make the reference depend on tumour burden.
+    reference = _region_values(image, mask, [liver_label])
+    if reference.size < 2 or reference.std() == 0:
+        raise ValueError("z-score needs liver voxels (label 1) with non-zero spread")
+    values = sitk.GetArrayViewFromImage(image).astype(np.float64)
+    return _from_array((values - reference.mean()) / reference.std(), image)
+
+
+def clip_to_percentiles(
+    image: sitk.Image, mask: sitk.Image, percentiles: tuple[float, float] = (0.5, 99.5)
+) -> sitk.Image:
+    """Clip to percentiles of the whole liver (labels 1 and 2) and rescale to [0, 1]."""
+    # Whole liver, tumour included, so that a bright arterial tumour is not clipped away.
+    reference = _region_values(image, mask, [LIVER_LABEL, TUMOUR_LABEL])
+    low, high = np.percentile(reference, percentiles)
+    if high <= low:
+        raise ValueError(f"percentiles {percentiles} of the liver are equal ({low})")
+    values = sitk.GetArrayViewFromImage(image).astype(np.float64)
+    return _from_array((np.clip(values, low, high) - low) / (high - low), image)
+
+
+def hu_window(
+    image: sitk.Image, window: tuple[float, float] = (-150.0, 250.0), *, rescale: bool = False
+) -> sitk.Image:
+    """Clip CT to a HU window (default liver window W400/L50); optionally rescale it to [0, 1]."""
+    low, high = window
+    values = np.clip(sitk.GetArrayViewFromImage(image).astype(np.float64), low, high)
+    # Kept in HU by default so that the CT radiomics bin width (in HU) still means what it says.
+    return _from_array((values - low) / (high - low) if rescale else values, image)
+
+
+def normalise_patient(
+    volumes: PatientVolumes,
+    method: Normalisation,
+    *,
+    percentiles: tuple[float, float] = (0.5, 99.5),
+    window: tuple[float, float] = (-150.0, 250.0),
+    rescale_window: bool = False,
+) -> PatientVolumes:
+    """Normalise every phase separately: MRI 'zscore'/'percentile', CT 'hu_window', or 'none'."""
+    images: dict[str, sitk.Image] = {}
+    for phase, image in volumes.images.items():
+        try:
+            if method == "zscore":
+                images[phase] = zscore_over_liver(image, volumes.mask)
+            elif method == "percentile":
+                images[phase] = clip_to_percentiles(image, volumes.mask, percentiles)
+            elif method == "hu_window":
+                images[phase] = hu_window(image, window, rescale=rescale_window)
+            elif method == "none":
+                images[phase] = sitk.Cast(image, sitk.sitkFloat32)
+            else:
+                raise ValueError(f"unknown normalisation {method!r}")
+        except ValueError as error:
+            raise ImageQCError(
+                volumes.patient_id,
+                volumes.sources.get(phase),
+                f"{method} normalisation of the {phase} phase failed: {error}",
+                "check that the mask has a liver label (1) on this image, or choose another "
+                "normalisation method",
+            ) from error
+    return PatientVolumes(volumes.patient_id, images, volumes.mask, volumes.sources)
+
+
+def tumour_components(mask: sitk.Image, tumour_label: int = TUMOUR_LABEL) -> sitk.Image:
+    """Connected tumour components labelled 1..n, largest first (face connectivity)."""
+    components = sitk.ConnectedComponent(sitk.Equal(mask, tumour_label))
+    return sitk.RelabelComponent(components, sortByObjectSize=True)
+
+
+def orient_patient(
+    volumes: PatientVolumes, orientation: str = CANONICAL_ORIENTATION
+) -> PatientVolumes:
+    """Permute/flip axes (no interpolation) so that every volume has the given orientation."""
+    images = {p: sitk.DICOMOrient(im, orientation) for p, im in volumes.images.items()}
+    mask = sitk.DICOMOrient(volumes.mask, orientation)
+    return PatientVolumes(volumes.patient_id, images, mask, volumes.sources)
+
+
+def crop_size_voxels(box_mm: Sequence[float], spacing: Sequence[float]) -> tuple[int, int, int]:
+    """Voxels per axis (x, y, z) for a box of `box_mm` at `spacing` (at least one)."""
+    sizes = np.maximum(1, np.round(np.asarray(box_mm, float) / np.asarray(spacing, float)))
+    x, y, z = (int(v) for v in sizes)
+    return x, y, z
+
+
+def _crop_on_grid(
+    image: sitk.Image, start_index: Sequence[int], size: Sequence[int], pad: float
+) -> sitk.Image:
+    """Copy a box starting at a voxel index; voxels outside the image get `pad`."""
+    origin = image.TransformIndexToPhysicalPoint([int(i) for i in start_index])
+    # The box lies on the image's own grid, so nearest neighbour copies voxels unchanged.
+    return sitk.Resample(
+        image,
+        [int(n) for n in size],
+        sitk.Transform(),
+        sitk.sitkNearestNeighbor,
+        origin,
+        image.GetSpacing(),
+        image.GetDirection(),
+        pad,
+        image.GetPixelID(),
+    )
+
+
+def crop_tumours(
+    volumes: PatientVolumes,
+    box_mm: Sequence[float],
+    *,
+    instances: Literal["largest", "all"] = "largest",
+    tumour_label: int = TUMOUR_LABEL,
+) -> list[TumourCrop]:
+    """Tumour-centred boxes of `box_mm` (x, y, z mm): the largest tumour, or every tumour."""
+    oriented = orient_patient(volumes)
+    components = tumour_components(oriented.mask, tumour_label)
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(components)
+    labels = sorted(stats.GetLabels())
+    if not labels:
+        raise ImageQCError(
+            volumes.patient_id,
+            volumes.sources.get("mask"),
+            f"the mask has no tumour voxels (label {tumour_label})",
+            "segment the tumour(s) with label 2, or exclude the patient",
+        )
+    chosen = labels[:1] if instances == "largest" else labels
+    size = crop_size_voxels(box_mm, oriented.mask.GetSpacing())
+    crops = []
+    for label in chosen:
+        centre = stats.GetCentroid(label)
+        centre_index = np.round(oriented.mask.TransformPhysicalPointToContinuousIndex(centre))
+        start = (centre_index - np.asarray(size) // 2).astype(int)
+        phase_arrays = [
+            sitk.GetArrayFromImage(
+                _crop_on_grid(image, start, size, float(sitk.GetArrayViewFromImage(image).min()))
+            )
+            for image in oriented.images.values()
+        ]
+        mask_crop = _crop_on_grid(oriented.mask, start, size, BACKGROUND_LABEL)
+        crops.append(
+            TumourCrop(
+                patient_id=volumes.patient_id,
+                instance=label,
+                phases=oriented.phases,
+                image=np.stack(phase_arrays).astype(np.float32),
+                mask=sitk.GetArrayFromImage(mask_crop).astype(np.uint8),
+                spacing_zyx=tuple(float(s) for s in reversed(mask_crop.GetSpacing())),
+                origin_xyz=tuple(float(v) for v in mask_crop.GetOrigin()),
+                centre_xyz=tuple(float(v) for v in centre),
+                tumour_volume_mm3=float(stats.GetPhysicalSize(label)),
+            )
+        )
+    return crops
+
+
+def write_crop(crop: TumourCrop, path: str | Path) -> Path:
+    """Save one crop as .npz: image (phases, z, y, x) float32, mask (z, y, x) and metadata."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(
+        path,
+        image=crop.image,
+        mask=crop.mask,
+        phases=np.asarray(crop.phases),
+        patient_id=np.asarray(crop.patient_id),
+        instance=np.asarray(crop.instance),
+        spacing_zyx=np.asarray(crop.spacing_zyx),
+        origin_xyz=np.asarray(crop.origin_xyz),
+        centre_xyz=np.asarray(crop.centre_xyz),
+        orientation=np.asarray(CANONICAL_ORIENTATION),
+        tumour_volume_mm3=np.asarray(crop.tumour_volume_mm3),
+    )
+    return path
+
+
+def write_crops(crops: Sequence[TumourCrop], out_dir: str | Path) -> list[Path]:
+    """Save every crop as <out_dir>/<patient_id>_tumour<k>.npz (k = 1 is the largest)."""
+    return [
+        write_crop(crop, Path(out_dir) / f"{crop.patient_id}_tumour{crop.instance}.npz")
+        for crop in crops
+    ]
+
+
+def write_preprocessed(
+    volumes: PatientVolumes,
+    image_paths: Mapping[str, str | Path],
+    mask_path: str | Path,
+) -> None:
+    """Write each phase (float32) and the mask (uint8) as compressed NIfTI to the given paths."""
+    for phase, image in volumes.images.items():
+        _write(sitk.Cast(image, sitk.sitkFloat32), image_paths[phase])
+    _write(sitk.Cast(volumes.mask, sitk.sitkUInt8), mask_path)
+
+
+def _write(image: sitk.Image, path: str | Path) -> None:
+    """Write an image, creating the folder."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    sitk.WriteImage(image, str(path), useCompression=True)
+
+
+def write_qc_png(
+    volumes: PatientVolumes,
+    path: str | Path,
+    *,
+    tumour_label: int = TUMOUR_LABEL,
+    intensity_label: str = "intensity",
+    dpi: int = 200,
+) -> Path:
+    """Axial slice through the largest tumour's centre, every phase, with liver/tumour contours."""
+    oriented = orient_patient(volumes)
+    components = tumour_components(oriented.mask, tumour_label)
+    stats = sitk.LabelShapeStatisticsImageFilter()
+    stats.Execute(components)
+    if not stats.GetLabels():
+        raise ImageQCError(
+            volumes.patient_id,
+            volumes.sources.get("mask"),
+            "the mask has no tumour voxels to centre the QC slice on",
+            "segment the tumour(s) with label 2, or exclude the patient",
+        )
+    centre = stats.GetCentroid(1)
+    k = round(oriented.mask.TransformPhysicalPointToContinuousIndex(centre)[2])
+    mask_slice = sitk.GetArrayViewFromImage(oriented.mask)[k]
+    sx, sy, _ = oriented.mask.GetSpacing()
+    ny, nx = mask_slice.shape
+    ox, oy, oz = oriented.mask.TransformIndexToPhysicalPoint([0, 0, k])
+    # Extent in mm gives the true aspect ratio for anisotropic voxels. In LPS, x grows to the
+    # patient's left and y posteriorly: rows top-down = anterior at the top (radiological view).
+    extent = (ox - sx / 2, ox + (nx - 0.5) * sx, oy + (ny - 0.5) * sy, oy - sy / 2)
+
+    n = len(oriented.phases)
+    fig = Figure(figsize=(3.2 * n, 3.6), dpi=dpi, layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    for ax, (phase, image) in zip(axes, oriented.images.items(), strict=True):
+        values = sitk.GetArrayViewFromImage(image)[k]
+        low, high = np.percentile(values, [1, 99])
+        shown = ax.imshow(values, cmap="gray", vmin=low, vmax=high, extent=extent)
+        ax.contour(
+            mask_slice >= LIVER_LABEL,
+            levels=[0.5],
+            colors=LIVER_COLOUR,
+            linewidths=0.8,
+            extent=extent,
+            origin="upper",
+        )
+        ax.contour(
+            mask_slice == tumour_label,
+            levels=[0.5],
+            colors=TUMOUR_COLOUR,
+            linewidths=1.0,
+            extent=extent,
+            origin="upper",
+        )
+        ax.set_title(phase.replace("_", " "), fontsize=10)
+        ax.set_xlabel("x (mm, R\u2192L)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        colorbar = fig.colorbar(shown, ax=ax, shrink=0.8)
+        colorbar.set_label(intensity_label, fontsize=8)
+        colorbar.ax.tick_params(labelsize=7)
+    axes[0].set_ylabel("y (mm, A\u2192P)", fontsize=8)
+    handles = [
+        Line2D([], [], color=LIVER_COLOUR, label="liver"),
+        Line2D([], [], color=TUMOUR_COLOUR, label="tumour"),
+    ]
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    fig.suptitle(
+        f"{volumes.patient_id}: axial slice {k} (z = {oz:.1f} mm) through the largest tumour",
+        fontsize=10,
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path

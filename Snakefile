@@ -15,10 +15,13 @@ include: "workflow/rules/common.smk"
 wildcard_constraints:
     cohort="|".join(sorted(SIMULATED)),
     shard=r"\d+",
+    patient=r"[A-Za-z0-9][A-Za-z0-9._-]*",
 
 
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/cohort.smk"
+include: "workflow/rules/imaging.smk"
+include: "workflow/rules/radiomics.smk"
 
 
 rule all:

@@ -7,7 +7,7 @@ peritumoural regions, every phase) in a process pool; the `pyradiomics` CLI gets
 its own `--jobs`. Writes a Markdown table.
 
     .venv/bin/python benchmarks/radiomics_benchmark.py --n-cases 8 --params full
-    .venv/bin/python benchmarks/radiomics_benchmark.py --n-cases 2 --params fast   # smoke run
+    .venv/bin/python benchmarks/radiomics_benchmark.py --n-cases 2 --params original   # smoke run
 """
 
 from __future__ import annotations
@@ -150,12 +150,12 @@ def main() -> None:
     """Run both tools with 1 and 2 processes and write the Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n-cases", type=int, default=8)
-    parser.add_argument("--params", choices=("full", "fast"), default="full")
+    parser.add_argument("--params", choices=("full", "original"), default="full")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--seed", type=int, default=20260101)
     parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".md"))
     args = parser.parse_args()
-    params = str(radiomics.params_path("mri", fast=args.params == "fast"))
+    params = str(radiomics.params_path("mri", original_only=args.params == "original"))
 
     with tempfile.TemporaryDirectory(prefix="hccrad_radiomics_bench_") as tmp:
         folder = Path(tmp)

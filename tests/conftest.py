@@ -24,13 +24,16 @@ def tiny_config(seed: int = 7) -> dict[str, Any]:
     config = copy.deepcopy(load_default_config())
     config["seed"] = seed
     config["qc"]["patients_per_centre"] = 1
-    for key, n in (("response", (12, 3, 3)), ("radiogenomics", (6,))):
+    for key, n in (("response", (10, 2, 2)), ("radiogenomics", (5,))):
         cohort = config["simulate"][key]
         cohort["n_shards"] = 2 if key == "response" else 1
         cohort["image"] = {**cohort["image"], "fov_mm": [320, 320, 150]}
         for centre, size in zip(cohort["centres"], n, strict=True):
             centre["n_patients"] = size
             centre["spacing_mm"] = [5.0, 5.0, 10.0]
+    config["imaging"]["spacing_mm"] = [4.0, 4.0, 4.0]
+    config["imaging"]["crop"]["box_mm"] = [48.0, 48.0, 48.0]
+    config["radiomics"]["robustness"]["n_patients"] = 4
     config["simulate"]["radiogenomics"]["rnaseq"]["n_genes"] = 6000
     config["simulate"]["radiogenomics"]["rnaseq"]["n_noncoding"] = 100
     return config

@@ -52,7 +52,7 @@ def tumour_features(volumes: PatientVolumes) -> pd.Series:
     """Fast-parameter tumour features of a liver-z-scored phantom (one row)."""
     features, _ = radiomics.extract_patient(
         normalise_patient(volumes, "zscore"),
-        radiomics.params_path("mri", fast=True),
+        radiomics.params_path("mri", original_only=True),
         regions=("tumour",),
     )
     return features.iloc[0]
@@ -112,14 +112,14 @@ def test_brain1_matches_pyradiomics_baseline(
     )
 
 
-@pytest.mark.parametrize("name", ["mri_zscore", "ct_hu", "mri_zscore_fast", "ct_hu_fast"])
+@pytest.mark.parametrize("name", ["mri_zscore", "ct_hu", "mri_zscore_original", "ct_hu_original"])
 def test_shipped_parameter_files_load(name: str) -> None:
     """Every shipped parameter file passes PyRadiomics' schema and crops before filtering."""
     path = radiomics.PARAMS_DIR / f"{name}.yaml"
     extractor = radiomics.make_extractor(path)
     assert extractor.settings["preCrop"] is True
     assert extractor.settings["binWidth"] == (0.1 if name.startswith("mri") else 10)
-    expected_types = {"Original"} if name.endswith("fast") else {"Original", "LoG", "Wavelet"}
+    expected_types = {"Original"} if name.endswith("original") else {"Original", "LoG", "Wavelet"}
     assert set(extractor.enabledImagetypes) == expected_types
     assert set(extractor.enabledFeatures) == {
         "shape",
@@ -136,7 +136,7 @@ def test_shipped_parameter_files_load(name: str) -> None:
 def test_column_names_follow_phase_region_feature() -> None:
     """Columns are <phase>_<region>_<pyradiomics name>, one row indexed by patient_id."""
     features, diagnostics = radiomics.extract_patient(
-        normalise_patient(phantom(), "zscore"), radiomics.params_path("mri", fast=True)
+        normalise_patient(phantom(), "zscore"), radiomics.params_path("mri", original_only=True)
     )
     assert features.index.tolist() == ["P001"]
     assert features.index.name == "patient_id"
@@ -198,7 +198,7 @@ def test_empty_ring_raises_with_patient_and_exclude_returns_reason() -> None:
     mask = sitk.GetImageFromArray(no_liver)
     mask.CopyInformation(volumes.mask)
     bad = PatientVolumes("P001", volumes.images, mask, volumes.sources)
-    params = radiomics.params_path("mri", fast=True)
+    params = radiomics.params_path("mri", original_only=True)
     with pytest.raises(ImageQCError, match=r"P001.*arterial\.nii\.gz.*peritumoural"):
         radiomics.extract_patient(bad, params)
     result, exclusion = call_or_exclude(radiomics.extract_patient, bad, params, on_error="exclude")
@@ -270,7 +270,7 @@ def test_icc_marks_constant_features_not_robust() -> None:
 
 def test_robustness_pipeline_on_phantoms() -> None:
     """Original vs perturbed-mask features of a few phantoms give a finite ICC table."""
-    params = radiomics.params_path("mri", fast=True)
+    params = radiomics.params_path("mri", original_only=True)
     cohort = [
         normalise_patient(phantom(radius_mm=r, tumour_mean=m, seed=i, patient_id=f"P{i}"), "zscore")
         for i, (r, m) in enumerate([(5, 120), (9, 160), (7, 140), (10, 190), (6, 130)])

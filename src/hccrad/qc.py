@@ -86,3 +86,47 @@ def qc_figure(
     )
     figure.tight_layout(rect=(0, 0.02, 1, 1))
     return figure
+
+
+def crops_figure(crops: dict[str, Path], sheet: pd.DataFrame) -> plt.Figure:
+    """Mid-slices of each patient's largest-tumour crop, every phase, tumour outlined."""
+    apply_style()
+    patients = list(crops)
+    first = np.load(crops[patients[0]])
+    phases = [str(p) for p in first["phases"]]
+    figure, axes = plt.subplots(
+        len(patients),
+        len(phases),
+        figsize=(1.5 * len(phases), 1.5 * len(patients)),
+        squeeze=False,
+    )
+    for row, patient in enumerate(patients):
+        crop = np.load(crops[patient])
+        image, mask = crop["image"], crop["mask"]
+        k = tumour_slice(np.moveaxis(mask, 0, -1))  # crops are (z, y, x)
+        _, dy, dx = crop["spacing_zyx"]
+        for col, phase in enumerate(phases):
+            axis = axes[row, col]
+            values = image[col, k]
+            low, high = display_window(values)
+            extent = (0, values.shape[1] * dx, values.shape[0] * dy, 0)
+            axis.imshow(values, cmap="gray", vmin=low, vmax=high, extent=extent)
+            inside = (mask[k] == LABELS["tumour"]).astype(float)
+            if inside.any():
+                xs = (np.arange(values.shape[1]) + 0.5) * dx
+                ys = (np.arange(values.shape[0]) + 0.5) * dy
+                axis.contour(
+                    xs, ys, inside, levels=[0.5], colors=LABEL_COLOURS["tumour"], linewidths=0.6
+                )
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(phase.replace("_", " "))
+            if col == 0:
+                axis.set_ylabel(f"{patient}\n{sheet.loc[patient, 'centre']}")
+    figure.suptitle(
+        f"Tumour-centred crops after resampling and normalisation ({dx:g} mm voxels, "
+        f"{image.shape[-1] * dx:g} mm box)"
+    )
+    figure.tight_layout()
+    return figure

@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import pingouin
 import radiomics
 import SimpleITK as sitk  # noqa: N813  (the name SimpleITK itself documents)
 from radiomics.featureextractor import RadiomicsFeatureExtractor
@@ -46,10 +45,10 @@ Perturbation = Literal["erode", "dilate", "jitter"]
 PERTURBATIONS: tuple[Perturbation, ...] = ("erode", "dilate", "jitter")
 
 
-def params_path(modality: Literal["mri", "ct"], *, fast: bool = False) -> Path:
+def params_path(modality: Literal["mri", "ct"], *, original_only: bool = False) -> Path:
     """The shipped parameter file for a modality (resources/pyradiomics)."""
     name = {"mri": "mri_zscore", "ct": "ct_hu"}[modality]
-    return PARAMS_DIR / f"{name}{'_fast' if fast else ''}.yaml"
+    return PARAMS_DIR / f"{name}{'_original' if original_only else ''}.yaml"
 
 
 def make_extractor(
@@ -323,6 +322,8 @@ def _icc_row(
             "ci95_high": np.nan,
             "robust": False,
         }
+    import pingouin  # slow to import (~0.7 s); only the ICC step needs it
+
     with np.errstate(divide="ignore", invalid="ignore"):
         table = pingouin.intraclass_corr(long, targets="patient_id", raters="mask", ratings="value")
     icc3 = table.set_index("Type").loc["ICC(C,1)"]
@@ -397,3 +398,56 @@ def harmonise_per_centre(
     if method != "centre_zscore":
         raise ValueError(f"unknown harmonisation {method!r}; choose 'none' or 'centre_zscore'")
     return apply_centre_scaler(features, centre, fit_centre_scaler(features, centre, fit_rows))
+
+
+def select_robust(features: pd.DataFrame, icc: pd.DataFrame) -> pd.DataFrame:
+    """Keep the features the ICC table marks robust (the others are listed in that table)."""
+    robust = icc.loc[icc["robust"].astype(bool), "feature"]
+    missing = sorted(set(robust) - set(features.columns))
+    if missing:
+        raise ValueError(
+            f"{len(missing)} robust features are not in the features table (e.g. {missing[:3]}):"
+            " the ICC and the features come from different parameter files, phases or regions"
+        )
+    return features.loc[:, [c for c in features.columns if c in set(robust)]]
+
+
+def feature_group(name: str) -> str:
+    """The phase, region and PyRadiomics class of a feature column, e.g. 'arterial tumour glcm'."""
+    phase_region, _, rest = name.partition("_original_")
+    if not rest:
+        parts = name.split("_")
+        return " ".join(parts[:3])
+    return f"{phase_region.replace('_', ' ')} {rest.split('_')[0]}"
+
+
+def icc_figure(icc: pd.DataFrame, threshold: float):
+    """Strip plot of every feature's ICC(3,1) by PyRadiomics class, with the threshold."""
+    import matplotlib.pyplot as plt
+
+    from hccrad.style import apply_style
+
+    apply_style()
+    table = icc.assign(
+        feature_class=icc["feature"].map(lambda f: f.split("_")[-2] if "_" in f else f)
+    )
+    classes = sorted(table["feature_class"].unique())
+    figure, axis = plt.subplots(figsize=(6.5, 3.0))
+    rng = np.random.default_rng(0)  # jitter for display only
+    for position, name in enumerate(classes):
+        values = table.loc[table["feature_class"] == name]
+        x = position + rng.uniform(-0.3, 0.3, len(values))
+        colours = np.where(values["robust"].astype(bool), "#009E73", "#D55E00")
+        axis.scatter(x, values["icc"].clip(lower=-0.2), s=5, c=colours, alpha=0.7, linewidths=0)
+        kept = int(values["robust"].astype(bool).sum())
+        axis.text(position, 1.04, f"{kept}/{len(values)}", ha="center", fontsize=6)
+    axis.axhline(threshold, color="black", linestyle="--", linewidth=0.8)
+    axis.set_xticks(range(len(classes)), classes, rotation=30, ha="right")
+    axis.set_ylim(-0.22, 1.1)
+    axis.set_ylabel("ICC(3,1), original vs perturbed masks")
+    axis.set_xlabel("PyRadiomics feature class (all phases and regions)")
+    axis.set_title(
+        f"Robustness to the contour: {int(icc['robust'].sum())} of {len(icc)} features "
+        f"with ICC >= {threshold} (green kept, vermilion excluded; n robust/n above)"
+    )
+    return figure

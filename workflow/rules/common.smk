@@ -5,7 +5,10 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from hccrad.cohort import read_sheet
 from hccrad.config import check_config, simulated_cohorts
+from hccrad.preprocess import robustness_patients
+from hccrad.simulate import patient_ids, shard_members, tcga_like_ids
 
 validate(config, "../schemas/config.schema.yaml")
 # Shipped files (resources/, schemas) live beside the Snakefile; results go to the working
@@ -47,6 +50,58 @@ def lesion_tables(wildcards):
     ]
 
 
+def cohort_patients(cohort):
+    """Patient ids of a cohort, known before any job runs (simulated: from the config)."""
+    spec = cohort_cfg(cohort)
+    if spec["role"] == "radiogenomics":
+        return tcga_like_ids(spec["centres"][0]["n_patients"], spec["tss_code"])
+    return patient_ids(spec["centres"])
+
+
+def modality(cohort):
+    """The imaging modality of a cohort: mri or ct."""
+    return cohort_cfg(cohort)["modality"]
+
+
+def patient_shard(wildcards):
+    """The image shard folder that holds a simulated patient's images."""
+    ids = cohort_patients(wildcards.cohort)
+    n = cohort_cfg(wildcards.cohort)["n_shards"]
+    shard = next(
+        s for s in range(1, n + 1) if wildcards.patient in shard_members(ids, n, s)
+    )
+    return f"results/{wildcards.cohort}/images/shard{shard}"
+
+
+def radiomics_params(wildcards):
+    """The PyRadiomics parameter file for the cohort's modality."""
+    return resolve(config["radiomics"]["params"][modality(wildcards.cohort)])
+
+
+def per_patient(pattern):
+    """An input function: ``pattern`` filled in for every patient of the cohort."""
+
+    def files(wildcards):
+        return [
+            pattern.format(cohort=wildcards.cohort, patient=patient)
+            for patient in cohort_patients(wildcards.cohort)
+        ]
+
+    return files
+
+
+def perturbed_tables(wildcards):
+    """Perturbed-mask features of the robustness patients (training patients of the sheet)."""
+    sheet_path = checkpoints.gather_sheet.get(cohort=wildcards.cohort).output.sheet
+    patients = robustness_patients(
+        read_sheet(sheet_path), config["radiomics"]["robustness"]["n_patients"]
+    )
+    return [
+        f"results/{wildcards.cohort}/radiomics/perturbed/{patient}.parquet"
+        for patient in patients
+    ]
+
+
 def all_targets():
     """The default targets: sheets, truth, QC figures and Table 1 of every cohort."""
     targets = []
@@ -58,8 +113,13 @@ def all_targets():
             f"results/{cohort}/qc/cohort_qc.png",
             f"results/{cohort}/table1.tsv",
             f"results/{cohort}/table1.png",
+            f"results/{cohort}/radiomics/features_robust.parquet",
+            f"results/{cohort}/exclusions.tsv",
+            f"results/{cohort}/qc/preprocessing_qc.png",
         ]
     targets += [
+        f"results/{RESPONSE_COHORT}/radiomics/icc.tsv",
+        f"results/{RESPONSE_COHORT}/radiomics/icc.png",
         f"results/{RADIOGENOMICS_COHORT}/rnaseq/gdc_sample_sheet.tsv",
         f"results/{RADIOGENOMICS_COHORT}/truth/planted_genes.tsv",
     ]

@@ -73,7 +73,7 @@ rule simulate_rnaseq:
         "../scripts/simulate_rnaseq.py"
 
 
-rule gather_sheet:
+checkpoint gather_sheet:
     input:
         patients="results/{cohort}/simulated/patients.tsv",
         shards=shard_dirs,

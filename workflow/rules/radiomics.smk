@@ -1,0 +1,127 @@
+# PyRadiomics per patient, gathered into a cohort table; robustness to the contour (ICC).
+
+
+rule patient_radiomics:
+    input:
+        prepared="results/{cohort}/prepared/{patient}",
+        params=radiomics_params,
+    output:
+        features="results/{cohort}/radiomics/patients/{patient}.parquet",
+        diagnostics="results/{cohort}/radiomics/patients/{patient}_diagnostics.tsv",
+    log:
+        "logs/{cohort}/patient_radiomics/{patient}.log",
+    benchmark:
+        "results/benchmarks/patient_radiomics/{cohort}/{patient}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        radiomics=config["radiomics"],
+        spacing_mm=config["imaging"]["spacing_mm"],
+    script:
+        "../scripts/patient_radiomics.py"
+
+
+rule patient_perturbed_radiomics:
+    input:
+        prepared="results/{cohort}/prepared/{patient}",
+        params=radiomics_params,
+    output:
+        "results/{cohort}/radiomics/perturbed/{patient}.parquet",
+    log:
+        "logs/{cohort}/patient_perturbed_radiomics/{patient}.log",
+    benchmark:
+        "results/benchmarks/patient_perturbed_radiomics/{cohort}/{patient}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        radiomics=config["radiomics"],
+        spacing_mm=config["imaging"]["spacing_mm"],
+        seed=config["seed"],
+    script:
+        "../scripts/patient_perturbed_radiomics.py"
+
+
+rule gather_radiomics:
+    input:
+        features=per_patient("results/{cohort}/radiomics/patients/{patient}.parquet"),
+        diagnostics=per_patient(
+            "results/{cohort}/radiomics/patients/{patient}_diagnostics.tsv"
+        ),
+        prepared=per_patient("results/{cohort}/prepared/{patient}"),
+    output:
+        features="results/{cohort}/radiomics/features.parquet",
+        diagnostics="results/{cohort}/radiomics/diagnostics.tsv",
+        exclusions="results/{cohort}/exclusions.tsv",
+    log:
+        "logs/{cohort}/gather_radiomics.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/gather_radiomics.py"
+
+
+rule radiomics_robustness:
+    input:
+        features="results/{cohort}/radiomics/features.parquet",
+        perturbed=perturbed_tables,
+    output:
+        icc=report(
+            "results/{cohort}/radiomics/icc.tsv",
+            caption="../report/icc.rst",
+            category="Radiomics",
+            labels={"cohort": "{cohort}", "table": "feature ICC"},
+        ),
+        png=report(
+            "results/{cohort}/radiomics/icc.png",
+            caption="../report/icc.rst",
+            category="Radiomics",
+            labels={"cohort": "{cohort}", "figure": "feature ICC"},
+        ),
+        pdf="results/{cohort}/radiomics/icc.pdf",
+    log:
+        "logs/{cohort}/radiomics_robustness.log",
+    benchmark:
+        "results/benchmarks/radiomics_robustness/{cohort}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        threshold=config["radiomics"]["robustness"]["icc_threshold"],
+    script:
+        "../scripts/radiomics_robustness.py"
+
+
+rule robust_features:
+    input:
+        features="results/{cohort}/radiomics/features.parquet",
+        icc=f"results/{RESPONSE_COHORT}/radiomics/icc.tsv",
+        sheet="results/{cohort}/sheet.tsv",
+    output:
+        "results/{cohort}/radiomics/features_robust.parquet",
+    log:
+        "logs/{cohort}/robust_features.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    params:
+        harmonisation=config["radiomics"]["harmonisation"],
+    script:
+        "../scripts/robust_features.py"

@@ -1,0 +1,16 @@
+"""Features of one training patient under each mask perturbation (for the ICC)."""
+
+from hccrad.preprocess import patient_perturbed_radiomics
+from hccrad.runlog import log_to
+
+log = log_to(snakemake.log[0])
+table = patient_perturbed_radiomics(
+    snakemake.wildcards.patient,
+    snakemake.input.prepared,
+    snakemake.input.params,
+    snakemake.params.radiomics,
+    snakemake.params.spacing_mm,
+    snakemake.params.seed,
+)
+table.to_parquet(snakemake.output[0])
+log.info("perturbations: %s", ", ".join(table["perturbation"]))

@@ -1,11 +1,14 @@
 """Seconds per patient: hccrad's radiomics extraction vs PyRadiomics' command-line batch mode.
 
-Both read the same files: synthetic three-phase MRI phantoms (z-scored over the liver, NIfTI)
-and their label maps. hccrad runs `load_patient` + `extract_patient` per patient (tumour and
-peritumoural regions, every phase) in a process pool; the `pyradiomics` CLI gets one CSV row
-(Image, Mask) per phase x region, with the region masks written beforehand (not timed), and
-its own `--jobs`. Writes a Markdown table.
+Both read the same files: the prepared patients of a workflow run (the default cohort's
+resampled, liver-z-scored phases and masks, with the config's parameter file and settings), or
+synthetic phantoms when no run is at hand. hccrad runs `load_patient` + `extract_patient` per
+patient (tumour and peritumoural regions, every phase) in a process pool; the `pyradiomics` CLI
+gets one CSV row (Image, Mask) per phase x region, with the region masks written beforehand (not
+timed), and its own `--jobs`. Writes a Markdown table.
 
+    .venv/bin/python benchmarks/radiomics_benchmark.py --n-cases 12 \
+        --prepared results/sim_tace/prepared
     .venv/bin/python benchmarks/radiomics_benchmark.py --n-cases 8 --params full
     .venv/bin/python benchmarks/radiomics_benchmark.py --n-cases 2 --params original   # smoke run
 """
@@ -84,6 +87,42 @@ def write_cases(n_cases: int, folder: Path, seed: int) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("patient_id")
 
 
+def prepared_cases(prepared: Path, n_cases: int, folder: Path) -> pd.DataFrame:
+    """Sheet of the first ``n_cases`` prepared patients of a run, with region masks written."""
+    rows = []
+    for patient_dir in sorted(p for p in prepared.iterdir() if (p / "mask.nii.gz").exists())[
+        :n_cases
+    ]:
+        patient_id = patient_dir.name
+        image_paths = {p: patient_dir / f"{p}.nii.gz" for p in PHASES}
+        volumes = imaging.load_patient(patient_id, image_paths, patient_dir / "mask.nii.gz")
+        regions = radiomics.region_masks(volumes.mask, REGIONS, ring_mm=RING_MM)
+        region_paths = {r: folder / f"{patient_id}_{r}.nii.gz" for r in REGIONS}
+        for region, region_mask in regions.items():
+            sitk.WriteImage(region_mask, str(region_paths[region]), useCompression=True)
+        rows.append(
+            {"patient_id": patient_id, "mask": str(patient_dir / "mask.nii.gz")}
+            | {p: str(path) for p, path in image_paths.items()}
+            | {f"{r}_mask": str(path) for r, path in region_paths.items()}
+        )
+    return pd.DataFrame(rows).set_index("patient_id")
+
+
+def workflow_params(config_path: Path, folder: Path) -> str:
+    """The config's MRI parameter file with its settings and spacing merged in, as one file."""
+    import yaml
+
+    config = yaml.safe_load(config_path.read_text())
+    params = yaml.safe_load(
+        (config_path.parent.parent / config["radiomics"]["params"]["mri"]).read_text()
+    )
+    params["setting"] |= dict(config["radiomics"].get("settings", {}))
+    params["setting"]["resampledPixelSpacing"] = config["imaging"]["spacing_mm"]
+    path = folder / "workflow_params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return str(path)
+
+
 def extract_one(patient_id: str, row: dict[str, str], params: str) -> pd.DataFrame:
     """hccrad's per-patient work: read and check the files, extract every phase x region."""
     volumes = imaging.load_patient(patient_id, {p: row[p] for p in PHASES}, row["mask"])
@@ -146,6 +185,13 @@ def max_relative_difference(ours: pd.DataFrame, theirs: pd.DataFrame) -> float:
     return float(np.nanmax(np.abs(a - b) / np.maximum(np.abs(b), 1e-12)))
 
 
+def radiomics_version() -> str:
+    """The installed PyRadiomics version."""
+    from importlib.metadata import version
+
+    return version("pyradiomics")
+
+
 def main() -> None:
     """Run both tools with 1 and 2 processes and write the Markdown table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -153,13 +199,22 @@ def main() -> None:
     parser.add_argument("--params", choices=("full", "original"), default="full")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--seed", type=int, default=20260101)
+    parser.add_argument("--prepared", type=Path, help="a run's results/<cohort>/prepared")
+    parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
     parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".md"))
     args = parser.parse_args()
-    params = str(radiomics.params_path("mri", original_only=args.params == "original"))
 
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="hccrad_radiomics_bench_") as tmp:
         folder = Path(tmp)
-        sheet = write_cases(args.n_cases, folder, args.seed)
+        if args.prepared:
+            params = workflow_params(args.config, folder)
+            sheet = prepared_cases(args.prepared, args.n_cases, folder)
+            source = f"prepared patients of `{args.prepared}` with `{args.config}`'s settings"
+        else:
+            params = str(radiomics.params_path("mri", original_only=args.params == "original"))
+            sheet = write_cases(args.n_cases, folder, args.seed)
+            source = "synthetic phantoms"
         results, difference = [], 0.0
         for processes in args.processes:
             seconds, ours = run_hccrad(sheet, params, processes)
@@ -173,12 +228,13 @@ def main() -> None:
     lines = [
         "# Radiomics extraction benchmark",
         "",
-        f"`{Path(__file__).name} --n-cases {args.n_cases} --params {args.params}`: "
-        f"{args.n_cases} synthetic patients x {len(PHASES)} MRI phases x {len(REGIONS)} regions "
-        f"= {n_extractions} PyRadiomics extractions, parameters `{Path(params).name}`, "
+        f"`{' '.join(sys.argv[1:])}`: {args.n_cases} patients ({source}) x {len(PHASES)} MRI "
+        f"phases x {len(REGIONS)} regions = {n_extractions} PyRadiomics extractions, "
         f"{ours.shape[1]} features per patient.",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}. Wall-clock time of the whole set.",
+        f"Python {platform.python_version()}, PyRadiomics {radiomics_version()}; load average "
+        f"before the run {load_before:.1f} (other processes share the cores: times are upper "
+        f"bounds). Wall-clock time of the whole set, {time.strftime('%Y-%m-%d')}.",
         "",
         "| method | processes | whole set (s) | s / patient |",
         "| --- | ---: | ---: | ---: |",

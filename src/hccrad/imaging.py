@@ -625,7 +625,9 @@ def write_qc_png(
     extent = (ox - sx / 2, ox + (nx - 0.5) * sx, oy + (ny - 0.5) * sy, oy - sy / 2)
 
     n = len(oriented.phases)
-    fig = Figure(figsize=(3.2 * n, 3.6), dpi=dpi, layout="constrained")
+    # A fixed layout: constrained layout took 60% of a patient's preparation time.
+    fig = Figure(figsize=(3.2 * n, 3.6), dpi=dpi)
+    fig.subplots_adjust(left=0.07, right=0.97, bottom=0.2, top=0.85, wspace=0.45)
     axes = fig.subplots(1, n, squeeze=False)[0]
     for ax, (phase, image) in zip(axes, oriented.images.items(), strict=True):
         values = sitk.GetArrayViewFromImage(image)[k]
@@ -658,7 +660,7 @@ def write_qc_png(
         Line2D([], [], color=LIVER_COLOUR, label="liver"),
         Line2D([], [], color=TUMOUR_COLOUR, label="tumour"),
     ]
-    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=8, frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
     fig.suptitle(
         f"{volumes.patient_id}: axial slice {k} (z = {oz:.1f} mm) through the largest tumour",
         fontsize=10,

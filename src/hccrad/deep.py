@@ -1,0 +1,1217 @@
+"""3D CNNs that predict TACE response from tumour crops: train, select, refit, predict, explain.
+
+Inputs are the tumour crops of `hccrad.imaging` (.npz: ``image`` (phases, z, y, x) float32,
+already normalised per phase, e.g. z-scored over the liver) and a cohort sheet indexed by
+``patient_id`` with ``split`` and ``response`` (1 = objective response).
+
+The procedure, and what the cross-validation estimates:
+
+1. Architecture selection sees the training split only (`training_labels` refuses any other
+   row). Stratified k-fold CV over the training patients, with the same folds for every
+   architecture so that the comparison is paired. Inside each fold the fitting patients are split
+   again (stratified, seeded) into an inner training and an inner validation part: the network
+   trains on the first with class-weighted BCE, stops when the validation AUC (ties: the lower
+   validation loss) has not improved for `patience` epochs and keeps the weights of its best
+   epoch. The fold AUC is that network's AUC on the held-out fold.
+2. The winner has the highest mean fold AUC. Ties (equal to 3 decimals, i.e. below what 20-50
+   patients per fold can resolve) go to the lower SD over folds, then to fewer parameters, then
+   to the order of `ARCHITECTURES`.
+3. The winner is refitted on the whole training split by the same procedure (inner split and
+   early stopping). A refit, not an ensemble of the fold networks: CV estimates the performance of
+   the *procedure*, and the refit is that procedure applied to all training patients; and one
+   network gives one deep-feature space and one Grad-CAM per patient, which the radiogenomic
+   correlation and the figures need (k fold networks are k unrelated feature spaces that cannot
+   be averaged).
+4. Internal-test and external patients are only ever predicted (`predict_scores`,
+   `deep_features`, `grad_cam`).
+
+Several tumours per patient: `load_crops` keeps the ``top_k`` largest tumours of each patient
+(default 1, the largest: the mRECIST target lesion that dominates response, and what the studies
+crop). Training gives every kept crop its patient's label; a patient's score and deep features
+are the mean over the patient's kept crops.
+
+Reproducibility: on the CPU the same config, data and thread count give bit-identical weights
+(seeded torch/numpy/MONAI transforms, seeded DataLoader generator, deterministic algorithms). On
+CUDA, training is seeded but uses mixed precision and cuDNN autotuning, so it is fast rather than
+bit-reproducible.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import monai
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib import pyplot as plt
+from monai.data import DataLoader, Dataset
+from monai.networks import nets
+from monai.networks.nets.resnet import get_medicalnet_pretrained_resnet_args
+from monai.transforms import (
+    Compose,
+    EnsureTyped,
+    Rand3DElasticd,
+    RandFlipd,
+    RandRotated,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+    ResizeWithPadOrCrop,
+)
+from monai.utils import set_determinism
+from monai.visualize import GradCAM
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, train_test_split
+from torch import nn
+from tqdm.auto import tqdm
+
+from hccrad.evaluate import check_binary_outcome, name_patients
+from hccrad.seeding import rng_for
+from hccrad.style import apply_style, save_figure
+
+logger = logging.getLogger(__name__)
+
+ARCHITECTURES: tuple[str, ...] = ("resnet18", "resnet50", "densenet121", "efficientnet_b0")
+FEATURE_PREFIX = "deep_"
+SCORE_NAME = "deep_score"
+TRAIN_SPLIT = "train"
+# n_train: patients a fold's network is fitted on (inner training + inner validation); n_val:
+# the held-out fold that gives the fold AUC; n_inner_val: the early-stopping part of n_train.
+SELECTION_COLUMNS: tuple[str, ...] = (
+    "architecture",
+    "fold",
+    "auc",
+    "n_train",
+    "n_val",
+    "epochs",
+    "best_epoch",
+    "n_inner_val",
+    "n_parameters",
+    "seconds",
+)
+# Block definition of EfficientNet-B0 as in monai.networks.nets.EfficientNetBN, which takes no
+# width multiplier; the generic EfficientNet class does.
+EFFICIENTNET_B0_BLOCKS: tuple[str, ...] = (
+    "r1_k3_s11_e1_i32_o16_se0.25",
+    "r2_k3_s22_e6_i16_o24_se0.25",
+    "r2_k5_s22_e6_i24_o40_se0.25",
+    "r3_k3_s22_e6_i40_o80_se0.25",
+    "r3_k5_s11_e6_i80_o112_se0.25",
+    "r4_k5_s22_e6_i112_o192_se0.25",
+    "r1_k3_s11_e6_i192_o320_se0.25",
+)
+# Grad-CAM candidate layers, deepest first. The last stage of every network is 1 voxel wide at
+# 32^3 crops (total stride 32), where a CAM is a constant; "auto" takes the deepest stage that
+# is still MIN_CAM_VOXELS wide. EfficientNet's `_swish` is shared by stem and head (hooks on it
+# would mix the two), so its candidates are the block stages.
+CAM_LAYERS: dict[str, tuple[str, ...]] = {
+    "resnet18": ("layer4", "layer3", "layer2", "layer1"),
+    "resnet50": ("layer4", "layer3", "layer2", "layer1"),
+    "densenet121": (
+        "class_layers.relu",
+        "features.denseblock3",
+        "features.denseblock2",
+        "features.denseblock1",
+    ),
+    "efficientnet_b0": ("_blocks.6", "_blocks.4", "_blocks.2", "_blocks.1"),
+}
+MIN_CAM_VOXELS = 4
+CAM_COLOURMAP = "inferno"
+PREFERRED_CAM_PHASE = "arterial"  # the phase whose enhancement drives response in the studies
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """What it takes to rebuild a network: architecture, channels, crop size and width."""
+
+    architecture: str = "resnet18"
+    in_channels: int = 3
+    spatial_size: tuple[int, int, int] = (32, 32, 32)
+    # Channel multiplier (ResNet widen_factor, DenseNet features/growth, EfficientNet width).
+    width: float = 0.5
+    # Stride of the first convolution; ResNets only (DenseNet and EfficientNet stems are fixed).
+    stem_stride: int = 2
+    # Input values are clipped to this range before the network (None: not clipped).
+    intensity_clip: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        """Normalise sizes and ranges to tuples and reject unknown architectures."""
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"unknown architecture {self.architecture!r}; use one of {ARCHITECTURES}"
+            )
+        object.__setattr__(self, "spatial_size", _as_size(self.spatial_size))
+        object.__setattr__(self, "intensity_clip", _as_range(self.intensity_clip))
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any]) -> NetworkConfig:
+        """A network config from a JSON-like dict."""
+        return cls(**_known_keys(cls, mapping, "network config"))
+
+
+@dataclass(frozen=True)
+class DeepConfig:
+    """Training and selection settings (the `deep:` block of the workflow config)."""
+
+    architectures: tuple[str, ...] = ARCHITECTURES
+    spatial_size: tuple[int, int, int] = (32, 32, 32)
+    width: float = 0.5
+    stem_stride: int = 2
+    # For liver z-scored MRI, e.g. (-5, 10): air, fat and bone lie 10-20 liver SDs below the
+    # liver and would otherwise dominate the input scale. None for HU crops (the default, as a
+    # range that suits z-scores would flatten Hounsfield units).
+    intensity_clip: tuple[float, float] | None = None
+    folds: int = 3
+    max_epochs: int = 20
+    patience: int = 5
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    validation_fraction: float = 0.2
+    flip_prob: float = 0.5
+    rotate_degrees: float = 10.0
+    rotate_prob: float = 0.5
+    intensity_scale: float = 0.1
+    intensity_shift: float = 0.1
+    intensity_prob: float = 0.5
+    # Rand3DElastic costs more than all other augmentations together on a CPU: off by default.
+    elastic: bool = False
+    elastic_prob: float = 0.2
+    top_k_instances: int = 1
+    device: str = "auto"
+    # None: 0 on the CPU (tensors are in memory already), up to 4 on CUDA.
+    num_workers: int | None = None
+    # Local checkpoint per architecture (e.g. MedicalNet ResNets); nothing is ever downloaded.
+    pretrained: Mapping[str, str] = field(default_factory=dict)
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        """Normalise sequences to tuples and check the architectures."""
+        object.__setattr__(self, "spatial_size", _as_size(self.spatial_size))
+        object.__setattr__(self, "intensity_clip", _as_range(self.intensity_clip))
+        object.__setattr__(self, "architectures", tuple(self.architectures))
+        unknown = [a for a in self.architectures if a not in ARCHITECTURES]
+        if unknown or not self.architectures:
+            raise ValueError(f"unknown architectures {unknown}; use some of {ARCHITECTURES}")
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any] | None) -> DeepConfig:
+        """A config from the workflow config's `deep:` dict; unknown keys are an error."""
+        return cls(**_known_keys(cls, mapping or {}, "deep config"))
+
+    def network(self, architecture: str, in_channels: int) -> NetworkConfig:
+        """The network config of one architecture for crops with `in_channels` phases."""
+        return NetworkConfig(
+            architecture,
+            in_channels,
+            self.spatial_size,
+            self.width,
+            self.stem_stride,
+            self.intensity_clip,
+        )
+
+
+def _as_size(size: int | Sequence[int]) -> tuple[int, int, int]:
+    """A (z, y, x) crop size from one int or three."""
+    values = (int(size),) * 3 if isinstance(size, int | np.integer) else tuple(map(int, size))
+    if len(values) != 3 or min(values) < 1:
+        raise ValueError(f"spatial_size must be one or three positive ints, not {size!r}")
+    return values  # type: ignore[return-value]
+
+
+def _as_range(values: Sequence[float] | None) -> tuple[float, float] | None:
+    """A (low, high) pair of floats, or None."""
+    if values is None:
+        return None
+    low, high = (float(v) for v in values)
+    if not low < high:
+        raise ValueError(f"intensity_clip must be (low, high) with low < high, not {values!r}")
+    return low, high
+
+
+def _known_keys(cls: type, mapping: Mapping[str, Any], what: str) -> dict[str, Any]:
+    """The mapping, after checking that every key is a field of the dataclass."""
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(mapping) - names)
+    if unknown:
+        raise ValueError(f"{what}: unknown keys {unknown}; known keys are {sorted(names)}")
+    return dict(mapping)
+
+
+def _seed_for(seed: int, *labels: str | int) -> int:
+    """An int seed for one named purpose, derived from the config seed."""
+    return int(rng_for(seed, "deep", *labels).integers(0, 2**31 - 1))
+
+
+# --------------------------------------------------------------------------- crops
+
+
+@dataclass(frozen=True)
+class CropSet:
+    """Tumour crops at one size: images (n, phases, z, y, x) and per-crop patient metadata."""
+
+    patient_ids: tuple[str, ...]
+    instances: tuple[int, ...]
+    tumour_volumes_mm3: tuple[float, ...]
+    phases: tuple[str, ...]
+    images: np.ndarray
+    masks: np.ndarray | None = None  # (n, z, y, x) labels, 2 = tumour
+    spacing_zyx: tuple[tuple[float, float, float], ...] | None = None
+
+    @property
+    def patients(self) -> list[str]:
+        """Patient ids in order of first appearance."""
+        return list(dict.fromkeys(self.patient_ids))
+
+    @property
+    def spatial_size(self) -> tuple[int, int, int]:
+        """The crops' (z, y, x) size."""
+        return tuple(self.images.shape[2:])  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        """Number of crops."""
+        return len(self.patient_ids)
+
+    def subset(self, patients: Iterable[str]) -> CropSet:
+        """The crops of the given patients, in their order; ValueError if one has none."""
+        wanted = [str(p) for p in patients]
+        rows_by_patient: dict[str, list[int]] = {}
+        for row, patient in enumerate(self.patient_ids):
+            rows_by_patient.setdefault(patient, []).append(row)
+        missing = [p for p in wanted if p not in rows_by_patient]
+        if missing:
+            raise ValueError(
+                f"no tumour crop for {len(missing)} patient(s): {name_patients(missing)}; "
+                "crop them (hccrad.imaging) or leave them out of the sheet"
+            )
+        return self._take([row for p in wanted for row in rows_by_patient[p]])
+
+    def _take(self, rows: Sequence[int]) -> CropSet:
+        """The crops at the given row positions."""
+        return CropSet(
+            tuple(self.patient_ids[r] for r in rows),
+            tuple(self.instances[r] for r in rows),
+            tuple(self.tumour_volumes_mm3[r] for r in rows),
+            self.phases,
+            self.images[list(rows)],
+            None if self.masks is None else self.masks[list(rows)],
+            None if self.spacing_zyx is None else tuple(self.spacing_zyx[r] for r in rows),
+        )
+
+
+def crops_from_arrays(
+    patient_ids: Sequence[str],
+    images: Sequence[np.ndarray] | np.ndarray,
+    *,
+    spatial_size: int | Sequence[int],
+    phases: Sequence[str] | None = None,
+    masks: Sequence[np.ndarray] | None = None,
+    instances: Sequence[int] | None = None,
+    tumour_volumes_mm3: Sequence[float] | None = None,
+    spacing_zyx: Sequence[Sequence[float]] | None = None,
+    top_k: int = 1,
+) -> CropSet:
+    """A CropSet from (phases, z, y, x) arrays, padded/cropped about the centre to one size."""
+    n = len(patient_ids)
+    if len(images) != n:
+        raise ValueError(f"{len(images)} images for {n} patient ids")
+    n_channels = {np.asarray(image).shape[0] for image in images}
+    if len(n_channels) != 1 or any(np.asarray(image).ndim != 4 for image in images):
+        raise ValueError("every crop image must be (phases, z, y, x) with the same phase count")
+    instances = list(instances) if instances is not None else [1] * n
+    # Without volumes, the earlier instance number (1 = largest in hccrad.imaging) ranks higher.
+    volumes = (
+        list(tumour_volumes_mm3) if tumour_volumes_mm3 is not None else [-i for i in instances]
+    )
+    order = _largest_first(list(map(str, patient_ids)), volumes, top_k)
+    size = _as_size(spatial_size)
+    # Centre crop/pad keeps the millimetre scale (the crops share a spacing); "edge" padding
+    # avoids inventing a signal value that the normalised image does not have.
+    resize_image = ResizeWithPadOrCrop(size, mode="edge")
+    resize_mask = ResizeWithPadOrCrop(size, mode="constant")
+    stacked = np.stack(
+        [np.asarray(resize_image(np.asarray(images[i], np.float32))) for i in order]
+    ).astype(np.float32)
+    stacked_masks = None
+    if masks is not None:
+        stacked_masks = np.stack(
+            [np.asarray(resize_mask(np.asarray(masks[i])[None]))[0] for i in order]
+        ).astype(np.uint8)
+    channels = n_channels.pop()
+    return CropSet(
+        patient_ids=tuple(str(patient_ids[i]) for i in order),
+        instances=tuple(int(instances[i]) for i in order),
+        tumour_volumes_mm3=tuple(float(volumes[i]) for i in order),
+        phases=tuple(phases) if phases is not None else tuple(f"phase{c}" for c in range(channels)),
+        images=stacked,
+        masks=stacked_masks,
+        spacing_zyx=None
+        if spacing_zyx is None
+        else tuple(tuple(float(s) for s in spacing_zyx[i]) for i in order),  # type: ignore[misc]
+    )
+
+
+def _largest_first(patient_ids: Sequence[str], volumes: Sequence[float], top_k: int) -> list[int]:
+    """Row order: patients by first appearance, each patient's top_k largest tumours first."""
+    if top_k < 1:
+        raise ValueError(f"top_k must be at least 1, not {top_k}")
+    first_seen = {p: i for i, p in reversed(list(enumerate(patient_ids)))}
+    order = sorted(range(len(patient_ids)), key=lambda i: (first_seen[patient_ids[i]], -volumes[i]))
+    kept: dict[str, int] = {}
+    rows = []
+    for row in order:
+        patient = patient_ids[row]
+        if kept.get(patient, 0) < top_k:
+            kept[patient] = kept.get(patient, 0) + 1
+            rows.append(row)
+    return rows
+
+
+def load_crops(
+    paths: Iterable[str | Path], spatial_size: int | Sequence[int], *, top_k: int = 1
+) -> CropSet:
+    """Read hccrad.imaging crop files (.npz) and keep each patient's top_k largest tumours."""
+    records = [_read_crop(Path(path)) for path in paths]
+    if not records:
+        raise ValueError("no crop files given")
+    phases = records[0]["phases"]
+    for record in records:
+        if record["phases"] != phases:
+            raise ValueError(
+                f"{record['path']}: phases {record['phases']} differ from {phases} of "
+                f"{records[0]['path']}; crop every patient with the same phases"
+            )
+    return crops_from_arrays(
+        [r["patient_id"] for r in records],
+        [r["image"] for r in records],
+        spatial_size=spatial_size,
+        phases=phases,
+        masks=[r["mask"] for r in records],
+        instances=[r["instance"] for r in records],
+        tumour_volumes_mm3=[r["tumour_volume_mm3"] for r in records],
+        spacing_zyx=[r["spacing_zyx"] for r in records],
+        top_k=top_k,
+    )
+
+
+def _read_crop(path: Path) -> dict[str, Any]:
+    """One crop file as a dict; ValueError naming the file when it is not a crop."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {
+                "path": path,
+                "image": data["image"].astype(np.float32),
+                "mask": data["mask"],
+                "phases": tuple(str(p) for p in data["phases"]),
+                "patient_id": str(data["patient_id"]),
+                "instance": int(data["instance"]),
+                "tumour_volume_mm3": float(data["tumour_volume_mm3"]),
+                "spacing_zyx": tuple(float(s) for s in data["spacing_zyx"]),
+            }
+    except (OSError, KeyError, ValueError) as error:
+        raise ValueError(
+            f"{path}: not a readable hccrad tumour crop ({error}); rerun the crop step"
+        ) from error
+
+
+# --------------------------------------------------------------------------- networks
+
+
+def build_network(config: NetworkConfig) -> nn.Module:
+    """A MONAI 3D CNN with one output logit; fails early if the crop is too small for it."""
+    channels, width = config.in_channels, config.width
+    if config.architecture in ("resnet18", "resnet50"):
+        depth = int(config.architecture.removeprefix("resnet"))
+        # MedicalNet's shortcut and downsample-bias choices, so that its weights fit.
+        bias_downsample, shortcut_type = get_medicalnet_pretrained_resnet_args(depth)
+        factory = nets.resnet18 if depth == 18 else nets.resnet50
+        network: nn.Module = factory(
+            spatial_dims=3,
+            n_input_channels=channels,
+            num_classes=1,
+            conv1_t_stride=config.stem_stride,
+            widen_factor=width,
+            shortcut_type=shortcut_type,
+            bias_downsample=bias_downsample,
+        )
+    elif config.architecture == "densenet121":
+        network = nets.DenseNet121(
+            spatial_dims=3,
+            in_channels=channels,
+            out_channels=1,
+            init_features=max(1, round(64 * width)),
+            growth_rate=max(1, round(32 * width)),
+        )
+    else:
+        network = nets.EfficientNet(
+            list(EFFICIENTNET_B0_BLOCKS),
+            spatial_dims=3,
+            in_channels=channels,
+            num_classes=1,
+            width_coefficient=width,
+            image_size=max(config.spatial_size),
+            # MONAI's batch-norm momentum for EfficientNet (0.01) suits ImageNet-length training;
+            # after a few hundred steps its running statistics are still near their start, and
+            # eval-mode predictions near chance. PyTorch's default (0.1) follows the data.
+            norm=("batch", {"eps": 1e-3, "momentum": 0.1}),
+        )
+    _check_runs(network, config)
+    return network
+
+
+def _check_runs(network: nn.Module, config: NetworkConfig) -> None:
+    """Run zeros through the network once, so a too-small crop fails with a clear message."""
+    network.eval()  # eval: no batch-norm statistics change and no random draws
+    try:
+        with torch.no_grad():
+            network(torch.zeros(1, config.in_channels, *config.spatial_size))
+    except (RuntimeError, ValueError) as error:
+        raise ValueError(
+            f"{config.architecture} cannot take crops of {config.spatial_size} voxels ({error}); "
+            "use larger crops (DenseNet-121 needs at least 32 per axis) or another architecture"
+        ) from error
+    network.train()
+
+
+def count_parameters(network: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in network.parameters() if p.requires_grad)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' → CUDA when available, else CPU; 'cuda' without a GPU is an error."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but torch sees no CUDA GPU; use 'auto'")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class PretrainedReport:
+    """What a pretrained checkpoint filled in, and what did not fit."""
+
+    path: str
+    loaded: tuple[str, ...]
+    missing: tuple[str, ...]
+    unexpected: tuple[str, ...]
+    shape_mismatch: tuple[str, ...]
+
+    def summary(self) -> str:
+        """One line for the log."""
+        return (
+            f"{self.path}: loaded {len(self.loaded)} tensors; missing {len(self.missing)} "
+            f"{list(self.missing[:5])}; unexpected {len(self.unexpected)} "
+            f"{list(self.unexpected[:5])}; shape mismatch {len(self.shape_mismatch)} "
+            f"{list(self.shape_mismatch[:5])}"
+        )
+
+
+def load_pretrained(network: nn.Module, path: str | Path) -> PretrainedReport:
+    """Load a local checkpoint with strict=False (never downloads) and report what did not fit."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"pretrained weights {path} do not exist; download them yourself (e.g. MedicalNet) "
+            "and give the local path in the config: the workflow never downloads weights"
+        )
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(checkpoint, Mapping) and "state_dict" in checkpoint:
+        checkpoint = checkpoint["state_dict"]  # MedicalNet's layout
+    # Checkpoints saved from nn.DataParallel prefix every key with "module.".
+    source = {str(k).removeprefix("module."): v for k, v in checkpoint.items()}
+    target = network.state_dict()
+    mismatched = tuple(
+        k for k, v in source.items() if k in target and tuple(v.shape) != tuple(target[k].shape)
+    )
+    usable = {k: v for k, v in source.items() if k not in mismatched}
+    result = network.load_state_dict(usable, strict=False)
+    report = PretrainedReport(
+        path=str(path),
+        loaded=tuple(k for k in usable if k in target),
+        missing=tuple(result.missing_keys),
+        unexpected=tuple(result.unexpected_keys),
+        shape_mismatch=mismatched,
+    )
+    logger.info("pretrained weights %s", report.summary())
+    return report
+
+
+# --------------------------------------------------------------------------- models and I/O
+
+
+@dataclass
+class DeepModel:
+    """A trained network with its config and how its training went."""
+
+    network: nn.Module
+    config: NetworkConfig
+    best_epoch: int = 0
+    epochs: int = 0
+    history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    pretrained: PretrainedReport | None = None
+    n_train: int = 0
+    n_validation: int = 0
+
+
+def save_model(model: DeepModel, weights_path: str | Path, config_path: str | Path) -> list[Path]:
+    """Write the state_dict (.pt) and a JSON of the network config and training summary."""
+    weights_path, config_path = Path(weights_path), Path(config_path)
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.network.state_dict().items()}
+    torch.save(state, weights_path)
+    description = {
+        "network": asdict(model.config),
+        "best_epoch": model.best_epoch,
+        "epochs": model.epochs,
+        "n_parameters": count_parameters(model.network),
+        "pretrained": None if model.pretrained is None else model.pretrained.path,
+        "torch": torch.__version__,
+        "monai": monai.__version__,
+    }
+    config_path.write_text(json.dumps(description, indent=2) + "\n")
+    return [weights_path, config_path]
+
+
+def load_model(
+    weights_path: str | Path, config_path: str | Path, *, device: str = "cpu"
+) -> DeepModel:
+    """Rebuild a network from its JSON config and load its weights strictly."""
+    description = json.loads(Path(config_path).read_text())
+    config = NetworkConfig.from_mapping(description["network"])
+    network = build_network(config)
+    state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    network.load_state_dict(state, strict=True)
+    network.to(resolve_device(device)).eval()
+    return DeepModel(
+        network, config, int(description.get("best_epoch", 0)), int(description.get("epochs", 0))
+    )
+
+
+# --------------------------------------------------------------------------- training
+
+
+def training_labels(train_sheet: pd.DataFrame) -> pd.Series:
+    """The 0/1 response of the training patients; ValueError if any row's split is not 'train'."""
+    sheet = _by_patient(train_sheet)
+    if "split" not in sheet.columns:
+        raise ValueError("the training sheet needs a 'split' column (train/internal_test/...)")
+    other = sheet.index[sheet["split"].astype(str) != TRAIN_SPLIT]
+    if len(other):
+        splits = sorted(set(sheet.loc[other, "split"].astype(str)))
+        raise ValueError(
+            f"selection and fitting take training patients only, but {len(other)} row(s) have "
+            f"split {splits}: {name_patients(list(other))}. Internal-test and external patients "
+            "are only predicted: pass sheet[sheet['split'] == 'train']"
+        )
+    if "response" not in sheet.columns:
+        raise ValueError("the training sheet needs a 'response' column (1 = CR/PR, 0 = SD/PD)")
+    outcome = check_binary_outcome(sheet["response"], context="response in the training split")
+    return pd.Series(outcome, index=sheet.index, name="response")
+
+
+def _by_patient(sheet: pd.DataFrame) -> pd.DataFrame:
+    """The sheet indexed by patient_id (as str), whether it was a column or the index."""
+    if "patient_id" in sheet.columns:
+        sheet = sheet.set_index("patient_id")
+    elif sheet.index.name != "patient_id":
+        raise ValueError("the sheet needs patient_id as its index or a column")
+    sheet = sheet.copy()
+    sheet.index = sheet.index.astype(str)
+    duplicated = sheet.index[sheet.index.duplicated()]
+    if len(duplicated):
+        raise ValueError(f"patient ids repeat in the sheet: {name_patients(list(duplicated))}")
+    return sheet
+
+
+@contextmanager
+def _reproducible(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch/numpy/random and, on the CPU, require deterministic algorithms."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    set_determinism(seed=seed)
+    if device.type == "cpu":
+        torch.use_deterministic_algorithms(True)
+    else:
+        # CUDA runs trade bit-reproducibility for cuDNN autotuning (documented above).
+        torch.backends.cudnn.deterministic = False
+        torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous)
+
+
+def augmentation(config: DeepConfig) -> Compose:
+    """Random flips, small rotations, intensity scale/shift and (optionally) elastic warps."""
+    keys = ["image"]
+    radians = float(np.deg2rad(config.rotate_degrees))
+    transforms: list[Any] = [
+        RandFlipd(keys, prob=config.flip_prob, spatial_axis=axis) for axis in range(3)
+    ]
+    transforms.append(
+        RandRotated(
+            keys,
+            range_x=radians,
+            range_y=radians,
+            range_z=radians,
+            prob=config.rotate_prob,
+            keep_size=True,
+            padding_mode="border",
+        )
+    )
+    if config.elastic:
+        # Mild warps for 32-48 voxel crops: smooth (sigma 5-7 voxels), a few voxels at most.
+        transforms.append(
+            Rand3DElasticd(
+                keys,
+                sigma_range=(5, 7),
+                magnitude_range=(20, 60),
+                prob=config.elastic_prob,
+                padding_mode="border",
+            )
+        )
+    transforms += [
+        RandScaleIntensityd(keys, factors=config.intensity_scale, prob=config.intensity_prob),
+        RandShiftIntensityd(keys, offsets=config.intensity_shift, prob=config.intensity_prob),
+        EnsureTyped(keys, dtype=torch.float32, track_meta=False),
+    ]
+    return Compose(transforms)
+
+
+def _loader(
+    images: np.ndarray, labels: np.ndarray, config: DeepConfig, seed: int, device: torch.device
+) -> DataLoader:
+    """A shuffling, augmenting loader whose order and augmentations follow the seed."""
+    records = [
+        {"image": image, "label": np.float32(label)}
+        for image, label in zip(images, labels, strict=True)
+    ]
+    batch_size = min(config.batch_size, len(records))
+    workers = config.num_workers
+    if workers is None:
+        workers = min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
+    return DataLoader(
+        Dataset(records, transform=augmentation(config)),
+        batch_size=batch_size,
+        shuffle=True,
+        # A last batch of one would break batch norm at 1-voxel feature maps.
+        drop_last=len(records) % batch_size == 1,
+        generator=torch.Generator().manual_seed(seed),
+        num_workers=workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=workers > 0,
+    )
+
+
+def _amp_dtype(device: torch.device) -> torch.dtype | None:
+    """bfloat16 on GPUs that have it, float16 on older GPUs, none (float32) on the CPU."""
+    if device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Move a batch to the device (channels-last-3D on CUDA, where convolutions prefer it)."""
+    if device.type == "cuda":
+        return images.to(device, non_blocking=True, memory_format=torch.channels_last_3d)
+    return images.to(device)
+
+
+def _train_network(
+    network_config: NetworkConfig,
+    crops: CropSet,
+    labels: pd.Series,
+    validation: CropSet,
+    validation_labels: pd.Series,
+    config: DeepConfig,
+    seed: int,
+    description: str,
+) -> DeepModel:
+    """Train with weighted BCE and early stopping on the validation loss; keep the best epoch."""
+    device = resolve_device(config.device)
+    y_train = labels.loc[list(crops.patient_ids)].to_numpy(np.float32)
+    y_val = validation_labels.loc[validation.patients].to_numpy(np.float32)
+    with _reproducible(seed, device):
+        network = build_network(network_config)
+        pretrained = None
+        if network_config.architecture in config.pretrained:
+            pretrained = load_pretrained(network, config.pretrained[network_config.architecture])
+        network.to(device)
+        if device.type == "cuda":
+            network.to(memory_format=torch.channels_last_3d)
+        loader = _loader(network_input(crops.images, network_config), y_train, config, seed, device)
+        optimiser = torch.optim.AdamW(
+            network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+        # Class weighting: positives weigh n_negative / n_positive, so both classes count alike.
+        n_positive = float(y_train.sum())
+        pos_weight = torch.tensor([(len(y_train) - n_positive) / max(n_positive, 1.0)])
+        loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(device))
+        amp_dtype = _amp_dtype(device)
+        scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+        rows: list[dict[str, float]] = []
+        best: tuple[float, float] = (-np.inf, -np.inf)
+        best_epoch, best_state = 0, None
+        epochs = tqdm(
+            range(1, config.max_epochs + 1),
+            desc=description,
+            unit="epoch",
+            disable=not config.progress,
+            leave=False,
+        )
+        for epoch in epochs:
+            network.train()
+            train_loss, seen = 0.0, 0
+            for batch in loader:
+                images = _to_device(batch["image"], device)
+                targets = batch["label"].to(device).float()
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    loss = loss_fn(network(images).squeeze(1).float(), targets)
+                optimiser.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimiser)
+                scaler.update()
+                train_loss += float(loss.detach()) * len(targets)
+                seen += len(targets)
+            val_logits = _patient_logits(network, network_config, validation, device)
+            val_loss = float(
+                loss_fn(
+                    torch.as_tensor(val_logits, dtype=torch.float32, device=device),
+                    torch.as_tensor(y_val, device=device),
+                )
+            )
+            val_auc = _auc_or_nan(y_val, val_logits)
+            rows.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": train_loss / max(seen, 1),
+                    "val_loss": val_loss,
+                    "val_auc": val_auc,
+                }
+            )
+            epochs.set_postfix(train=f"{rows[-1]['train_loss']:.3f}", val=f"{val_loss:.3f}")
+            # Best = highest validation AUC, then lowest loss: the loss of a small validation
+            # set swings with batch-norm statistics early on; the AUC is what selection uses.
+            current = (-np.inf if np.isnan(val_auc) else val_auc, -val_loss)
+            if current > best:
+                best, best_epoch = current, epoch
+                best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
+            elif epoch - best_epoch >= config.patience:
+                break
+        if best_state is not None:
+            network.load_state_dict(best_state)
+    network.eval()
+    logger.info(
+        "%s: %d epochs, best epoch %d (validation AUC %.3f, loss %.4f)",
+        description,
+        len(rows),
+        best_epoch,
+        best[0],
+        -best[1],
+    )
+    return DeepModel(
+        network,
+        network_config,
+        best_epoch,
+        len(rows),
+        pd.DataFrame(rows),
+        pretrained,
+        n_train=len(labels),
+        n_validation=len(validation_labels),
+    )
+
+
+def _auc_or_nan(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC, or NaN when the labels have a single class."""
+    return float(roc_auc_score(y_true, scores)) if len(np.unique(y_true)) == 2 else float("nan")
+
+
+def _inner_split(labels: pd.Series, config: DeepConfig, seed: int) -> tuple[pd.Series, pd.Series]:
+    """Stratified, seeded split of the fitting patients into inner training and validation."""
+    counts = labels.value_counts()
+    if counts.min() < 2:
+        raise ValueError(
+            f"too few patients to hold out a stratified validation part ({counts.to_dict()}); "
+            "at least 2 per class are needed"
+        )
+    fit, validation = train_test_split(
+        labels.index.to_numpy(),
+        test_size=config.validation_fraction,
+        stratify=labels.to_numpy(),
+        random_state=seed,
+    )
+    return labels.loc[fit], labels.loc[validation]
+
+
+def _fit(
+    architecture: str, labels: pd.Series, crops: CropSet, config: DeepConfig, label: str
+) -> DeepModel:
+    """The whole fitting procedure on given patients: inner split, training, early stopping."""
+    fit_labels, val_labels = _inner_split(
+        labels, config, _seed_for(config.seed, "inner", architecture, label)
+    )
+    return _train_network(
+        config.network(architecture, crops.images.shape[1]),
+        crops.subset(fit_labels.index),
+        fit_labels,
+        crops.subset(val_labels.index),
+        val_labels,
+        config,
+        _seed_for(config.seed, "train", architecture, label),
+        f"{architecture} {label}",
+    )
+
+
+def fit_model(
+    train_sheet: pd.DataFrame,
+    crops: CropSet,
+    config: DeepConfig,
+    architecture: str | None = None,
+) -> DeepModel:
+    """Fit one architecture on the training split (inner validation split, early stopping)."""
+    labels = training_labels(train_sheet)
+    architecture = architecture or config.architectures[0]
+    return _fit(architecture, labels, crops.subset(labels.index), config, "refit")
+
+
+@dataclass
+class Selection:
+    """Architecture selection: the per-fold table, the summary, the winner and its refit."""
+
+    table: pd.DataFrame
+    summary: pd.DataFrame
+    winner: str
+    model: DeepModel
+
+
+def cross_validate(train_sheet: pd.DataFrame, crops: CropSet, config: DeepConfig) -> pd.DataFrame:
+    """Stratified k-fold CV of every architecture on the training split; one row per fold."""
+    labels = training_labels(train_sheet)
+    crops = crops.subset(labels.index)
+    folds = StratifiedKFold(
+        n_splits=config.folds, shuffle=True, random_state=_seed_for(config.seed, "folds")
+    )
+    # The same folds for every architecture: a paired comparison.
+    splits = list(folds.split(labels.index.to_numpy(), labels.to_numpy()))
+    rows = []
+    for architecture in config.architectures:
+        for fold, (fit_rows, held_rows) in enumerate(splits, start=1):
+            started = time.perf_counter()
+            fit_labels, held_labels = labels.iloc[fit_rows], labels.iloc[held_rows]
+            model = _fit(architecture, fit_labels, crops, config, f"fold {fold}")
+            held_scores = predict_scores(
+                model, crops.subset(held_labels.index), device=config.device
+            )
+            rows.append(
+                {
+                    "architecture": architecture,
+                    "fold": fold,
+                    "auc": _auc_or_nan(held_labels.to_numpy(), held_scores.to_numpy()),
+                    "n_train": len(fit_labels),
+                    "n_val": len(held_labels),
+                    "epochs": model.epochs,
+                    "best_epoch": model.best_epoch,
+                    "n_inner_val": model.n_validation,
+                    "n_parameters": count_parameters(model.network),
+                    "seconds": round(time.perf_counter() - started, 1),
+                }
+            )
+            logger.info("%s fold %d: AUC %.3f", architecture, fold, rows[-1]["auc"])
+    return pd.DataFrame(rows, columns=list(SELECTION_COLUMNS))
+
+
+def selection_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and SD of the fold AUCs per architecture, ranked by the winner rule (rank 1 wins)."""
+    summary = table.groupby("architecture", sort=False).agg(
+        mean_auc=("auc", "mean"),
+        sd_auc=("auc", "std"),
+        n_folds=("auc", "size"),
+        n_parameters=("n_parameters", "first"),
+    )
+    summary["order"] = [
+        ARCHITECTURES.index(a) if a in ARCHITECTURES else len(ARCHITECTURES) for a in summary.index
+    ]
+    # Ties at 3 decimals go to the steadier (lower SD), then the smaller, then the listed first.
+    summary["rounded"] = summary["mean_auc"].round(3)
+    summary = summary.sort_values(
+        ["rounded", "sd_auc", "n_parameters", "order"],
+        ascending=[False, True, True, True],
+        na_position="last",
+    )
+    summary["rank"] = np.arange(1, len(summary) + 1)
+    return summary.drop(columns=["order", "rounded"]).reset_index()
+
+
+def choose_winner(table: pd.DataFrame) -> str:
+    """The architecture with the best mean CV AUC (ties: lower SD, fewer parameters, order)."""
+    return str(selection_summary(table)["architecture"].iloc[0])
+
+
+def select_and_refit(train_sheet: pd.DataFrame, crops: CropSet, config: DeepConfig) -> Selection:
+    """Cross-validate every architecture on the training split, then refit the winner on it."""
+    table = cross_validate(train_sheet, crops, config)
+    winner = choose_winner(table)
+    logger.info("selected %s; refitting on the whole training split", winner)
+    model = fit_model(train_sheet, crops, config, winner)
+    return Selection(table, selection_summary(table), winner, model)
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+def _check_crops_fit(model: DeepModel, crops: CropSet) -> None:
+    """ValueError when crops have another size or phase count than the network was built for."""
+    expected = (model.config.in_channels, *model.config.spatial_size)
+    if tuple(crops.images.shape[1:]) != expected:
+        raise ValueError(
+            f"crops are {tuple(crops.images.shape[1:])} (phases, z, y, x) but the "
+            f"{model.config.architecture} network takes {expected}; load the crops with "
+            f"spatial_size={model.config.spatial_size} and the same phases"
+        )
+
+
+def _network_outputs(
+    network: nn.Module, images: np.ndarray, device: torch.device, batch_size: int = 16
+) -> tuple[np.ndarray, np.ndarray]:
+    """Logits (n,) and penultimate features (n, f) of each crop, in eval mode."""
+    captured: list[torch.Tensor] = []
+    # The input of the final linear layer is the global-pooled feature vector of every family.
+    last_linear = [m for m in network.modules() if isinstance(m, nn.Linear)][-1]
+    hook = last_linear.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
+    network.eval()
+    network.to(device)
+    amp_dtype = _amp_dtype(device)
+    logits = []
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                batch = _to_device(torch.from_numpy(images[start : start + batch_size]), device)
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+                    logits.append(network(batch).squeeze(1).float().cpu())
+    finally:
+        hook.remove()
+    features = torch.cat([c.float().cpu() for c in captured]).numpy().astype(np.float64)
+    return torch.cat(logits).numpy().astype(np.float64), features
+
+
+def network_input(images: np.ndarray, config: NetworkConfig) -> np.ndarray:
+    """Crop images as the network sees them: float32, clipped to the configured range."""
+    images = np.asarray(images, np.float32)
+    if config.intensity_clip is None:
+        return images
+    return np.clip(images, *config.intensity_clip)
+
+
+def _patient_logits(
+    network: nn.Module, config: NetworkConfig, crops: CropSet, device: torch.device
+) -> np.ndarray:
+    """Mean logit over each patient's crops, in the order of crops.patients."""
+    logits, _ = _network_outputs(network, network_input(crops.images, config), device)
+    return pd.Series(logits).groupby(list(crops.patient_ids), sort=False).mean().to_numpy()
+
+
+def predict_scores(model: DeepModel, crops: CropSet, *, device: str = "auto") -> pd.Series:
+    """Response probability per patient: the mean sigmoid over the patient's crops."""
+    _check_crops_fit(model, crops)
+    images = network_input(crops.images, model.config)
+    logits, _ = _network_outputs(model.network, images, resolve_device(device))
+    probabilities = 1.0 / (1.0 + np.exp(-logits))
+    scores = pd.Series(probabilities).groupby(list(crops.patient_ids), sort=False).mean()
+    scores.index.name = "patient_id"
+    return scores.rename(SCORE_NAME)
+
+
+def deep_features(model: DeepModel, crops: CropSet, *, device: str = "auto") -> pd.DataFrame:
+    """Penultimate-layer features per patient (mean over crops): columns deep_0000, ..."""
+    _check_crops_fit(model, crops)
+    images = network_input(crops.images, model.config)
+    _, features = _network_outputs(model.network, images, resolve_device(device))
+    columns = [f"{FEATURE_PREFIX}{i:04d}" for i in range(features.shape[1])]
+    frame = pd.DataFrame(features, columns=columns)
+    frame = frame.groupby(list(crops.patient_ids), sort=False).mean()
+    frame.index.name = "patient_id"
+    return frame
+
+
+# --------------------------------------------------------------------------- Grad-CAM
+
+
+def grad_cam_layer(model: DeepModel, min_voxels: int = MIN_CAM_VOXELS) -> str:
+    """The deepest candidate layer whose feature map is at least `min_voxels` per axis."""
+    candidates = CAM_LAYERS[model.config.architecture]
+    modules = dict(model.network.named_modules())
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def record(name: str) -> Any:
+        """A forward hook that notes the layer's output size (and returns None: no change)."""
+
+        def hook(_module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+            shapes[name] = tuple(output.shape[2:])
+
+        return hook
+
+    hooks = [modules[name].register_forward_hook(record(name)) for name in candidates]
+    network = model.network
+    device = next(network.parameters()).device
+    try:
+        network.eval()
+        with torch.inference_mode():
+            network(
+                torch.zeros(1, model.config.in_channels, *model.config.spatial_size, device=device)
+            )
+    finally:
+        for hook in hooks:
+            hook.remove()
+    for name in candidates:
+        if min(shapes[name]) >= min_voxels:
+            return name
+    return candidates[-1]
+
+
+def _cam_explainer(model: DeepModel, layer: str) -> tuple[GradCAM, str]:
+    """A GradCAM on a CPU copy of the network (its hooks stay off the caller's network)."""
+    layer = grad_cam_layer(model) if layer == "auto" else layer
+    network = copy.deepcopy(model.network).cpu().eval()
+    return GradCAM(nn_module=network, target_layers=layer), layer
+
+
+def grad_cam(model: DeepModel, image: np.ndarray, *, layer: str = "auto") -> np.ndarray:
+    """Grad-CAM of the response logit for one crop (phases, z, y, x): a (z, y, x) map in [0, 1]."""
+    explainer, _ = _cam_explainer(model, layer)
+    return _cam_map(explainer, network_input(image, model.config))
+
+
+def _cam_map(explainer: GradCAM, image: np.ndarray) -> np.ndarray:
+    """One crop's CAM, upsampled by MONAI to the crop's size and scaled to [0, 1]."""
+    tensor = torch.as_tensor(np.asarray(image, np.float32))[None]
+    with torch.enable_grad():
+        cam = explainer(x=tensor, class_idx=0)
+    return np.nan_to_num(cam[0, 0].detach().cpu().numpy().astype(np.float32))
+
+
+def _mid_tumour_slice(crops: CropSet, row: int) -> int:
+    """The axial slice with the most tumour voxels, or the middle slice without a mask."""
+    if crops.masks is None or not (crops.masks[row] == 2).any():
+        return crops.images.shape[2] // 2
+    return int(np.argmax((crops.masks[row] == 2).sum(axis=(1, 2))))
+
+
+def _patients_to_show(sheet: pd.DataFrame, scores: pd.Series, per_centre: int) -> list[str]:
+    """Per centre, patients spread over the score range (highest and lowest first)."""
+    chosen = []
+    for _, group in sheet.groupby("centre", sort=True):
+        ranked = scores.reindex(group.index).dropna().sort_values(ascending=False)
+        if ranked.empty:
+            continue
+        positions = np.unique(np.linspace(0, len(ranked) - 1, min(per_centre, len(ranked))).round())
+        chosen += [str(ranked.index[int(p)]) for p in positions]
+    return chosen
+
+
+def grad_cam_figure(
+    model: DeepModel,
+    crops: CropSet,
+    sheet: pd.DataFrame,
+    scores: pd.Series,
+    png_path: str | Path,
+    *,
+    patients_per_centre: int = 2,
+    phase: str | None = None,
+    layer: str = "auto",
+) -> list[Path]:
+    """Grad-CAM over the mid-tumour axial slice for a few patients per centre (PNG and PDF)."""
+    sheet = _by_patient(sheet)
+    scores = scores.copy()
+    scores.index = scores.index.astype(str)
+    in_crops = set(crops.patient_ids)
+    patients = _patients_to_show(
+        sheet.loc[[p for p in sheet.index if p in in_crops]], scores, patients_per_centre
+    )
+    if not patients:
+        raise ValueError("no patient has a crop, a centre in the sheet and a score to show")
+    phase = phase or (
+        PREFERRED_CAM_PHASE if PREFERRED_CAM_PHASE in crops.phases else crops.phases[0]
+    )
+    channel = crops.phases.index(phase)
+    explainer, layer = _cam_explainer(model, layer)
+    apply_style()
+    n = len(patients)
+    figure, axes = plt.subplots(
+        2, n, figsize=(1.45 * n + 0.9, 3.4), squeeze=False, layout="constrained"
+    )
+    shown = None
+    for column, patient in enumerate(patients):
+        row = crops.patient_ids.index(patient)  # the patient's largest tumour comes first
+        k = _mid_tumour_slice(crops, row)
+        image = crops.images[row, channel, k]
+        cam = _cam_map(explainer, network_input(crops.images[row], model.config))[k]
+        low, high = np.percentile(image, [1, 99])
+        extent = _extent_mm(crops, row)
+        for ax in axes[:, column]:
+            ax.imshow(image, cmap="gray", vmin=low, vmax=high, extent=extent)
+            if crops.masks is not None:
+                ax.contour(
+                    crops.masks[row, k] == 2,
+                    levels=[0.5],
+                    colors="#56B4E9",
+                    linewidths=0.7,
+                    extent=extent,
+                    origin="upper",
+                )
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        shown = axes[1, column].imshow(
+            cam, cmap=CAM_COLOURMAP, vmin=0, vmax=1, alpha=0.55, extent=extent
+        )
+        axes[0, column].set_title(_panel_title(patient, sheet, scores), fontsize=7)
+    axes[0, 0].set_ylabel(f"{phase.replace('_', ' ')} phase")
+    axes[1, 0].set_ylabel("Grad-CAM overlay")
+    _scale_bar(axes[0, 0], crops)
+    colorbar = figure.colorbar(shown, ax=axes[1, :].tolist(), shrink=0.9)
+    colorbar.set_label(f"Grad-CAM, {model.config.architecture} {layer}\n(0-1 per patient)")
+    figure.suptitle("Where the network looks: mid-tumour axial slice, tumour outlined", fontsize=9)
+    return save_figure(figure, png_path)
+
+
+def _panel_title(patient: str, sheet: pd.DataFrame, scores: pd.Series) -> str:
+    """Patient, centre, predicted probability and (where known) the observed response."""
+    title = f"{patient}\ncentre {sheet.loc[patient, 'centre']} · p = {scores[patient]:.2f}"
+    if "response" in sheet.columns and pd.notna(sheet.loc[patient, "response"]):
+        title += " · " + ("R" if int(sheet.loc[patient, "response"]) == 1 else "NR")
+    return title
+
+
+def _extent_mm(crops: CropSet, row: int) -> tuple[float, float, float, float]:
+    """imshow extent of an axial slice in mm (voxels where the spacing is unknown)."""
+    _, sy, sx = crops.spacing_zyx[row] if crops.spacing_zyx is not None else (1.0, 1.0, 1.0)
+    ny, nx = crops.images.shape[3:]
+    return (0.0, nx * sx, ny * sy, 0.0)
+
+
+def _scale_bar(ax: plt.Axes, crops: CropSet) -> None:
+    """A 10 mm bar in the lower left corner of a panel (only where the spacing is known)."""
+    if crops.spacing_zyx is None:
+        return
+    width = ax.get_xlim()[1]
+    bottom = ax.get_ylim()[0]  # the image's last row: y grows downwards
+    x0, y0 = 0.08 * width, 0.9 * bottom
+    ax.plot([x0, x0 + 10.0], [y0, y0], color="white", linewidth=1.5)
+    ax.text(x0 + 5.0, 0.86 * bottom, "10 mm", color="white", fontsize=6, ha="center")

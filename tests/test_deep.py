@@ -1,0 +1,375 @@
+"""Tests of hccrad.deep: crops, networks, reproducibility, selection, outputs and Grad-CAM.
+
+The cohort is a small simulated one: phantom livers rendered at 4 mm, z-scored over the liver
+and cropped by hccrad.imaging to 64 mm (16^3 voxels), with a planted signal: responders'
+tumours enhance strongly in the arterial phase, non-responders' barely.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk  # noqa: N813
+import torch
+from sklearn.metrics import roc_auc_score
+
+from hccrad import deep, imaging, phantom, simulate
+from hccrad.deep import CropSet, DeepConfig, DeepModel
+from hccrad.seeding import rng_for
+
+SEED = 3
+N_PATIENTS = 72
+N_TRAIN = 48
+CROP_VOXELS = 16
+IMAGE_CFG = {"fov_mm": [240, 240, 120], "texture_scale_mm": 2.5}
+CENTRE = {
+    "spacing_mm": [4.0, 4.0, 4.0],
+    "gain": 1.0,
+    "offset": 0.0,
+    "noise_sd": 0.04,
+    "bias_field": 0.08,
+    "arterial_timing": 1.0,
+}
+# Small and quick: a quarter-width ResNet-18 with a stride-1 stem sees 16^3 crops the way the
+# default (stride-2 stem) sees 32^3 ones.
+FAST = {
+    "architectures": ("resnet18",),
+    "spatial_size": CROP_VOXELS,
+    "width": 0.25,
+    "stem_stride": 1,
+    "intensity_clip": (-5.0, 10.0),
+    "learning_rate": 3e-3,
+    "progress": False,
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread() -> Iterator[None]:
+    """One intra-op thread: on a shared 2-core machine OpenMP spinning makes 2 threads slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _as_sitk(array_xyz: np.ndarray, affine: np.ndarray) -> sitk.Image:
+    """A phantom (x, y, z) array as an LPS SimpleITK image (the phantom's affine is RAS)."""
+    image = sitk.GetImageFromArray(np.ascontiguousarray(array_xyz.transpose(2, 1, 0)))
+    image.SetSpacing(tuple(CENTRE["spacing_mm"]))
+    image.SetOrigin((-affine[0, 3], -affine[1, 3], affine[2, 3]))
+    return image
+
+
+def simulated_cohort(n_patients: int, seed: int) -> tuple[list[imaging.TumourCrop], pd.DataFrame]:
+    """Tumour crops of every tumour and a training sheet with a planted arterial signal."""
+    traits = simulate.simulate_traits(n_patients, rng_for(seed, "traits"))
+    appearance = simulate.trait_appearance(traits, rng_for(seed, "appearance"))
+    response = rng_for(seed, "response").permutation(np.arange(n_patients) % 2)
+    appearance["arterial_gain"] = np.where(response == 1, 0.6, 0.1)
+    # Tumours that fit the 64 mm crop, and at most two of them (room in a coarse liver).
+    appearance["largest_diameter_mm"] = appearance["largest_diameter_mm"].clip(16, 40)
+    appearance["n_tumours"] = np.minimum(appearance["n_tumours"], 2)
+    ids = [f"SIM{i:03d}" for i in range(n_patients)]
+    crops: list[imaging.TumourCrop] = []
+    for i, patient in enumerate(ids):
+        images, mask, affine, _ = phantom.render_patient(
+            appearance.iloc[i], CENTRE, "mri", IMAGE_CFG, rng_for(seed, "image", i)
+        )
+        volumes = imaging.PatientVolumes(
+            patient,
+            {p: _as_sitk(a.astype(np.float32), affine) for p, a in images.items()},
+            _as_sitk(mask, affine),
+        )
+        volumes = imaging.normalise_patient(volumes, "zscore")
+        crops += imaging.crop_tumours(volumes, (64.0, 64.0, 64.0), instances="all")
+    sheet = pd.DataFrame(
+        {
+            "split": "train",
+            "centre": np.where(np.arange(n_patients) % 3 == 0, "B", "A"),
+            "response": response,
+        },
+        index=pd.Index(ids, name="patient_id"),
+    )
+    return crops, sheet
+
+
+def to_cropset(crops: list[imaging.TumourCrop], top_k: int = 1) -> CropSet:
+    """A CropSet from hccrad.imaging crops."""
+    return deep.crops_from_arrays(
+        [c.patient_id for c in crops],
+        [c.image for c in crops],
+        spatial_size=CROP_VOXELS,
+        phases=crops[0].phases,
+        masks=[c.mask for c in crops],
+        instances=[c.instance for c in crops],
+        tumour_volumes_mm3=[c.tumour_volume_mm3 for c in crops],
+        spacing_zyx=[c.spacing_zyx for c in crops],
+        top_k=top_k,
+    )
+
+
+@pytest.fixture(scope="module")
+def cohort() -> tuple[list[imaging.TumourCrop], CropSet, pd.DataFrame]:
+    """The simulated cohort: every crop, the largest-tumour CropSet and the sheet."""
+    crops, sheet = simulated_cohort(N_PATIENTS, SEED)
+    return crops, to_cropset(crops), sheet
+
+
+@pytest.fixture(scope="module")
+def trained(cohort: tuple[list, CropSet, pd.DataFrame]) -> DeepModel:
+    """A network fitted on the first 48 patients."""
+    _, crops, sheet = cohort
+    config = DeepConfig(**FAST, max_epochs=16, patience=6)
+    return deep.fit_model(sheet.iloc[:N_TRAIN], crops, config)
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    """True when every tensor of the two state_dicts is bit-identical."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+# --------------------------------------------------------------------------- config and crops
+
+
+def test_config_from_mapping_checks_keys() -> None:
+    config = DeepConfig.from_mapping({"spatial_size": [24, 32, 32], "architectures": ["resnet50"]})
+    assert config.spatial_size == (24, 32, 32)
+    assert config.network("resnet50", 3).architecture == "resnet50"
+    with pytest.raises(ValueError, match="unknown keys"):
+        DeepConfig.from_mapping({"epochs": 3})
+    with pytest.raises(ValueError, match="unknown architectures"):
+        DeepConfig(architectures=("vgg16",))
+
+
+def test_load_crops_keeps_largest_tumours(
+    cohort: tuple[list[imaging.TumourCrop], CropSet, pd.DataFrame], tmp_path: Path
+) -> None:
+    crops, _, _ = cohort
+    patients_with_two = sorted({c.patient_id for c in crops if c.instance == 2})[:2]
+    chosen = [c for c in crops if c.patient_id in patients_with_two]
+    # Reverse the files so that load_crops has to rank the tumours itself.
+    paths = imaging.write_crops(chosen[::-1], tmp_path)
+    largest = deep.load_crops(paths, 20)
+    both = deep.load_crops(paths, 12, top_k=2)
+    assert largest.images.shape == (2, 3, 20, 20, 20)
+    assert set(largest.instances) == {1}
+    assert both.images.shape == (4, 3, 12, 12, 12)
+    assert both.masks is not None and both.masks.shape == (4, 12, 12, 12)
+    for patient in patients_with_two:
+        volumes = [
+            v
+            for p, v in zip(both.patient_ids, both.tumour_volumes_mm3, strict=True)
+            if p == patient
+        ]
+        assert volumes == sorted(volumes, reverse=True)
+    with pytest.raises(ValueError, match="no tumour crop"):
+        largest.subset(["nobody"])
+
+
+# --------------------------------------------------------------------------- networks
+
+
+@pytest.mark.parametrize("architecture", deep.ARCHITECTURES)
+def test_every_architecture_runs_at_the_default_size(architecture: str) -> None:
+    config = DeepConfig().network(architecture, in_channels=3)
+    model = DeepModel(deep.build_network(config), config)
+    crops = deep.crops_from_arrays(
+        ["a", "b"], np.zeros((2, 3, 32, 32, 32), np.float32), spatial_size=config.spatial_size
+    )
+    features = deep.deep_features(model, crops, device="cpu")
+    scores = deep.predict_scores(model, crops, device="cpu")
+    assert features.shape[0] == 2 and features.shape[1] >= 64
+    assert scores.between(0, 1).all()
+    assert deep.grad_cam_layer(model) in deep.CAM_LAYERS[architecture]
+
+
+def test_too_small_crop_is_reported() -> None:
+    with pytest.raises(ValueError, match="densenet121 cannot take crops"):
+        deep.build_network(deep.NetworkConfig("densenet121", 3, (16, 16, 16)))
+
+
+# --------------------------------------------------------------------------- training
+
+
+def test_training_is_bit_identical_for_a_seed(
+    cohort: tuple[list, CropSet, pd.DataFrame],
+) -> None:
+    _, crops, sheet = cohort
+    small = sheet.iloc[:16]
+    # Every augmentation on, elastic included, so that their random states are covered too.
+    config = DeepConfig(**FAST, max_epochs=2, patience=2, elastic=True, elastic_prob=1.0)
+    first = deep.fit_model(small, crops, config)
+    second = deep.fit_model(small, crops, config)
+    other = deep.fit_model(small, crops, DeepConfig(**{**FAST, "max_epochs": 2}, seed=1))
+    assert same_weights(first.network, second.network)
+    assert not same_weights(first.network, other.network)
+
+
+def test_selection_takes_training_rows_only(
+    cohort: tuple[list, CropSet, pd.DataFrame],
+) -> None:
+    _, crops, sheet = cohort
+    leaky = sheet.iloc[:16].copy()
+    leaky.loc["SIM003", "split"] = "external_B"
+    config = DeepConfig(**FAST, max_epochs=1)
+    for call in (deep.cross_validate, deep.select_and_refit, deep.fit_model):
+        with pytest.raises(ValueError, match=r"training patients only.*SIM003"):
+            call(leaky, crops, config)
+
+
+def test_network_learns_a_planted_signal(
+    cohort: tuple[list, CropSet, pd.DataFrame], trained: DeepModel
+) -> None:
+    _, crops, sheet = cohort
+    held_out = sheet.iloc[N_TRAIN:]
+    scores = deep.predict_scores(trained, crops.subset(held_out.index), device="cpu")
+    auc = roc_auc_score(held_out["response"], scores)
+    logging.getLogger(__name__).info("held-out AUC %.3f", auc)
+    assert auc > 0.75
+    assert trained.best_epoch >= 1 and len(trained.history) == trained.epochs
+
+
+def test_permuted_labels_give_chance_cv_auc(
+    cohort: tuple[list, CropSet, pd.DataFrame],
+) -> None:
+    _, crops, sheet = cohort
+    permuted = sheet.iloc[:N_TRAIN].copy()
+    permuted["response"] = rng_for(SEED, "permutation").permutation(permuted["response"].to_numpy())
+    table = deep.cross_validate(permuted, crops, DeepConfig(**FAST, max_epochs=4, patience=4))
+    mean_auc = table["auc"].mean()
+    print(f"permuted-label CV AUC: folds {table['auc'].round(3).tolist()}, mean {mean_auc:.3f}")
+    assert abs(mean_auc - 0.5) < 0.2
+
+
+def test_select_and_refit_reports_folds_and_refits_the_winner(
+    cohort: tuple[list, CropSet, pd.DataFrame],
+) -> None:
+    _, crops, sheet = cohort
+    config = DeepConfig(
+        **{**FAST, "architectures": ("resnet18", "efficientnet_b0")}, folds=2, max_epochs=1
+    )
+    selection = deep.select_and_refit(sheet.iloc[:20], crops, config)
+    assert list(selection.table.columns) == list(deep.SELECTION_COLUMNS)
+    assert len(selection.table) == 4
+    assert (selection.table["n_train"] + selection.table["n_val"] == 20).all()
+    assert selection.winner == selection.summary["architecture"].iloc[0]
+    assert selection.model.config.architecture == selection.winner
+    assert selection.model.n_train + selection.model.n_validation == 20
+
+
+def test_winner_ties_go_to_lower_sd_then_fewer_parameters() -> None:
+    rows = []
+    for architecture, aucs, n_parameters in (
+        ("resnet50", (0.70, 0.80), 100),
+        ("resnet18", (0.74, 0.76), 200),
+        ("densenet121", (0.7502, 0.7498), 50),
+        ("efficientnet_b0", (0.60, 0.70), 10),
+    ):
+        rows += [
+            {"architecture": architecture, "fold": f, "auc": a, "n_parameters": n_parameters}
+            for f, a in enumerate(aucs, start=1)
+        ]
+    table = pd.DataFrame(rows)
+    assert deep.choose_winner(table) == "densenet121"  # same mean, lowest SD
+    table.loc[table["architecture"] == "densenet121", "auc"] = [0.74, 0.76]
+    assert deep.choose_winner(table) == "densenet121"  # same mean and SD, fewer parameters
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def test_deep_features_are_patients_by_features_averaged_over_tumours(
+    cohort: tuple[list[imaging.TumourCrop], CropSet, pd.DataFrame], trained: DeepModel
+) -> None:
+    crops, _, _ = cohort
+    two_tumours = to_cropset(crops, top_k=2).subset(
+        [*sorted({c.patient_id for c in crops if c.instance == 2})[:3], "SIM000"]
+    )
+    features = deep.deep_features(trained, two_tumours, device="cpu")
+    n_features = trained.network.fc.in_features
+    assert features.shape == (4, n_features)
+    assert features.index.name == "patient_id"
+    assert list(features.columns[:2]) == ["deep_0000", "deep_0001"]
+    per_crop = deep.deep_features(
+        trained,
+        deep.crops_from_arrays(
+            [
+                f"{p}_{i}"
+                for p, i in zip(two_tumours.patient_ids, two_tumours.instances, strict=True)
+            ],
+            two_tumours.images,
+            spatial_size=CROP_VOXELS,
+        ),
+        device="cpu",
+    )
+    patient = features.index[0]
+    expected = per_crop.loc[[f"{patient}_1", f"{patient}_2"]].mean()
+    np.testing.assert_allclose(features.loc[patient].to_numpy(), expected.to_numpy(), rtol=1e-6)
+
+
+def test_save_and_load_predict_identically(
+    cohort: tuple[list, CropSet, pd.DataFrame], trained: DeepModel, tmp_path: Path
+) -> None:
+    _, crops, sheet = cohort
+    held_out = crops.subset(sheet.index[N_TRAIN:])
+    paths = deep.save_model(trained, tmp_path / "model.pt", tmp_path / "model.json")
+    loaded = deep.load_model(*paths)
+    assert loaded.config == trained.config
+    pd.testing.assert_series_equal(
+        deep.predict_scores(loaded, held_out, device="cpu"),
+        deep.predict_scores(trained, held_out, device="cpu"),
+        check_exact=True,
+    )
+
+
+def test_predicting_crops_of_another_size_is_an_error(trained: DeepModel) -> None:
+    crops = deep.crops_from_arrays(["a"], np.zeros((1, 3, 8, 8, 8), np.float32), spatial_size=8)
+    with pytest.raises(ValueError, match="spatial_size"):
+        deep.predict_scores(trained, crops)
+
+
+def test_pretrained_weights_load_from_a_local_file_with_a_report(tmp_path: Path) -> None:
+    single_channel = deep.build_network(deep.NetworkConfig("resnet18", 1, 16, 0.25, 1))
+    # MedicalNet's layout: {"state_dict": {"module.<key>": tensor}}, one input channel.
+    checkpoint = {f"module.{k}": v for k, v in single_channel.state_dict().items()}
+    checkpoint["module.extra_head.weight"] = torch.zeros(2)
+    del checkpoint["module.fc.bias"]
+    torch.save({"state_dict": checkpoint}, tmp_path / "medicalnet.pth")
+    network = deep.build_network(deep.NetworkConfig("resnet18", 3, 16, 0.25, 1))
+    report = deep.load_pretrained(network, tmp_path / "medicalnet.pth")
+    assert report.shape_mismatch == ("conv1.weight",)
+    assert report.unexpected == ("extra_head.weight",)
+    assert set(report.missing) == {"conv1.weight", "fc.bias"}
+    assert torch.equal(network.layer1[0].conv1.weight, single_channel.layer1[0].conv1.weight)
+    with pytest.raises(FileNotFoundError, match="never downloads"):
+        deep.load_pretrained(network, tmp_path / "absent.pth")
+
+
+# --------------------------------------------------------------------------- Grad-CAM
+
+
+def test_grad_cam_has_the_crop_shape_and_is_finite(
+    cohort: tuple[list, CropSet, pd.DataFrame], trained: DeepModel
+) -> None:
+    _, crops, _ = cohort
+    cam = deep.grad_cam(trained, crops.images[0])
+    assert cam.shape == crops.spatial_size
+    assert np.isfinite(cam).all() and cam.min() >= 0 and cam.max() <= 1
+    # The explainer works on a copy: no hooks are left on the trained network.
+    assert not any(m._forward_hooks or m._backward_hooks for m in trained.network.modules())
+
+
+def test_grad_cam_figure_is_written(
+    cohort: tuple[list, CropSet, pd.DataFrame], trained: DeepModel, tmp_path: Path
+) -> None:
+    _, crops, sheet = cohort
+    scores = deep.predict_scores(trained, crops, device="cpu")
+    paths = deep.grad_cam_figure(trained, crops, sheet, scores, tmp_path / "gradcam.png")
+    assert [p.suffix for p in paths] == [".png", ".pdf"]
+    assert all(p.stat().st_size > 1000 for p in paths)

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hccrad.expression import STAR_COLUMNS, STAR_SUMMARY_ROWS
 from hccrad.genesets import read_gmt
-from hccrad.rnaseq_sim import STAR_COLUMNS, STAR_SUMMARY_ROWS, simulate_rnaseq
+from hccrad.rnaseq_sim import simulate_rnaseq
 from hccrad.seeding import rng_for
 from hccrad.simulate import simulate_traits, tcga_like_ids
 

@@ -12,6 +12,19 @@ import pandas as pd
 import yaml
 
 ID_COLUMN = "patient_id"
+# Clinical covariates of the sheet contract (workflow/schemas/sheet.schema.yaml).
+CLINICAL_COVARIATES: tuple[str, ...] = (
+    "age",
+    "sex",
+    "aetiology",
+    "bclc",
+    "tumour_number",
+    "tumour_size_mm",
+    "afp",
+    "child_pugh",
+    "albi_score",
+    "albi_grade",
+)
 
 
 class SheetError(ValueError):

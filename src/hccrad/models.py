@@ -46,6 +46,7 @@ from statsmodels.tools.sm_exceptions import (
 )
 from xgboost import XGBClassifier
 
+from hccrad.cohort import CLINICAL_COVARIATES
 from hccrad.evaluate import check_binary_outcome, name_patients, youden_threshold
 from hccrad.seeding import rng_for
 
@@ -55,18 +56,6 @@ DEEP = "deep"
 FEATURE_SOURCES: tuple[str, ...] = (RADIOMICS, DEEP)
 DEEP_PREFIX = "deep_"
 
-CLINICAL_COVARIATES: tuple[str, ...] = (
-    "age",
-    "sex",
-    "aetiology",
-    "bclc",
-    "tumour_number",
-    "tumour_size_mm",
-    "afp",
-    "child_pugh",
-    "albi_score",
-    "albi_grade",
-)
 CATEGORICAL_COVARIATES: frozenset[str] = frozenset(
     {"sex", "aetiology", "bclc", "child_pugh", "albi_grade"}
 )

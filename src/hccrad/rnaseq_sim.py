@@ -21,31 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hccrad.expression import SAMPLE_SHEET_COLUMNS, STAR_COLUMNS, STAR_SUMMARY_ROWS
 from hccrad.genesets import read_gmt
 from hccrad.seeding import rng_for
 
-STAR_COLUMNS: tuple[str, ...] = (
-    "gene_id",
-    "gene_name",
-    "gene_type",
-    "unstranded",
-    "stranded_first",
-    "stranded_second",
-    "tpm_unstranded",
-    "fpkm_unstranded",
-    "fpkm_uq_unstranded",
-)
-STAR_SUMMARY_ROWS: tuple[str, ...] = ("N_unmapped", "N_multimapping", "N_noFeature", "N_ambiguous")
-SAMPLE_SHEET_COLUMNS: tuple[str, ...] = (
-    "File ID",
-    "File Name",
-    "Data Category",
-    "Data Type",
-    "Project ID",
-    "Case ID",
-    "Sample ID",
-    "Sample Type",
-)
 SAMPLE_TYPES: dict[str, str] = {"01": "Primary Tumor", "11": "Solid Tissue Normal"}
 
 
@@ -208,12 +187,8 @@ def star_table(
             "fpkm_uq_unstranded": fpkm_uq,
         }
     )
-    fractions = {
-        "N_unmapped": 0.02,
-        "N_multimapping": 0.05,
-        "N_noFeature": 0.08,
-        "N_ambiguous": 0.02,
-    }
+    # Unmapped, multimapping, no-feature and ambiguous reads as fractions of the library.
+    fractions = dict(zip(STAR_SUMMARY_ROWS, (0.02, 0.05, 0.08, 0.02), strict=True))
     summary = pd.DataFrame(
         [
             {
@@ -311,5 +286,5 @@ def simulate_rnaseq(
             "Sample ID": plan["sample_id"],
             "Sample Type": plan["sample_type"].map(SAMPLE_TYPES),
         }
-    )
+    )[list(SAMPLE_SHEET_COLUMNS)]
     return {"sample_sheet": sample_sheet, "genes": genes, "effects": effects, "plan": plan}

@@ -56,18 +56,6 @@ TRAIT_CORRELATIONS: dict[tuple[str, str], float] = {
     ("arterial_enhancement", "washout"): 0.30,
 }
 AETIOLOGIES: tuple[str, ...] = ("HBV", "HCV", "alcohol", "MASLD", "other")
-CLINICAL_COLUMNS: tuple[str, ...] = (
-    "age",
-    "sex",
-    "aetiology",
-    "bclc",
-    "tumour_number",
-    "tumour_size_mm",
-    "afp",
-    "child_pugh",
-    "albi_score",
-    "albi_grade",
-)
 # Columns that the simulator leaves empty at the configured rate (missing completely at random).
 MISSABLE_COLUMNS: tuple[str, ...] = ("afp", "albi_score", "albi_grade", "child_pugh")
 

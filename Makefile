@@ -8,6 +8,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.hccrad-installed
 CORES ?= all
+# Tools print non-ASCII (snakefmt's emoji); keep Python on UTF-8 under a C/POSIX locale (CI).
+export PYTHONUTF8 := 1
 
 .PHONY: run test setup lint format report clean
 

@@ -100,7 +100,8 @@ def test_snakemake_stops_before_any_job(tmp_path, default_config, snakemake_bin)
             "1",
         ],
         capture_output=True,
-        text=True,
+        encoding="utf-8",
+        errors="replace",
         timeout=120,
     )
     assert run.returncode != 0

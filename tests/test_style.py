@@ -16,7 +16,12 @@ PYTHON_DIRS = [d for d in ("src", "tests", "workflow", "benchmarks") if (ROOT / 
 def run(*args: str) -> subprocess.CompletedProcess:
     """Run a tool of the test environment from the repository root."""
     return subprocess.run(
-        [str(BIN / args[0]), *args[1:]], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [str(BIN / args[0]), *args[1:]],
+        cwd=ROOT,
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=300,
     )
 
 

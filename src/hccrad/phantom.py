@@ -106,7 +106,9 @@ def smooth_noise(
     return field / max(float(field.std()), 1e-6)
 
 
-def cosine_field(grid: Grid, wavelength_mm: float, n_terms: int, rng: np.random.Generator):
+def cosine_field(
+    grid: Grid, wavelength_mm: float, n_terms: int, rng: np.random.Generator
+) -> np.ndarray:
     """A smooth random field of a few plane cosines (cheap where a Gaussian filter is wide)."""
     x, y, z = grid.axes()
     field = np.zeros(grid.shape, dtype=np.float32)
@@ -127,7 +129,7 @@ def ellipsoid(grid: Grid, centre: tuple[float, ...], semi_axes: tuple[float, ...
     )
 
 
-def tube(grid: Grid, start: tuple[float, ...], end: tuple[float, ...], radius: float):
+def tube(grid: Grid, start: tuple[float, ...], end: tuple[float, ...], radius: float) -> np.ndarray:
     """Mask of a cylinder of ``radius`` mm between two RAS points."""
     x, y, z = grid.axes()
     p0, p1 = np.asarray(start, np.float32), np.asarray(end, np.float32)

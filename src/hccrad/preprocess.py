@@ -123,7 +123,9 @@ def prepared_phases(folder: str | Path) -> list[str]:
     )
 
 
-def radiomics_settings(radiomics_cfg: Mapping[str, Any], spacing_mm: Sequence[float]):
+def radiomics_settings(
+    radiomics_cfg: Mapping[str, Any], spacing_mm: Sequence[float]
+) -> dict[str, Any]:
     """PyRadiomics setting overrides: the config's, and resampling to the prepared spacing."""
     # The volumes are already resampled: PyRadiomics must only crop, not interpolate again.
     return {**dict(radiomics_cfg.get("settings", {})), "resampledPixelSpacing": list(spacing_mm)}

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import radiomics
 import SimpleITK as sitk  # noqa: N813  (the name SimpleITK itself documents)
+from matplotlib.figure import Figure
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
 from hccrad.imaging import (
@@ -421,7 +422,7 @@ def feature_group(name: str) -> str:
     return f"{phase_region.replace('_', ' ')} {rest.split('_')[0]}"
 
 
-def icc_figure(icc: pd.DataFrame, threshold: float):
+def icc_figure(icc: pd.DataFrame, threshold: float) -> Figure:
     """Strip plot of every feature's ICC(3,1) by PyRadiomics class, with the threshold."""
     import matplotlib.pyplot as plt
 

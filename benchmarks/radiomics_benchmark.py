@@ -90,6 +90,8 @@ def write_cases(n_cases: int, folder: Path, seed: int) -> pd.DataFrame:
 def prepared_cases(prepared: Path, n_cases: int, folder: Path) -> pd.DataFrame:
     """Sheet of the first ``n_cases`` prepared patients of a run, with region masks written."""
     rows = []
+    # Absolute paths: the CLI resolves relative paths against the batch CSV's folder.
+    prepared = prepared.resolve()
     for patient_dir in sorted(p for p in prepared.iterdir() if (p / "mask.nii.gz").exists())[
         :n_cases
     ]:

@@ -133,6 +133,8 @@ def test_truth_is_written_and_not_in_the_sheet(runs):
     assert truth["endpoints"]["response"]["effects_log_odds"]["arterial_enhancement"] == 1.0
     sheet = pd.read_csv(results / "sim_tace/sheet.tsv", sep="\t")
     assert not any(c.startswith("z_") or c.endswith("_probability") for c in sheet.columns)
+    lihc_truth = json.loads((results / "sim_lihc/truth/truth.json").read_text())
+    assert len(lihc_truth["planted_pathways"]) == 4
     planted = pd.read_csv(results / "sim_lihc/truth/planted_genes.tsv", sep="\t")
     assert set(planted["pathway"]) == {
         "HALLMARK_ANGIOGENESIS",

@@ -366,6 +366,8 @@ def simulate_cohort(cohort_cfg: Mapping[str, Any], seed: int) -> dict[str, Any]:
         "trait_correlations": {f"{a}~{b}": v for (a, b), v in TRAIT_CORRELATIONS.items()},
         "endpoints": endpoint_truth,
         "survival": _plain(cohort_cfg["survival"]),
+        # Which pathways follow which trait; the genes and their betas are in planted_genes.tsv.
+        "planted_pathways": _plain(cohort_cfg.get("planted_pathways", [])),
         "notes": (
             "Effects are per SD of the latent trait z-scores (columns z_* of the latent table); "
             "bclc per stage (A=-1, B=0, C=+1), child_pugh B vs A, age per 10 years from 65, "

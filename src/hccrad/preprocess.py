@@ -131,6 +131,22 @@ def radiomics_settings(
     return {**dict(radiomics_cfg.get("settings", {})), "resampledPixelSpacing": list(spacing_mm)}
 
 
+def _extract(
+    volumes: PatientVolumes,
+    params: str | Path,
+    radiomics_cfg: Mapping[str, Any],
+    spacing_mm: Sequence[float],
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """PyRadiomics on prepared volumes with the configured regions, ring and settings."""
+    return extract_patient(
+        volumes,
+        params,
+        regions=radiomics_cfg["regions"],
+        ring_mm=radiomics_cfg["ring_mm"],
+        setting_overrides=radiomics_settings(radiomics_cfg, spacing_mm),
+    )
+
+
 def patient_radiomics(
     patient_id: str,
     folder: str | Path,
@@ -143,13 +159,7 @@ def patient_radiomics(
         empty = pd.DataFrame(index=pd.Index([], name="patient_id"))
         return empty, pd.DataFrame()
     volumes = load_prepared(patient_id, folder, prepared_phases(folder))
-    return extract_patient(
-        volumes,
-        params,
-        regions=radiomics_cfg["regions"],
-        ring_mm=radiomics_cfg["ring_mm"],
-        setting_overrides=radiomics_settings(radiomics_cfg, spacing_mm),
-    )
+    return _extract(volumes, params, radiomics_cfg, spacing_mm)
 
 
 def patient_perturbed_radiomics(
@@ -165,13 +175,7 @@ def patient_perturbed_radiomics(
     rows = []
     for kind in radiomics_cfg["robustness"]["perturbations"]:
         perturbed = perturbed_volumes(volumes, kind, seed=seed)
-        features, _ = extract_patient(
-            perturbed,
-            params,
-            regions=radiomics_cfg["regions"],
-            ring_mm=radiomics_cfg["ring_mm"],
-            setting_overrides=radiomics_settings(radiomics_cfg, spacing_mm),
-        )
+        features, _ = _extract(perturbed, params, radiomics_cfg, spacing_mm)
         rows.append(features.assign(perturbation=kind))
     return pd.concat(rows)
 

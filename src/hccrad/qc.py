@@ -48,9 +48,10 @@ def qc_figure(
     )
     for row, patient in enumerate(patients):
         record = sheet.loc[patient]
-        mask = np.asarray(nib.load(Path(base_dir) / record["mask"]).dataobj)
+        mask_image = nib.load(Path(base_dir) / record["mask"])
+        mask = np.asarray(mask_image.dataobj)
         k = tumour_slice(mask)
-        spacing = nib.load(Path(base_dir) / record["mask"]).header.get_zooms()[:3]
+        spacing = mask_image.header.get_zooms()[:3]
         for col, column in enumerate(columns):
             image = np.asarray(nib.load(Path(base_dir) / record[column]).dataobj)[:, :, k]
             axis = axes[row, col]

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: Snakemake jobs and CI have no display
 import matplotlib.pyplot as plt
 
-# Colour per model (and per cohort split), used by every figure so a model is recognisable
+# Colour per model, used by every figure so a model is recognisable
 # across ROC, calibration, decision-curve and survival plots. Okabe-Ito, safe for colour blindness.
 MODEL_COLOURS: dict[str, str] = {
     "clinical": "#E69F00",
@@ -19,12 +19,6 @@ MODEL_COLOURS: dict[str, str] = {
     "DLR": "#CC79A7",
     "treat_all": "#7F7F7F",
     "treat_none": "#000000",
-}
-SPLIT_COLOURS: dict[str, str] = {
-    "train": "#0072B2",
-    "internal_test": "#56B4E9",
-    "external": "#D55E00",
-    "radiogenomics": "#009E73",
 }
 LABEL_COLOURS: dict[str, str] = {"liver": "#F0E442", "tumour": "#D55E00"}
 RC_PARAMS: dict[str, object] = {

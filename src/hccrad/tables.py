@@ -28,11 +28,6 @@ CATEGORICAL: tuple[str, ...] = (
 NONNORMAL: tuple[str, ...] = ("tumour_size_mm", "afp", "pfs_time", "os_time")
 
 
-def cohort_group(sheet: pd.DataFrame) -> pd.Series:
-    """The Table 1 column of each patient: its split, naming the centre for external ones."""
-    return sheet["split"].astype(str)
-
-
 def split_rank(split: str) -> tuple[int, str]:
     """Sort key for splits: train, internal test, external centres, radiogenomics."""
     order = {"train": 0, "internal_test": 1, "radiogenomics": 3}
@@ -58,7 +53,8 @@ def table_one(sheet: pd.DataFrame, group_order: Sequence[str] | None = None) -> 
         data[column] = data[column].map(
             lambda v: None if pd.isna(v) else str(int(v)) if isinstance(v, float) else str(v)
         )
-    data["group"] = cohort_group(sheet).to_numpy()
+    # One column per split; external splits are named after their centre (external_B).
+    data["group"] = sheet["split"].astype(str).to_numpy()
     groups = list(group_order) if group_order else sorted(data["group"].unique(), key=split_rank)
     several = len(groups) > 1
     table = TableOne(

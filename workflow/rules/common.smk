@@ -1,6 +1,5 @@
 # Helpers shared by the rules: config validation at start, cohort lookups, target lists.
 
-import json
 from pathlib import Path
 
 from snakemake.utils import validate

@@ -80,6 +80,12 @@ def test_endpoint_not_simulated_is_named(default_config):
         check_config(default_config, ROOT)
 
 
+def test_deep_min_epochs_above_max_epochs_is_named(default_config):
+    default_config["deep"] |= {"min_epochs": 12, "max_epochs": 10}
+    with pytest.raises(ConfigError, match=r"deep\.min_epochs = 12 exceeds deep\.max_epochs = 10"):
+        check_config(default_config, ROOT)
+
+
 @pytest.mark.workflow
 def test_snakemake_stops_before_any_job(tmp_path, default_config, snakemake_bin):
     """Through the command line: a dry run refuses the config and names the key."""

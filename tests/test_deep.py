@@ -235,16 +235,38 @@ def test_network_learns_a_planted_signal(
     assert trained.best_epoch >= 1 and len(trained.history) == trained.epochs
 
 
-def test_permuted_labels_give_chance_cv_auc(
+def test_permuted_labels_give_chance_cv_and_held_out_auc(
     cohort: tuple[list, CropSet, pd.DataFrame],
 ) -> None:
     _, crops, sheet = cohort
     permuted = sheet.iloc[:N_TRAIN].copy()
     permuted["response"] = rng_for(SEED, "permutation").permutation(permuted["response"].to_numpy())
-    table = deep.cross_validate(permuted, crops, DeepConfig(**FAST, max_epochs=4, patience=4))
-    mean_auc = table["auc"].mean()
-    print(f"permuted-label CV AUC: folds {table['auc'].round(3).tolist()}, mean {mean_auc:.3f}")
+    config = DeepConfig(**FAST, max_epochs=4, patience=4)
+    selection = deep.select_and_refit(permuted, crops, config)
+    mean_auc = selection.table["auc"].mean()
+    held_out = sheet.iloc[N_TRAIN:]
+    scores = deep.predict_scores(selection.model, crops.subset(held_out.index), device="cpu")
+    held_out_auc = roc_auc_score(held_out["response"], scores)
+    print(
+        f"permuted-label CV AUC: folds {selection.table['auc'].round(3).tolist()}, "
+        f"mean {mean_auc:.3f}; held-out AUC with the true labels {held_out_auc:.3f}"
+    )
     assert abs(mean_auc - 0.5) < 0.2
+    # 24 held-out patients: the SD of a chance AUC is about 0.12.
+    assert abs(held_out_auc - 0.5) < 0.3
+    # Every training patient has exactly one out-of-fold score, from the winner's folds.
+    assert sorted(selection.out_of_fold.index) == sorted(permuted.index)
+
+
+def test_endpoint_other_than_response_is_trained_and_checked(
+    cohort: tuple[list, CropSet, pd.DataFrame],
+) -> None:
+    _, crops, sheet = cohort
+    train = sheet.iloc[:20].rename(columns={"response": "proliferative"})
+    with pytest.raises(ValueError, match="no 'response' column"):
+        deep.fit_model(train, crops, DeepConfig(**FAST, max_epochs=1))
+    model = deep.fit_model(train, crops, DeepConfig(**FAST, max_epochs=1), endpoint="proliferative")
+    assert model.n_train + model.n_validation == 20
 
 
 def test_select_and_refit_reports_folds_and_refits_the_winner(

@@ -106,3 +106,14 @@ def validate_sheet(
                     f"{source}: patient {patient}: {column} file {value} does not exist; "
                     "fix the path (relative to the working directory) or remove the patient."
                 )
+
+
+def robustness_patients(sheet: pd.DataFrame, n_patients: int) -> list[str]:
+    """Training patients for the robustness analysis: the first n in sheet order, never test."""
+    train = sheet.index[sheet["split"] == "train"]
+    if len(train) < 3:
+        raise ValueError(
+            f"only {len(train)} training patients for the radiomics ICC; it needs at least 3: "
+            "enlarge the training split"
+        )
+    return list(train[:n_patients])

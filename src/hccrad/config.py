@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,15 @@ from hccrad.genesets import read_gmt
 
 class ConfigError(ValueError):
     """A configuration value that cannot work; the message names the key and the fix."""
+
+
+def known_keys(settings_class: type, section: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """A config section as a dict, after checking that every key is a field of the dataclass."""
+    known = {field.name for field in fields(settings_class)}
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise ValueError(f"{name} config: unknown keys {unknown}; known keys are {sorted(known)}")
+    return dict(section)
 
 
 def simulated_cohorts(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -63,3 +73,9 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
             raise ConfigError(
                 f"simulate.{key}.centres: a response cohort needs a development centre."
             )
+    deep = config.get("deep", {})
+    if deep.get("min_epochs", 1) > deep.get("max_epochs", deep.get("min_epochs", 1)):
+        raise ConfigError(
+            f"deep.min_epochs = {deep['min_epochs']} exceeds deep.max_epochs = "
+            f"{deep['max_epochs']}: no epoch could be kept. Lower min_epochs or raise max_epochs."
+        )

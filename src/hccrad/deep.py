@@ -45,7 +45,7 @@ import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch import nn
 from tqdm.auto import tqdm
 
+from hccrad.config import known_keys
 from hccrad.evaluate import check_binary_outcome, name_patients
 from hccrad.seeding import rng_for
 from hccrad.style import apply_style, save_figure
@@ -158,7 +159,7 @@ class NetworkConfig:
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> NetworkConfig:
         """A network config from a JSON-like dict."""
-        return cls(**_known_keys(cls, mapping, "network config"))
+        return cls(**known_keys(cls, mapping, "network"))
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,9 @@ class DeepConfig:
     folds: int = 3
     max_epochs: int = 20
     patience: int = 5
+    # Epochs before a checkpoint may be kept: the first epochs' validation AUC on a handful of
+    # patients is mostly batch-norm noise, and an early lucky epoch would end training there.
+    min_epochs: int = 1
     batch_size: int = 8
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
@@ -206,11 +210,16 @@ class DeepConfig:
         unknown = [a for a in self.architectures if a not in ARCHITECTURES]
         if unknown or not self.architectures:
             raise ValueError(f"unknown architectures {unknown}; use some of {ARCHITECTURES}")
+        if not 1 <= self.min_epochs <= self.max_epochs:
+            raise ValueError(
+                f"min_epochs ({self.min_epochs}) must lie between 1 and max_epochs "
+                f"({self.max_epochs})"
+            )
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any] | None) -> DeepConfig:
         """A config from the workflow config's `deep:` dict; unknown keys are an error."""
-        return cls(**_known_keys(cls, mapping or {}, "deep config"))
+        return cls(**known_keys(cls, mapping or {}, "deep"))
 
     def network(self, architecture: str, in_channels: int) -> NetworkConfig:
         """The network config of one architecture for crops with `in_channels` phases."""
@@ -240,15 +249,6 @@ def _as_range(values: Sequence[float] | None) -> tuple[float, float] | None:
     if not low < high:
         raise ValueError(f"intensity_clip must be (low, high) with low < high, not {values!r}")
     return low, high
-
-
-def _known_keys(cls: type, mapping: Mapping[str, Any], what: str) -> dict[str, Any]:
-    """The mapping, after checking that every key is a field of the dataclass."""
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(mapping) - names)
-    if unknown:
-        raise ValueError(f"{what}: unknown keys {unknown}; known keys are {sorted(names)}")
-    return dict(mapping)
 
 
 def _seed_for(seed: int, *labels: str | int) -> int:
@@ -607,8 +607,8 @@ def load_model(
 # --------------------------------------------------------------------------- training
 
 
-def training_labels(train_sheet: pd.DataFrame) -> pd.Series:
-    """The 0/1 response of the training patients; ValueError if any row's split is not 'train'."""
+def training_labels(train_sheet: pd.DataFrame, endpoint: str = "response") -> pd.Series:
+    """The 0/1 `endpoint` of the training patients; ValueError if any row's split is not 'train'."""
     sheet = _by_patient(train_sheet)
     if "split" not in sheet.columns:
         raise ValueError("the training sheet needs a 'split' column (train/internal_test/...)")
@@ -620,10 +620,13 @@ def training_labels(train_sheet: pd.DataFrame) -> pd.Series:
             f"split {splits}: {name_patients(list(other))}. Internal-test and external patients "
             "are only predicted: pass sheet[sheet['split'] == 'train']"
         )
-    if "response" not in sheet.columns:
-        raise ValueError("the training sheet needs a 'response' column (1 = CR/PR, 0 = SD/PD)")
-    outcome = check_binary_outcome(sheet["response"], context="response in the training split")
-    return pd.Series(outcome, index=sheet.index, name="response")
+    if endpoint not in sheet.columns:
+        raise ValueError(
+            f"the training sheet has no {endpoint!r} column (a 0/1 endpoint, e.g. response: "
+            "1 = CR/PR, 0 = SD/PD); add it or choose one of the endpoints in the sheet"
+        )
+    outcome = check_binary_outcome(sheet[endpoint], context=f"{endpoint} in the training split")
+    return pd.Series(outcome, index=sheet.index, name=endpoint)
 
 
 def _by_patient(sheet: pd.DataFrame) -> pd.DataFrame:
@@ -809,6 +812,8 @@ def _train_network(
             # Best = highest validation AUC, then lowest loss: the loss of a small validation
             # set swings with batch-norm statistics early on; the AUC is what selection uses.
             current = (-np.inf if np.isnan(val_auc) else val_auc, -val_loss)
+            if epoch < config.min_epochs:
+                continue
             if current > best:
                 best, best_epoch = current, epoch
                 best_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
@@ -883,26 +888,41 @@ def fit_model(
     crops: CropSet,
     config: DeepConfig,
     architecture: str | None = None,
+    *,
+    endpoint: str = "response",
 ) -> DeepModel:
     """Fit one architecture on the training split (inner validation split, early stopping)."""
-    labels = training_labels(train_sheet)
+    labels = training_labels(train_sheet, endpoint)
     architecture = architecture or config.architectures[0]
     return _fit(architecture, labels, crops.subset(labels.index), config, "refit")
 
 
 @dataclass
 class Selection:
-    """Architecture selection: the per-fold table, the summary, the winner and its refit."""
+    """Architecture selection: fold table, summary, winner, its refit and out-of-fold scores."""
 
     table: pd.DataFrame
     summary: pd.DataFrame
     winner: str
     model: DeepModel
+    # The winner's held-out-fold score of every training patient (index patient_id): what a
+    # downstream model fitted on training rows must see, as the refit's in-sample scores are
+    # optimistic.
+    out_of_fold: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
 
 
-def cross_validate(train_sheet: pd.DataFrame, crops: CropSet, config: DeepConfig) -> pd.DataFrame:
+def cross_validate(
+    train_sheet: pd.DataFrame, crops: CropSet, config: DeepConfig, *, endpoint: str = "response"
+) -> pd.DataFrame:
     """Stratified k-fold CV of every architecture on the training split; one row per fold."""
-    labels = training_labels(train_sheet)
+    return _cross_validate(train_sheet, crops, config, endpoint)[0]
+
+
+def _cross_validate(
+    train_sheet: pd.DataFrame, crops: CropSet, config: DeepConfig, endpoint: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The fold table and the held-out score of every (architecture, training patient)."""
+    labels = training_labels(train_sheet, endpoint)
     crops = crops.subset(labels.index)
     folds = StratifiedKFold(
         n_splits=config.folds, shuffle=True, random_state=_seed_for(config.seed, "folds")
@@ -910,6 +930,7 @@ def cross_validate(train_sheet: pd.DataFrame, crops: CropSet, config: DeepConfig
     # The same folds for every architecture: a paired comparison.
     splits = list(folds.split(labels.index.to_numpy(), labels.to_numpy()))
     rows = []
+    held_out = []
     for architecture in config.architectures:
         for fold, (fit_rows, held_rows) in enumerate(splits, start=1):
             started = time.perf_counter()
@@ -918,11 +939,23 @@ def cross_validate(train_sheet: pd.DataFrame, crops: CropSet, config: DeepConfig
             held_scores = predict_scores(
                 model, crops.subset(held_labels.index), device=config.device
             )
+            held_out.append(
+                pd.DataFrame(
+                    {
+                        "architecture": architecture,
+                        "fold": fold,
+                        "patient_id": held_scores.index,
+                        SCORE_NAME: held_scores.to_numpy(),
+                    }
+                )
+            )
             rows.append(
                 {
                     "architecture": architecture,
                     "fold": fold,
-                    "auc": _auc_or_nan(held_labels.to_numpy(), held_scores.to_numpy()),
+                    "auc": _auc_or_nan(
+                        held_labels.loc[held_scores.index].to_numpy(), held_scores.to_numpy()
+                    ),
                     "n_train": len(fit_labels),
                     "n_val": len(held_labels),
                     "epochs": model.epochs,
@@ -933,7 +966,7 @@ def cross_validate(train_sheet: pd.DataFrame, crops: CropSet, config: DeepConfig
                 }
             )
             logger.info("%s fold %d: AUC %.3f", architecture, fold, rows[-1]["auc"])
-    return pd.DataFrame(rows, columns=list(SELECTION_COLUMNS))
+    return pd.DataFrame(rows, columns=list(SELECTION_COLUMNS)), pd.concat(held_out)
 
 
 def selection_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -963,13 +996,18 @@ def choose_winner(table: pd.DataFrame) -> str:
     return str(selection_summary(table)["architecture"].iloc[0])
 
 
-def select_and_refit(train_sheet: pd.DataFrame, crops: CropSet, config: DeepConfig) -> Selection:
+def select_and_refit(
+    train_sheet: pd.DataFrame, crops: CropSet, config: DeepConfig, *, endpoint: str = "response"
+) -> Selection:
     """Cross-validate every architecture on the training split, then refit the winner on it."""
-    table = cross_validate(train_sheet, crops, config)
+    table, held_out = _cross_validate(train_sheet, crops, config, endpoint)
     winner = choose_winner(table)
     logger.info("selected %s; refitting on the whole training split", winner)
-    model = fit_model(train_sheet, crops, config, winner)
-    return Selection(table, selection_summary(table), winner, model)
+    model = fit_model(train_sheet, crops, config, winner, endpoint=endpoint)
+    out_of_fold = held_out.loc[held_out["architecture"] == winner].set_index("patient_id")
+    return Selection(
+        table, selection_summary(table), winner, model, out_of_fold[SCORE_NAME].rename(SCORE_NAME)
+    )
 
 
 # --------------------------------------------------------------------------- prediction
@@ -1134,6 +1172,7 @@ def grad_cam_figure(
     patients_per_centre: int = 2,
     phase: str | None = None,
     layer: str = "auto",
+    endpoint: str = "response",
 ) -> list[Path]:
     """Grad-CAM over the mid-tumour axial slice for a few patients per centre (PNG and PDF)."""
     sheet = _by_patient(sheet)
@@ -1181,7 +1220,7 @@ def grad_cam_figure(
         shown = axes[1, column].imshow(
             cam, cmap=CAM_COLOURMAP, vmin=0, vmax=1, alpha=0.55, extent=extent
         )
-        axes[0, column].set_title(_panel_title(patient, sheet, scores), fontsize=7)
+        axes[0, column].set_title(_panel_title(patient, sheet, scores, endpoint), fontsize=7)
     axes[0, 0].set_ylabel(f"{phase.replace('_', ' ')} phase")
     axes[1, 0].set_ylabel("Grad-CAM overlay")
     _scale_bar(axes[0, 0], crops)
@@ -1191,11 +1230,15 @@ def grad_cam_figure(
     return save_figure(figure, png_path)
 
 
-def _panel_title(patient: str, sheet: pd.DataFrame, scores: pd.Series) -> str:
-    """Patient, centre, predicted probability and (where known) the observed response."""
+def _panel_title(patient: str, sheet: pd.DataFrame, scores: pd.Series, endpoint: str) -> str:
+    """Patient, centre, predicted probability and (where known) the observed endpoint."""
     title = f"{patient}\ncentre {sheet.loc[patient, 'centre']} · p = {scores[patient]:.2f}"
-    if "response" in sheet.columns and pd.notna(sheet.loc[patient, "response"]):
-        title += " · " + ("R" if int(sheet.loc[patient, "response"]) == 1 else "NR")
+    if endpoint in sheet.columns and pd.notna(sheet.loc[patient, endpoint]):
+        observed = int(sheet.loc[patient, endpoint])
+        if endpoint == "response":
+            title += " · " + ("R" if observed == 1 else "NR")
+        else:
+            title += f" · {endpoint} {observed}"
     return title
 
 

@@ -30,6 +30,7 @@ from hccrad.imaging import (
     write_preprocessed,
     write_qc_png,
 )
+from hccrad.prepared import read_exclusion
 from hccrad.radiomics import extract_patient, perturbed_volumes
 
 MODALITY_UNITS: dict[str, str] = {"mri": "z-score over liver", "ct": "HU"}
@@ -54,11 +55,6 @@ def write_exclusion(folder: str | Path, exclusion: Exclusion | None) -> None:
     table = pd.DataFrame(rows, columns=list(EXCLUSION_COLUMNS))
     Path(folder).mkdir(parents=True, exist_ok=True)
     table.to_csv(Path(folder) / "exclusion.tsv", sep="\t", index=False)
-
-
-def read_exclusion(folder: str | Path) -> pd.DataFrame:
-    """The patient's exclusion record (empty when the patient is fine)."""
-    return pd.read_csv(Path(folder) / "exclusion.tsv", sep="\t", dtype=str)
 
 
 def _prepare(
@@ -180,17 +176,6 @@ def patient_perturbed_radiomics(
     return pd.concat(rows)
 
 
-def robustness_patients(sheet: pd.DataFrame, n_patients: int) -> list[str]:
-    """Training patients for the robustness analysis: the first n in sheet order, never test."""
-    train = sheet.index[sheet["split"] == "train"]
-    if len(train) < 3:
-        raise ValueError(
-            f"only {len(train)} training patients for the radiomics ICC; it needs at least 3: "
-            "enlarge the training split"
-        )
-    return list(train[:n_patients])
-
-
 def split_perturbed(tables: Sequence[pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """Per-patient perturbed tables regrouped as {perturbation: patients x features}."""
     stacked = pd.concat(tables)
@@ -208,10 +193,3 @@ def gather_exclusions(folders: Sequence[str | Path], cohort: str) -> pd.DataFram
     table.insert(1, "cohort", cohort)
     table.insert(2, "step", "prepare_patient")
     return table.set_index("patient_id")
-
-
-def crop_files(folder: str | Path) -> list[Path]:
-    """A prepared patient's tumour crops, largest tumour first."""
-    return sorted(
-        Path(folder, "crops").glob("*.npz"), key=lambda p: int(p.stem.rsplit("tumour", 1)[1])
-    )

@@ -19,4 +19,6 @@ def log_to(path: str | Path) -> logging.Logger:
         force=True,
     )
     logging.captureWarnings(True)
+    # matplotlib's PDF backend has fontTools log every subsetting step at INFO: noise, not news.
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
     return logging.getLogger("hccrad")

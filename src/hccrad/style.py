@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt
 MODEL_COLOURS: dict[str, str] = {
     "clinical": "#E69F00",
     "radiomics": "#56B4E9",
+    "radiomics_lasso": "#0072B2",
+    "radiomics_ridge": "#332288",
     "DLTR": "#009E73",
     "DLTR_MLP": "#D55E00",
     "DLR": "#CC79A7",

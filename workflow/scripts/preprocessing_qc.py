@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from hccrad.cohort import read_sheet
-from hccrad.preprocess import crop_files
+from hccrad.prepared import crop_files
 from hccrad.qc import crops_figure, qc_patients
 from hccrad.runlog import log_to
 from hccrad.style import save_figure

@@ -1,0 +1,24 @@
+"""The layout of a prepared patient folder, for the steps that read it without image libraries.
+
+``hccrad.preprocess`` writes each patient's folder (volumes, tumour crops, ``exclusion.tsv``);
+the deep-learning steps need only the crops and the exclusion record, and import this module so
+that they do not pull in SimpleITK and PyRadiomics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+
+def read_exclusion(folder: str | Path) -> pd.DataFrame:
+    """The patient's exclusion record (empty when the patient is fine)."""
+    return pd.read_csv(Path(folder) / "exclusion.tsv", sep="\t", dtype=str)
+
+
+def crop_files(folder: str | Path) -> list[Path]:
+    """A prepared patient's tumour crops, largest tumour first."""
+    return sorted(
+        Path(folder, "crops").glob("*.npz"), key=lambda p: int(p.stem.rsplit("tumour", 1)[1])
+    )

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -47,6 +47,7 @@ from statsmodels.tools.sm_exceptions import (
 from xgboost import XGBClassifier
 
 from hccrad.cohort import CLINICAL_COVARIATES
+from hccrad.config import known_keys
 from hccrad.evaluate import check_binary_outcome, name_patients, youden_threshold
 from hccrad.seeding import rng_for
 
@@ -112,11 +113,7 @@ class ModelSettings:
 
 def model_settings(cfg: Mapping[str, Any] | None) -> ModelSettings:
     """ModelSettings from the config's ``models`` section, rejecting unknown keys."""
-    cfg = dict(cfg or {})
-    known = {f.name for f in fields(ModelSettings)}
-    unknown = sorted(set(cfg) - known)
-    if unknown:
-        raise ValueError(f"models config: unknown key(s) {unknown}; known: {sorted(known)}")
+    cfg = known_keys(ModelSettings, cfg or {}, "models")
     for key in ("clinical_covariates", "mlp_hidden_layers"):
         if key in cfg:
             cfg[key] = tuple(cfg[key])
@@ -846,12 +843,8 @@ def training_outcome(sheet: pd.DataFrame, endpoint: str) -> pd.Series:
     if len(train) == 0:
         raise ValueError(f"endpoint {endpoint!r}: the cohort sheet has no patient in split 'train'")
     outcome = sheet.loc[train, endpoint]
-    try:
-        y = check_binary_outcome(outcome, context=f"endpoint {endpoint!r} in split 'train'")
-    except ValueError as error:
-        if "single class" in str(error):
-            raise ValueError(f"{error}; patients: {name_patients(train)}") from None
-        raise
+    # check_binary_outcome names the patients (missing, not 0/1, or all of a single class).
+    y = check_binary_outcome(outcome, context=f"endpoint {endpoint!r} in split 'train'")
     return pd.Series(y, index=train, name=endpoint)
 
 
@@ -1055,3 +1048,72 @@ def odds_ratio_tables(model: ResponseModel) -> pd.DataFrame:
 def describe_all(models: Mapping[str, ResponseModel]) -> dict[str, Any]:
     """Every model's describe(), JSON-ready."""
     return {name: model.describe() for name, model in models.items()}
+
+
+# --------------------------------------------------------------------------- workflow tables
+
+
+def without_exclusions(sheet: pd.DataFrame, exclusions: pd.DataFrame) -> pd.DataFrame:
+    """The sheet without the patients that image preparation excluded (exclusions.tsv)."""
+    excluded = sheet.index.intersection(exclusions.index)
+    return sheet.drop(index=excluded)
+
+
+def deep_score_table(
+    scores: pd.DataFrame, sheet: pd.DataFrame, column: str = "dltr_score"
+) -> pd.DataFrame:
+    """The deep model's score column per patient, checked against the sheet's splits.
+
+    ``scores`` is the deep rule's scores.tsv indexed by patient_id (split, centre, the score
+    and score_source: out-of-fold for training rows, the refitted network for the others).
+    """
+    _require_columns(scores, [column], "deep scores table")
+    if "split" in scores.columns:
+        shared = sheet.index.intersection(scores.index)
+        differs = shared[
+            scores.loc[shared, "split"].astype(str).to_numpy()
+            != sheet.loc[shared, "split"].astype(str).to_numpy()
+        ]
+        if len(differs):
+            raise ValueError(
+                f"deep scores table: split differs from the cohort sheet for "
+                f"{name_patients(differs)}; rerun the deep-learning rules on this sheet"
+            )
+    return scores[[column]].astype(float)
+
+
+def selected_features_table(models: Mapping[str, ResponseModel]) -> pd.DataFrame:
+    """The predictors each model selected on training: clinical covariates and LASSO features."""
+    rows = []
+    for name, model in models.items():
+        estimator = model.estimator
+        if isinstance(estimator, ClinicalLogistic):
+            table = estimator.multivariable_
+            for covariate in estimator.selected_:
+                terms = table[table["covariate"] == covariate]
+                rows.append(
+                    {
+                        "model": name,
+                        "feature": covariate,
+                        "selection": "univariable screening + multivariable logistic",
+                        "coefficient": float(terms["coefficient"].iloc[0])
+                        if len(terms) == 1
+                        else np.nan,
+                    }
+                )
+        elif isinstance(estimator, LassoSignature):
+            coefficients = estimator.lasso_.coef_[0, estimator.selected_index_]
+            for feature, coefficient in zip(
+                estimator.selected_features_, coefficients, strict=True
+            ):
+                rows.append(
+                    {
+                        "model": name,
+                        "feature": feature,
+                        "selection": estimator.selection_method_,
+                        "coefficient": float(coefficient),
+                    }
+                )
+    table = pd.DataFrame(rows, columns=["model", "feature", "selection", "coefficient"])
+    counts = table.groupby("model", sort=False)["feature"].transform("size")
+    return table.assign(n_selected=counts)

@@ -9,6 +9,10 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+# The landing page of `snakemake --report`: what the workflow does, its categories, software.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 
 
@@ -16,12 +20,16 @@ wildcard_constraints:
     cohort="|".join(sorted(SIMULATED)),
     shard=r"\d+",
     patient=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    endpoint="|".join(config["endpoints"]),
 
 
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/cohort.smk"
 include: "workflow/rules/imaging.smk"
 include: "workflow/rules/radiomics.smk"
+include: "workflow/rules/deep.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/radiogenomics.smk"
 
 
 rule all:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import os
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,8 @@ def tiny_config(seed: int = 7) -> dict[str, Any]:
     config = copy.deepcopy(load_default_config())
     config["seed"] = seed
     config["qc"]["patients_per_centre"] = 1
-    for key, n in (("response", (10, 2, 2)), ("radiogenomics", (5,))):
+    # Deep selection and the models need a few patients of each class per fold.
+    for key, n in (("response", (30, 8, 8)), ("radiogenomics", (5,))):
         cohort = config["simulate"][key]
         cohort["n_shards"] = 2 if key == "response" else 1
         cohort["image"] = {**cohort["image"], "fov_mm": [320, 320, 150]}
@@ -36,6 +39,20 @@ def tiny_config(seed: int = 7) -> dict[str, Any]:
     config["radiomics"]["robustness"]["n_patients"] = 4
     config["simulate"]["radiogenomics"]["rnaseq"]["n_genes"] = 6000
     config["simulate"]["radiogenomics"]["rnaseq"]["n_noncoding"] = 100
+    config["deep"] |= {
+        "architectures": ["resnet18"],
+        "spatial_size": [12, 12, 12],
+        "width": 0.25,
+        "folds": 2,
+        "max_epochs": 2,
+        "min_epochs": 1,
+        "patience": 2,
+        "threads": 1,
+        "mem_mb": 2000,
+        "gradcam": {"patients_per_centre": 1, "layer": "auto"},
+    }
+    # ~6 proliferative training patients: 3 folds keep both classes in every inner CV fold.
+    config["models"]["cv_folds"] = 3
     return config
 
 
@@ -58,3 +75,68 @@ def snakemake_bin() -> str:
 def _single_threaded_blas() -> None:
     """Keep BLAS single-threaded so results and timings do not depend on the core count."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def run_workflow(
+    workdir: Path,
+    config: dict,
+    snakemake_bin: str,
+    targets: tuple[str, ...] = (),
+    rules: tuple[str, ...] = (),
+) -> None:
+    """Run ``targets`` (default: the default target) of the workflow on ``config``.
+
+    ``rules``, if given, are the only rules allowed to run (--allowed-rules).
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_path = workdir / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    run = subprocess.run(
+        [
+            snakemake_bin,
+            *targets,  # before the options: --quiet takes several values
+            "--snakefile",
+            str(ROOT / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(config_path),
+            "--cores",
+            "2",
+            *(["--allowed-rules", *rules] if rules else []),
+            "--quiet",
+            "rules",
+        ],
+        capture_output=True,
+        encoding="utf-8",
+        errors="replace",
+        timeout=1800,
+    )
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+
+
+def digests(results: Path) -> dict[str, str]:
+    """md5 of every file under results/ except the run-time benchmarks."""
+    return {
+        str(p.relative_to(results)): hashlib.md5(p.read_bytes()).hexdigest()
+        for p in sorted(results.rglob("*"))
+        if p.is_file() and "benchmarks" not in p.parts
+    }
+
+
+@pytest.fixture(scope="session")
+def runs(tmp_path_factory, snakemake_bin) -> dict[str, Path]:
+    """The tiny config run twice with one seed, and its simulation once with another.
+
+    Session-scoped: every workflow test file reads these runs instead of running its own.
+    """
+    base = tmp_path_factory.mktemp("workflow")
+    simulation = (
+        "results/sim_tace/sheet.tsv",
+        "results/sim_lihc/truth/planted_genes.tsv",
+    )
+    out = {}
+    for name, seed, targets in (("first", 7, ()), ("again", 7, ()), ("other", 8, simulation)):
+        run_workflow(base / name, tiny_config(seed), snakemake_bin, targets)
+        out[name] = base / name / "results"
+    return out

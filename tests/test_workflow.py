@@ -1,73 +1,19 @@
-"""End to end: Snakemake runs a tiny config in a temporary folder, twice, bit for bit."""
+"""End to end: Snakemake runs a tiny config in a temporary folder, twice, bit for bit.
+
+The runs are the session fixture `runs` of conftest.py, shared with the other workflow tests.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import subprocess
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from conftest import ROOT, tiny_config
+from conftest import digests
 
 pytestmark = pytest.mark.workflow
-
-
-def run_workflow(
-    workdir: Path, config: dict, snakemake_bin: str, targets: tuple[str, ...] = ()
-) -> None:
-    """Run ``targets`` (default: the default target) of the workflow on ``config``."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    config_path = workdir / "config.yaml"
-    config_path.write_text(yaml.safe_dump(config))
-    run = subprocess.run(
-        [
-            snakemake_bin,
-            "--snakefile",
-            str(ROOT / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "--configfile",
-            str(config_path),
-            "--cores",
-            "2",
-            "--quiet",
-            "rules",
-        ],
-        capture_output=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=900,
-    )
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
-
-
-def digests(results: Path) -> dict[str, str]:
-    """md5 of every file under results/ except the run-time benchmarks."""
-    return {
-        str(p.relative_to(results)): hashlib.md5(p.read_bytes()).hexdigest()
-        for p in sorted(results.rglob("*"))
-        if p.is_file() and "benchmarks" not in p.parts
-    }
-
-
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory, snakemake_bin) -> dict[str, Path]:
-    """The tiny config run twice with one seed, and its simulation once with another."""
-    base = tmp_path_factory.mktemp("workflow")
-    simulation = (
-        "results/sim_tace/sheet.tsv",
-        "results/sim_lihc/truth/planted_genes.tsv",
-    )
-    out = {}
-    for name, seed, targets in (("first", 7, ()), ("again", 7, ()), ("other", 8, simulation)):
-        run_workflow(base / name, tiny_config(seed), snakemake_bin, targets)
-        out[name] = base / name / "results"
-    return out
 
 
 def test_outputs_of_rule_all_exist(runs):
@@ -117,7 +63,7 @@ def test_sheet_points_to_images_that_match_their_mask(runs):
     workdir = results.parent
     sheet = pd.read_csv(results / "sim_tace/sheet.tsv", sep="\t", index_col="patient_id")
     assert list(sheet.columns[:2]) == ["centre", "split"]
-    assert len(sheet) == 14
+    assert len(sheet) == 46
     for patient, row in sheet.iterrows():
         mask = nib.load(workdir / row["mask"])
         labels = set(np.unique(np.asarray(mask.dataobj)))

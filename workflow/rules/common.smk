@@ -4,9 +4,8 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from hccrad.cohort import read_sheet
+from hccrad.cohort import read_sheet, robustness_patients
 from hccrad.config import check_config, simulated_cohorts
-from hccrad.preprocess import robustness_patients
 from hccrad.simulate import patient_ids, shard_members, tcga_like_ids
 
 validate(config, "../schemas/config.schema.yaml")
@@ -102,7 +101,7 @@ def perturbed_tables(wildcards):
 
 
 def all_targets():
-    """The default targets: sheets, truth, QC figures and Table 1 of every cohort."""
+    """The default targets: cohorts, radiomics, deep learning, models and radiogenomics."""
     targets = []
     for cohort in (RESPONSE_COHORT, RADIOGENOMICS_COHORT):
         targets += [
@@ -122,4 +121,4 @@ def all_targets():
         f"results/{RADIOGENOMICS_COHORT}/rnaseq/gdc_sample_sheet.tsv",
         f"results/{RADIOGENOMICS_COHORT}/truth/planted_genes.tsv",
     ]
-    return targets
+    return targets + deep_targets() + model_targets() + radiogenomics_targets()

@@ -39,6 +39,8 @@ rule preprocessing_qc:
         pdf="results/{cohort}/qc/preprocessing_qc.pdf",
     log:
         "logs/{cohort}/preprocessing_qc.log",
+    benchmark:
+        "results/benchmarks/preprocessing_qc/{cohort}.tsv"
     conda:
         ENV
     threads: 1

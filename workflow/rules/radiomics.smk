@@ -62,6 +62,8 @@ rule gather_radiomics:
         exclusions="results/{cohort}/exclusions.tsv",
     log:
         "logs/{cohort}/gather_radiomics.log",
+    benchmark:
+        "results/benchmarks/gather_radiomics/{cohort}.tsv"
     conda:
         ENV
     threads: 1

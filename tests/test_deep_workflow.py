@@ -1,0 +1,79 @@
+"""Deep-learning rules in the tiny workflow run: outputs, held-out scores, no test crops read."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.workflow
+
+ENDPOINTS = ("response", "proliferative")
+
+
+def recorded_inputs(workdir: Path, output: str) -> list[str]:
+    """The inputs Snakemake recorded for an output (its metadata file, keyed by the path)."""
+    key = base64.urlsafe_b64encode(output.encode()).decode()
+    return json.loads((workdir / ".snakemake" / "metadata" / key).read_text())["input"]
+
+
+def sheet(results: Path, cohort: str) -> pd.DataFrame:
+    """A cohort sheet indexed by patient_id."""
+    return pd.read_csv(results / cohort / "sheet.tsv", sep="\t", index_col="patient_id")
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_selection_reads_training_patients_only(runs, endpoint):
+    results = runs["first"]
+    inputs = recorded_inputs(results.parent, f"results/sim_tace/deep/{endpoint}/model.pt")
+    prepared = {Path(p).name for p in inputs if "/prepared/" in p}
+    response_sheet = sheet(results, "sim_tace")
+    assert prepared == set(response_sheet.index[response_sheet["split"] == "train"])
+    table = pd.read_csv(results / f"sim_tace/deep/{endpoint}/selection.tsv", sep="\t")
+    n_train = (response_sheet["split"] == "train").sum()
+    assert (table["n_train"] + table["n_val"] == n_train).all()
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_scores_are_out_of_fold_for_training_and_refit_for_the_rest(runs, endpoint):
+    results = runs["first"]
+    folder = results / f"sim_tace/deep/{endpoint}"
+    scores = pd.read_csv(folder / "scores.tsv", sep="\t", index_col="patient_id")
+    response_sheet = sheet(results, "sim_tace")
+    assert sorted(scores.index) == sorted(response_sheet.index)
+    assert scores["dltr_score"].between(0, 1).all()
+    train = scores["split"] == "train"
+    assert scores.loc[train, "score_source"].eq("out_of_fold").all()
+    assert scores.loc[~train, "score_source"].eq("refit").all()
+    out_of_fold = pd.read_csv(folder / "out_of_fold.tsv", sep="\t", index_col="patient_id")
+    np.testing.assert_allclose(
+        scores.loc[train, "dltr_score"], out_of_fold.loc[scores.index[train]].iloc[:, 0], atol=1e-6
+    )
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_both_cohorts_get_deep_features_and_scores(runs, endpoint):
+    results = runs["first"]
+    widths = set()
+    for cohort in ("sim_tace", "sim_lihc"):
+        features = pd.read_parquet(results / f"{cohort}/deep/{endpoint}/deep_features.parquet")
+        assert sorted(features.index) == sorted(sheet(results, cohort).index)
+        assert features.columns[0] == "deep_0000" and np.isfinite(features.to_numpy()).all()
+        widths.add(features.shape[1])
+    assert len(widths) == 1  # one network, one feature space for both cohorts
+    lihc = pd.read_csv(results / f"sim_lihc/deep/{endpoint}/scores.tsv", sep="\t")
+    assert lihc["score_source"].eq("refit").all() and lihc["split"].eq("radiogenomics").all()
+
+
+@pytest.mark.parametrize("figure", ["selection.png", "gradcam.png"])
+def test_deep_figures_are_not_blank(runs, figure):
+    for endpoint in ENDPOINTS:
+        pixels = np.asarray(
+            Image.open(runs["first"] / f"sim_tace/deep/{endpoint}/{figure}").convert("L"), float
+        )
+        assert pixels.std() > 10, (endpoint, figure)

@@ -1,0 +1,43 @@
+# Helpers of the deep-learning rules (deep.smk): which crops each step reads, targets.
+
+
+def training_prepared(wildcards):
+    """Prepared folders of the training patients alone (from the sheet, via its checkpoint)."""
+    sheet = read_sheet(
+        checkpoints.gather_sheet.get(cohort=wildcards.cohort).output.sheet
+    )
+    return [
+        f"results/{wildcards.cohort}/prepared/{patient}"
+        for patient in sheet.index[sheet["split"] == "train"]
+    ]
+
+
+def dltr_network(wildcards):
+    """The DLTR network of an endpoint: weights and config, from the response cohort."""
+    folder = f"results/{RESPONSE_COHORT}/deep/{wildcards.endpoint}"
+    return {"weights": f"{folder}/model.pt", "model": f"{folder}/model.json"}
+
+
+def out_of_fold_scores(wildcards):
+    """The selection's out-of-fold training scores, for the response cohort only."""
+    if wildcards.cohort != RESPONSE_COHORT:
+        return []
+    return f"results/{RESPONSE_COHORT}/deep/{wildcards.endpoint}/out_of_fold.tsv"
+
+
+def deep_targets():
+    """Selection, network, Grad-CAM per endpoint; scores and deep features of both cohorts."""
+    targets = []
+    for endpoint in config["endpoints"]:
+        folder = f"results/{RESPONSE_COHORT}/deep/{endpoint}"
+        targets += [
+            f"{folder}/selection.tsv",
+            f"{folder}/selection.png",
+            f"{folder}/gradcam.png",
+        ]
+        for cohort in (RESPONSE_COHORT, RADIOGENOMICS_COHORT):
+            targets += [
+                f"results/{cohort}/deep/{endpoint}/scores.tsv",
+                f"results/{cohort}/deep/{endpoint}/deep_features.parquet",
+            ]
+    return targets

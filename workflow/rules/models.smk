@@ -1,0 +1,289 @@
+# Response models per endpoint, their evaluation and survival stratification (issue 5).
+# Everything is fitted on the training split of the response cohort; the other splits and the
+# external centres are only scored.
+
+
+include: "models_common.smk"
+
+
+rule fit_models:
+    input:
+        sheet=f"results/{RESPONSE_COHORT}/sheet.tsv",
+        exclusions=f"results/{RESPONSE_COHORT}/exclusions.tsv",
+        radiomics=f"results/{RESPONSE_COHORT}/radiomics/features_robust.parquet",
+        deep=f"results/{RESPONSE_COHORT}/deep/{{endpoint}}/scores.tsv",
+    output:
+        models=f"{MODELS}/models.joblib",
+        predictions=f"{MODELS}/predictions.tsv",
+        thresholds=f"{MODELS}/thresholds.tsv",
+        odds_ratios=report(
+            f"{MODELS}/clinical_odds_ratios.tsv",
+            caption="../report/clinical_odds_ratios.rst",
+            category="Response models",
+            subcategory="{endpoint}",
+            labels={"endpoint": "{endpoint}", "table": "clinical odds ratios"},
+        ),
+        features=f"{MODELS}/selected_features.tsv",
+        described=f"{MODELS}/models.json",
+    log:
+        f"logs/{RESPONSE_COHORT}/fit_models/{{endpoint}}.log",
+    benchmark:
+        f"results/benchmarks/fit_models/{RESPONSE_COHORT}_{{endpoint}}.tsv"
+    wildcard_constraints:
+        endpoint=ENDPOINT_PATTERN,
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    params:
+        models=config["models"],
+        seed=config["seed"],
+    script:
+        "../scripts/models_fit.py"
+
+
+rule evaluate_models:
+    input:
+        predictions=f"{MODELS}/predictions.tsv",
+        thresholds=f"{MODELS}/thresholds.tsv",
+    output:
+        auc=report(
+            f"{EVALUATION}/auc.tsv",
+            caption="../report/model_auc.rst",
+            category="Response models",
+            subcategory="{endpoint}",
+            labels={"endpoint": "{endpoint}", "table": "AUC (95% CI)"},
+        ),
+        threshold_metrics=f"{EVALUATION}/threshold_metrics.tsv",
+        delong=f"{EVALUATION}/delong.tsv",
+        calibration=f"{EVALUATION}/calibration.tsv",
+        calibration_curves=f"{EVALUATION}/calibration_curves.tsv",
+        decision_curves=f"{EVALUATION}/decision_curves.tsv",
+        roc_curves=f"{EVALUATION}/roc_curves.tsv",
+    log:
+        f"logs/{RESPONSE_COHORT}/evaluate_models/{{endpoint}}.log",
+    benchmark:
+        f"results/benchmarks/evaluate_models/{RESPONSE_COHORT}_{{endpoint}}.tsv"
+    wildcard_constraints:
+        endpoint=ENDPOINT_PATTERN,
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        evaluation=config["evaluation"],
+        seed=config["seed"],
+    script:
+        "../scripts/evaluate_tables.py"
+
+
+rule evaluation_figures:
+    input:
+        auc=f"{EVALUATION}/auc.tsv",
+        roc_curves=f"{EVALUATION}/roc_curves.tsv",
+        calibration=f"{EVALUATION}/calibration.tsv",
+        calibration_curves=f"{EVALUATION}/calibration_curves.tsv",
+        decision_curves=f"{EVALUATION}/decision_curves.tsv",
+    output:
+        roc=report(
+            f"{EVALUATION}/roc.png",
+            caption="../report/model_roc.rst",
+            category="Response models",
+            subcategory="{endpoint}",
+            labels={"endpoint": "{endpoint}", "figure": "ROC"},
+        ),
+        roc_pdf=f"{EVALUATION}/roc.pdf",
+        calibration=report(
+            f"{EVALUATION}/calibration.png",
+            caption="../report/model_calibration.rst",
+            category="Response models",
+            subcategory="{endpoint}",
+            labels={"endpoint": "{endpoint}", "figure": "calibration"},
+        ),
+        calibration_pdf=f"{EVALUATION}/calibration.pdf",
+        decision=report(
+            f"{EVALUATION}/decision_curves.png",
+            caption="../report/model_decision_curves.rst",
+            category="Response models",
+            subcategory="{endpoint}",
+            labels={"endpoint": "{endpoint}", "figure": "decision curves"},
+        ),
+        decision_pdf=f"{EVALUATION}/decision_curves.pdf",
+    log:
+        f"logs/{RESPONSE_COHORT}/evaluation_figures/{{endpoint}}.log",
+    wildcard_constraints:
+        endpoint=ENDPOINT_PATTERN,
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/evaluate_figures.py"
+
+
+rule survival_tables:
+    input:
+        predictions=f"{MODELS}/predictions.tsv",
+        sheet=f"results/{RESPONSE_COHORT}/sheet.tsv",
+    output:
+        cutoffs=f"{SURVIVAL}/cutoffs.tsv",
+        risk_groups=f"{SURVIVAL}/risk_groups.tsv",
+        km_curves=f"{SURVIVAL}/km_curves.tsv",
+        median_survival=f"{SURVIVAL}/median_survival.tsv",
+        numbers_at_risk=f"{SURVIVAL}/numbers_at_risk.tsv",
+        logrank=report(
+            f"{SURVIVAL}/logrank.tsv",
+            caption="../report/survival_logrank.rst",
+            category="Survival",
+            subcategory="{endpoint}",
+            labels={"endpoint": "{endpoint}", "table": "log-rank"},
+        ),
+        cox=report(
+            f"{SURVIVAL}/cox.tsv",
+            caption="../report/survival_forest.rst",
+            category="Survival",
+            subcategory="{endpoint}",
+            labels={"endpoint": "{endpoint}", "table": "Cox hazard ratios"},
+        ),
+        concordance=f"{SURVIVAL}/concordance.tsv",
+        td_auc=f"{SURVIVAL}/td_auc.tsv",
+    log:
+        f"logs/{RESPONSE_COHORT}/survival_tables/{{endpoint}}.log",
+    benchmark:
+        f"results/benchmarks/survival_tables/{RESPONSE_COHORT}_{{endpoint}}.tsv"
+    wildcard_constraints:
+        endpoint=ENDPOINT_PATTERN,
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        survival=config["survival"],
+        outcomes=lambda wildcards: survival_outcomes(wildcards.endpoint),
+    script:
+        "../scripts/survival_tables.py"
+
+
+rule survival_km:
+    input:
+        risk_groups=f"{SURVIVAL}/risk_groups.tsv",
+        km_curves=f"{SURVIVAL}/km_curves.tsv",
+        numbers_at_risk=f"{SURVIVAL}/numbers_at_risk.tsv",
+        logrank=f"{SURVIVAL}/logrank.tsv",
+    output:
+        png=report(
+            f"{SURVIVAL}/km/{{outcome}}/{{model}}.png",
+            caption="../report/survival_km.rst",
+            category="Survival",
+            subcategory="{endpoint}",
+            labels={
+                "endpoint": "{endpoint}",
+                "outcome": "{outcome}",
+                "figure": "Kaplan-Meier: {model}",
+            },
+        ),
+        pdf=f"{SURVIVAL}/km/{{outcome}}/{{model}}.pdf",
+    log:
+        f"logs/{RESPONSE_COHORT}/survival_km/{{endpoint}}_{{outcome}}_{{model}}.log",
+    wildcard_constraints:
+        endpoint=ENDPOINT_PATTERN,
+        outcome=OUTCOME_PATTERN,
+        model=MODEL_PATTERN,
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=5,
+    script:
+        "../scripts/survival_km.py"
+
+
+rule survival_forest:
+    input:
+        cox=f"{SURVIVAL}/cox.tsv",
+    output:
+        png=report(
+            f"{SURVIVAL}/forest_{{outcome}}.png",
+            caption="../report/survival_forest.rst",
+            category="Survival",
+            subcategory="{endpoint}",
+            labels={
+                "endpoint": "{endpoint}",
+                "outcome": "{outcome}",
+                "figure": "forest plot",
+            },
+        ),
+        pdf=f"{SURVIVAL}/forest_{{outcome}}.pdf",
+    log:
+        f"logs/{RESPONSE_COHORT}/survival_forest/{{endpoint}}_{{outcome}}.log",
+    wildcard_constraints:
+        endpoint=ENDPOINT_PATTERN,
+        outcome=OUTCOME_PATTERN,
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=5,
+    params:
+        models=config["survival"]["figure_models"],
+    script:
+        "../scripts/survival_forest.py"
+
+
+rule model_card:
+    input:
+        sheet=f"results/{RESPONSE_COHORT}/sheet.tsv",
+        exclusions=f"results/{RESPONSE_COHORT}/exclusions.tsv",
+        described=f"{MODELS}/models.json",
+        features=f"{MODELS}/selected_features.tsv",
+        auc=f"{EVALUATION}/auc.tsv",
+        calibration=f"{EVALUATION}/calibration.tsv",
+        threshold_metrics=f"{EVALUATION}/threshold_metrics.tsv",
+        delong=f"{EVALUATION}/delong.tsv",
+        logrank=f"{SURVIVAL}/logrank.tsv",
+        cox=f"{SURVIVAL}/cox.tsv",
+    output:
+        report(
+            f"{MODELS}/model_card.md",
+            caption="../report/model_card.rst",
+            category="Response models",
+            subcategory="{endpoint}",
+            labels={"endpoint": "{endpoint}", "table": "model card"},
+        ),
+    log:
+        f"logs/{RESPONSE_COHORT}/model_card/{{endpoint}}.log",
+    wildcard_constraints:
+        endpoint=ENDPOINT_PATTERN,
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        cohort=RESPONSE_COHORT,
+        seed=config["seed"],
+        settings={
+            "models": config["models"],
+            "evaluation": config["evaluation"],
+            "survival": config["survival"],
+        },
+        survival_models=config["survival"]["figure_models"],
+    script:
+        "../scripts/model_card.py"
+
+
+rule model_results:
+    default_target: False
+    input:
+        model_targets(),

@@ -1,0 +1,71 @@
+# Helpers of the models, evaluation and survival rules (models.smk): paths, targets, checks.
+
+from hccrad.survival import SURVIVAL_TABLES
+
+MODELS = f"results/{RESPONSE_COHORT}/models/{{endpoint}}"
+EVALUATION = f"results/{RESPONSE_COHORT}/evaluation/{{endpoint}}"
+SURVIVAL = f"results/{RESPONSE_COHORT}/survival/{{endpoint}}"
+ENDPOINT_PATTERN = "|".join(config["endpoints"])
+OUTCOME_PATTERN = "|".join(sorted(config["survival"]["outcomes"]))
+MODEL_PATTERN = "|".join(config["survival"]["figure_models"])
+EVALUATION_TABLES = (
+    "auc",
+    "threshold_metrics",
+    "delong",
+    "calibration",
+    "calibration_curves",
+    "decision_curves",
+    "roc_curves",
+)
+
+
+def survival_outcomes(endpoint):
+    """Time-to-event outcomes that an endpoint's scores stratify (survival.stratify)."""
+    section = config["survival"]
+    return list(section["stratify"].get(endpoint, section["outcomes"]))
+
+
+for _endpoint, _outcomes in config["survival"]["stratify"].items():
+    _undefined = sorted(set(_outcomes) - set(config["survival"]["outcomes"]))
+    if _undefined:
+        raise ValueError(
+            f"survival.stratify.{_endpoint} names outcome(s) {_undefined} that "
+            f"survival.outcomes does not define ({sorted(config['survival']['outcomes'])}); "
+            "define them (time and event columns of the sheet) or remove them"
+        )
+
+
+def model_targets():
+    """Tables and figures of the models, evaluation and survival rules, every endpoint."""
+    targets = []
+    for endpoint in config["endpoints"]:
+        models = f"results/{RESPONSE_COHORT}/models/{endpoint}"
+        evaluation = f"results/{RESPONSE_COHORT}/evaluation/{endpoint}"
+        survival = f"results/{RESPONSE_COHORT}/survival/{endpoint}"
+        targets += [
+            f"{models}/{name}"
+            for name in (
+                "models.joblib",
+                "predictions.tsv",
+                "thresholds.tsv",
+                "clinical_odds_ratios.tsv",
+                "selected_features.tsv",
+                "models.json",
+                "model_card.md",
+            )
+        ]
+        targets += [f"{evaluation}/{name}.tsv" for name in EVALUATION_TABLES]
+        targets += [
+            f"{evaluation}/{name}.{ext}"
+            for name in ("roc", "calibration", "decision_curves")
+            for ext in ("png", "pdf")
+        ]
+        targets += [f"{survival}/{name}.tsv" for name in SURVIVAL_TABLES]
+        for outcome in survival_outcomes(endpoint):
+            targets += [f"{survival}/forest_{outcome}.{ext}" for ext in ("png", "pdf")]
+            targets += [
+                f"{survival}/km/{outcome}/{model}.{ext}"
+                for model in config["survival"]["figure_models"]
+                for ext in ("png", "pdf")
+            ]
+    return targets

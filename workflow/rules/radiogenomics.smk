@@ -1,0 +1,224 @@
+# RNA-seq of the radiogenomics cohort: import, normalisation, correlation, DE, enrichment (issue 6).
+# The imaging side is the DLTR network of radiogenomics.endpoint, trained on the response cohort:
+# deep features are selected on its training split, then correlated in the radiogenomics cohort.
+
+
+include: "radiogenomics_common.smk"
+
+
+rule expression:
+    input:
+        unpack(expression_input),
+    output:
+        counts="results/{cohort}/expression/counts.parquet",
+        vst="results/{cohort}/expression/vst.parquet",
+        genes="results/{cohort}/expression/genes.tsv",
+        samples="results/{cohort}/expression/samples.tsv",
+        exclusions="results/{cohort}/expression/sample_exclusions.tsv",
+    log:
+        "logs/{cohort}/expression.log",
+    benchmark:
+        "results/benchmarks/expression/{cohort}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        expression=RG_CFG["expression"],
+    script:
+        "../scripts/expression_import.py"
+
+
+rule correlate_features:
+    input:
+        unpack(imaging_input),
+        vst=f"{RG_EXPRESSION}/vst.parquet",
+        genes=f"{RG_EXPRESSION}/genes.tsv",
+        sheet=f"results/{RADIOGENOMICS_COHORT}/sheet.tsv",
+    output:
+        features=f"{RG_DIR}/features.tsv",
+        selection=f"{RG_DIR}/selected_features.tsv",
+        patients=f"{RG_DIR}/patients.tsv",
+        correlations=f"{RG_DIR}/correlations.parquet",
+        gene_list=report(
+            f"{RG_DIR}/gene_list.tsv",
+            caption="../report/radiogenomics_gene_list.rst",
+            category="Radiogenomics",
+            labels={"table": "gene list"},
+        ),
+        summary=report(
+            f"{RG_DIR}/correlation_summary.tsv",
+            caption="../report/radiogenomics_gene_list.rst",
+            category="Radiogenomics",
+            labels={"table": "genes per rule"},
+        ),
+        heatmap=report(
+            f"{RG_DIR}/heatmap.png",
+            caption="../report/radiogenomics_heatmap.rst",
+            category="Radiogenomics",
+            labels={"figure": "feature x gene heatmap"},
+        ),
+        heatmap_pdf=f"{RG_DIR}/heatmap.pdf",
+    log:
+        f"logs/{RADIOGENOMICS_COHORT}/correlate_features.log",
+    benchmark:
+        f"results/benchmarks/correlate_features/{RADIOGENOMICS_COHORT}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    params:
+        settings=RG_CFG,
+        seed=config["seed"],
+        heatmap_genes=40,
+    script:
+        "../scripts/correlate_features.py"
+
+
+rule differential_expression:
+    input:
+        unpack(training_cutoff_input),
+        counts=f"{RG_EXPRESSION}/counts.parquet",
+        genes=f"{RG_EXPRESSION}/genes.tsv",
+        scores=f"{RG_DEEP}/scores.tsv",
+    output:
+        groups=f"{RG_DIR}/dltr_groups.tsv",
+        table=report(
+            f"{RG_DIR}/differential.tsv",
+            caption="../report/radiogenomics_volcano.rst",
+            category="Radiogenomics",
+            labels={"table": "DESeq2 high vs low DLTR"},
+        ),
+        volcano=report(
+            f"{RG_DIR}/volcano.png",
+            caption="../report/radiogenomics_volcano.rst",
+            category="Radiogenomics",
+            labels={"figure": "volcano"},
+        ),
+        volcano_pdf=f"{RG_DIR}/volcano.pdf",
+    log:
+        f"logs/{RADIOGENOMICS_COHORT}/differential_expression.log",
+    benchmark:
+        f"results/benchmarks/differential_expression/{RADIOGENOMICS_COHORT}.tsv"
+    conda:
+        ENV
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        settings=RG_CFG,
+    script:
+        "../scripts/differential_expression.py"
+
+
+rule enrich_ora:
+    input:
+        gene_list=f"{RG_DIR}/gene_list.tsv",
+        correlations=f"{RG_DIR}/correlations.parquet",
+        gmt=config["gene_sets"],
+    output:
+        table=report(
+            f"{RG_DIR}/ora.tsv",
+            caption="../report/radiogenomics_ora.rst",
+            category="Radiogenomics",
+            labels={"table": "ORA"},
+        ),
+        dotplot=report(
+            f"{RG_DIR}/ora_dotplot.png",
+            caption="../report/radiogenomics_ora.rst",
+            category="Radiogenomics",
+            labels={"figure": "ORA dot plot"},
+        ),
+        dotplot_pdf=f"{RG_DIR}/ora_dotplot.pdf",
+    log:
+        f"logs/{RADIOGENOMICS_COHORT}/enrich_ora.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        settings=RG_CFG,
+    script:
+        "../scripts/enrich_ora.py"
+
+
+rule enrich_gsea:
+    input:
+        unpack(gsea_input),
+        correlations=f"{RG_DIR}/correlations.parquet",
+        genes=f"{RG_EXPRESSION}/genes.tsv",
+        gmt=config["gene_sets"],
+    output:
+        table=report(
+            f"{RG_DIR}/gsea.tsv",
+            caption="../report/radiogenomics_gsea.rst",
+            category="Radiogenomics",
+            labels={"table": "GSEA"},
+        ),
+        ranking=f"{RG_DIR}/gsea_ranking.tsv",
+        dotplot=report(
+            f"{RG_DIR}/gsea_dotplot.png",
+            caption="../report/radiogenomics_gsea.rst",
+            category="Radiogenomics",
+            labels={"figure": "GSEA dot plot"},
+        ),
+        dotplot_pdf=f"{RG_DIR}/gsea_dotplot.pdf",
+        running=report(
+            f"{RG_DIR}/gsea_running_scores.png",
+            caption="../report/radiogenomics_running_scores.rst",
+            category="Radiogenomics",
+            labels={"figure": "GSEA running scores"},
+        ),
+        running_pdf=f"{RG_DIR}/gsea_running_scores.pdf",
+    log:
+        f"logs/{RADIOGENOMICS_COHORT}/enrich_gsea.log",
+    benchmark:
+        f"results/benchmarks/enrich_gsea/{RADIOGENOMICS_COHORT}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        settings=RG_CFG,
+        seed=config["seed"],
+    script:
+        "../scripts/enrich_gsea.py"
+
+
+rule enrich_truth:
+    input:
+        ora=f"{RG_DIR}/ora.tsv",
+        gsea=f"{RG_DIR}/gsea.tsv",
+        correlations=f"{RG_DIR}/correlations.parquet",
+        gmt=config["gene_sets"],
+        truth=f"results/{RADIOGENOMICS_COHORT}/truth/truth.json",
+        planted=f"results/{RADIOGENOMICS_COHORT}/truth/planted_genes.tsv",
+    output:
+        pathways=f"{RG_DIR}/truth_recovery.tsv",
+        summary=report(
+            f"{RG_DIR}/truth_recovery_summary.tsv",
+            caption="../report/radiogenomics_truth.rst",
+            category="Radiogenomics",
+            labels={"table": "planted-truth recovery"},
+        ),
+    log:
+        f"logs/{RADIOGENOMICS_COHORT}/enrich_truth.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        fdr_threshold=RG_CFG["enrichment"]["fdr_threshold"],
+    script:
+        "../scripts/enrich_truth.py"

@@ -1,0 +1,34 @@
+"""Grad-CAM of the DLTR network for a few held-out patients per centre."""
+
+import pandas as pd
+import torch
+
+from hccrad import deep, dltr
+from hccrad.cohort import read_sheet
+from hccrad.runlog import log_to
+
+log = log_to(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+config = dltr.deep_config(snakemake.params.deep, snakemake.params.seed)
+gradcam = snakemake.params.deep["gradcam"]
+model = deep.load_model(snakemake.input.weights, snakemake.input.model, device=config.device)
+sheet = read_sheet(snakemake.input.sheet)
+# Held-out patients only: their score comes from the very network whose attention is shown.
+held_out = sheet.loc[sheet["split"] != "train"]
+crops, _ = dltr.cohort_crops(
+    dltr.prepared_folders(snakemake.input.prepared), list(held_out.index), config
+)
+scores = pd.read_csv(snakemake.input.scores, sep="\t", dtype={"patient_id": str})
+scores = scores.set_index("patient_id")[dltr.DLTR_SCORE]
+deep.grad_cam_figure(
+    model,
+    crops,
+    held_out,
+    scores,
+    snakemake.output.png,
+    patients_per_centre=gradcam["patients_per_centre"],
+    phase=gradcam.get("phase"),
+    layer=gradcam.get("layer", "auto"),
+    endpoint=snakemake.wildcards.endpoint,
+)
+log.info("Grad-CAM of %s written", model.config.architecture)

@@ -1,0 +1,32 @@
+"""DLTR score and penultimate-layer deep features of every patient of a cohort."""
+
+import torch
+
+from hccrad import deep, dltr
+from hccrad.cohort import read_sheet
+from hccrad.runlog import log_to
+
+log = log_to(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+config = dltr.deep_config(snakemake.params.deep, snakemake.params.seed)
+model = deep.load_model(snakemake.input.weights, snakemake.input.model, device=config.device)
+sheet = read_sheet(snakemake.input.sheet)
+crops, excluded = dltr.cohort_crops(
+    dltr.prepared_folders(snakemake.input.prepared), list(sheet.index), config
+)
+if excluded:
+    log.warning("no score for patients excluded in preparation (exclusions.tsv): %s", excluded)
+scores = deep.predict_scores(model, crops, device=config.device)
+features = deep.deep_features(model, crops, device=config.device)
+out_of_fold = (
+    dltr.read_out_of_fold(snakemake.input.out_of_fold) if snakemake.input.out_of_fold else None
+)
+table = dltr.score_table(sheet, scores, out_of_fold)
+table.to_csv(snakemake.output.scores, sep="\t", index=False, float_format="%.6f")
+features.to_parquet(snakemake.output.features)
+log.info(
+    "%d patients scored (%s), %d deep features",
+    len(table),
+    table["score_source"].value_counts().to_dict(),
+    features.shape[1],
+)

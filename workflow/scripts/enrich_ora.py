@@ -1,0 +1,40 @@
+"""Over-representation of the gene list (both rules) in the gene-set collection; dot plot."""
+
+import pandas as pd
+
+from hccrad.enrich import load_collection, plot_enrichment_dots
+from hccrad.radiogenomics import background_symbols, gene_list_enrichment
+from hccrad.runlog import log_to
+from hccrad.style import save_figure
+
+log = log_to(snakemake.log[0])
+settings = snakemake.params.settings
+enrichment_cfg = settings["enrichment"]
+collection = load_collection(snakemake.input.gmt)
+genes = pd.read_csv(snakemake.input.gene_list, sep="\t")
+background = background_symbols(
+    pd.read_parquet(snakemake.input.correlations, columns=["symbol", "rho"])
+)
+table = gene_list_enrichment(
+    genes, background, collection, enrichment_cfg["min_size"], enrichment_cfg["max_size"]
+)
+table.to_csv(snakemake.output.table, sep="\t", index=False, float_format="%.6g")
+rule = settings["gene_list"]["ora_rule"]
+shown = table[table["gene_list"] == rule].drop(columns="gene_list")
+figure = plot_enrichment_dots(
+    shown,
+    x="fdr",
+    n_pathways=enrichment_cfg["dotplot_pathways"],
+    fdr_threshold=enrichment_cfg["fdr_threshold"],
+    title=f"ORA, gene list by {rule.replace('_', ' ')} ({shown['list_size'].iat[0]} genes)",
+)
+save_figure(figure, snakemake.output.dotplot)
+for name, rows in table.groupby("gene_list", sort=False):
+    log.info(
+        "%s: %d genes of %d tested; %d sets at FDR < %g",
+        name,
+        rows["list_size"].iat[0],
+        rows["background_size"].iat[0],
+        (rows["fdr"] < enrichment_cfg["fdr_threshold"]).sum(),
+        enrichment_cfg["fdr_threshold"],
+    )

@@ -1,0 +1,23 @@
+"""Discrimination, thresholds, calibration and decision curves of one endpoint's models."""
+
+import pandas as pd
+
+from hccrad.evaluate import evaluate_predictions, evaluation_settings
+from hccrad.runlog import log_to
+
+log = log_to(snakemake.log[0])
+predictions = pd.read_csv(snakemake.input.predictions, sep="\t", dtype={"patient_id": str})
+thresholds = pd.read_csv(snakemake.input.thresholds, sep="\t")
+tables = evaluate_predictions(
+    predictions,
+    dict(zip(thresholds["model"], thresholds["youden_threshold"], strict=True)),
+    evaluation_settings(snakemake.params.evaluation),
+    seed=snakemake.params.seed,
+)
+for name, table in tables.items():
+    table.to_csv(getattr(snakemake.output, name), sep="\t", index=False, float_format="%.6g")
+for _, row in tables["auc"].iterrows():
+    if row["note"]:
+        log.warning("AUC of %s in %s not computed: %s", row["model"], row["cohort"], row["note"])
+    else:
+        log.info("AUC %s %s: %.3f", row["model"], row["cohort"], row["auc"])

@@ -1,0 +1,41 @@
+"""The model card (markdown) of one endpoint, from the models', evaluation and survival tables."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from hccrad.cohort import read_sheet
+from hccrad.model_card import model_card
+from hccrad.models import without_exclusions
+from hccrad.runlog import log_to
+
+log = log_to(snakemake.log[0])
+
+
+def table(path: str) -> pd.DataFrame:
+    """A TSV with empty cells as missing and 'NA'-like strings kept."""
+    return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""]).fillna({"note": ""})
+
+
+exclusions = pd.read_csv(snakemake.input.exclusions, sep="\t", index_col="patient_id")
+sheet = without_exclusions(read_sheet(snakemake.input.sheet), exclusions)
+card = model_card(
+    endpoint=snakemake.wildcards.endpoint,
+    cohort=snakemake.params.cohort,
+    sheet=sheet,
+    exclusions=exclusions,
+    described=json.loads(Path(snakemake.input.described).read_text()),
+    selected_features=table(snakemake.input.features),
+    auc=table(snakemake.input.auc),
+    calibration=table(snakemake.input.calibration),
+    threshold_metrics=table(snakemake.input.threshold_metrics),
+    delong=table(snakemake.input.delong),
+    logrank=table(snakemake.input.logrank),
+    cox=table(snakemake.input.cox),
+    settings=snakemake.params.settings,
+    seed=snakemake.params.seed,
+    survival_models=snakemake.params.survival_models,
+)
+Path(snakemake.output[0]).write_text(card)
+log.info("model card of %s: %d lines", snakemake.wildcards.endpoint, card.count("\n"))

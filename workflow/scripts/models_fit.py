@@ -1,0 +1,57 @@
+"""Fit every response model of one endpoint on the training split; write models and predictions."""
+
+import json
+
+import joblib
+import pandas as pd
+
+from hccrad.cohort import read_sheet
+from hccrad.models import (
+    deep_score_table,
+    describe_all,
+    fit_all,
+    model_settings,
+    odds_ratio_tables,
+    predict_all,
+    selected_features_table,
+    thresholds_table,
+    without_exclusions,
+)
+from hccrad.runlog import log_to
+
+log = log_to(snakemake.log[0])
+endpoint = snakemake.wildcards.endpoint
+settings = model_settings(snakemake.params.models)
+sheet = read_sheet(snakemake.input.sheet)
+exclusions = pd.read_csv(snakemake.input.exclusions, sep="\t", index_col="patient_id")
+sheet = without_exclusions(sheet, exclusions)
+features = {
+    "radiomics": pd.read_parquet(snakemake.input.radiomics),
+    "deep": deep_score_table(
+        pd.read_csv(snakemake.input.deep, sep="\t", index_col="patient_id"),
+        sheet,
+        settings.dltr_score_column,
+    ),
+}
+models = fit_all(sheet, features, endpoint, snakemake.params.seed, snakemake.params.models)
+joblib.dump(models, snakemake.output.models)
+predict_all(models, sheet, features).to_csv(
+    snakemake.output.predictions, sep="\t", index=False, float_format="%.6g"
+)
+thresholds_table(models).to_csv(snakemake.output.thresholds, sep="\t", index=False)
+odds_ratio_tables(models["clinical"]).to_csv(
+    snakemake.output.odds_ratios, sep="\t", index=False, float_format="%.6g"
+)
+selected = selected_features_table(models)
+selected.to_csv(snakemake.output.features, sep="\t", index=False, float_format="%.6g")
+with open(snakemake.output.described, "w") as handle:
+    json.dump(describe_all(models), handle, indent=1, allow_nan=False, default=str)
+log.info(
+    "%s: %d models on %d training patients (%d excluded); clinical kept %s; %s",
+    endpoint,
+    len(models),
+    len(models["clinical"].train_patients),
+    len(exclusions),
+    models["clinical"].estimator.selected_,
+    selected.groupby("model")["feature"].size().to_dict(),
+)

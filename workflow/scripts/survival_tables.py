@@ -1,0 +1,24 @@
+"""Risk groups from each model's score (cutoff fixed on training), KM, log-rank, Cox, C-index."""
+
+import pandas as pd
+
+from hccrad.cohort import read_sheet
+from hccrad.runlog import log_to
+from hccrad.survival import stratify_survival, survival_settings
+
+log = log_to(snakemake.log[0])
+predictions = pd.read_csv(snakemake.input.predictions, sep="\t", dtype={"patient_id": str})
+sheet = read_sheet(snakemake.input.sheet)
+settings = survival_settings(snakemake.params.survival)
+tables = stratify_survival(predictions, sheet, snakemake.params.outcomes, settings)
+for name, table in tables.items():
+    table.to_csv(getattr(snakemake.output, name), sep="\t", index=False, float_format="%.6g")
+for _, row in tables["logrank"].iterrows():
+    log.info(
+        "%s by %s in %s: log-rank P = %.3g %s",
+        row["outcome"],
+        row["model"],
+        row["cohort"],
+        row.get("p_value", float("nan")),
+        row["note"],
+    )

@@ -1,7 +1,9 @@
 """Training and inference volumes/second of every hccrad.deep architecture; writes a .md table.
 
 Run from the repository root: ``.venv/bin/python benchmarks/deep_benchmark.py``. It takes 2-4
-minutes on 2 cores. Training is timed through the library's own path (augmenting DataLoader,
+minutes on 2 cores. On a GPU machine, ``--cuda-only --output benchmarks/deep_benchmark_cuda.md``
+measures the CUDA path alone (``--spatial-size 64 --batch-size 16`` for real-data sizes).
+Training is timed through the library's own path (augmenting DataLoader,
 weighted BCE, AdamW, deterministic algorithms on the CPU; mixed precision and channels-last on
 CUDA); inference through `predict_scores`. From the measured rates it projects the wall time of
 the default selection (every architecture x folds x max_epochs, then the refit) on the default
@@ -10,6 +12,7 @@ simulated cohort.
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -59,12 +62,13 @@ def memory_gib() -> float:
 
 
 def random_crops(config: deep.DeepConfig) -> tuple[deep.CropSet, np.ndarray]:
-    """Random 3-phase crops at the default size and balanced labels."""
+    """Random 3-phase crops at the config's size and balanced labels (three batches' worth)."""
     rng = np.random.default_rng(SEED)
-    images = rng.normal(size=(N_CROPS, 3, *config.spatial_size)).astype(np.float32)
-    ids = [f"B{i:03d}" for i in range(N_CROPS)]
+    n_crops = max(N_CROPS, 3 * config.batch_size)
+    images = rng.normal(size=(n_crops, 3, *config.spatial_size)).astype(np.float32)
+    ids = [f"B{i:03d}" for i in range(n_crops)]
     return deep.crops_from_arrays(ids, images, spatial_size=config.spatial_size), np.arange(
-        N_CROPS
+        n_crops
     ) % 2
 
 
@@ -141,15 +145,19 @@ def projected_minutes(config: deep.DeepConfig, train_rate: float, infer_rate: fl
 Row = tuple[str, int, str, str, int, float, float]
 
 
-def measure(settings: list[tuple[str, int]]) -> list[Row]:
+def measure(settings: list[tuple[str, int]], config: deep.DeepConfig) -> list[Row]:
     """Training and inference rates of every architecture for each (device, threads)."""
-    config = deep.DeepConfig(progress=False)
     crops, labels = random_crops(config)
     policy = os.environ.get("OMP_WAIT_POLICY", "(unset)")
     rows = []
     for device, threads in settings:
         torch.set_num_threads(threads)
-        run_config = deep.DeepConfig(progress=False, device=device)
+        run_config = deep.DeepConfig(
+            progress=False,
+            device=device,
+            spatial_size=config.spatial_size,
+            batch_size=config.batch_size,
+        )
         for architecture in deep.ARCHITECTURES:
             train = training_rate(architecture, run_config, crops, labels)
             infer = inference_rate(architecture, run_config, crops)
@@ -165,12 +173,21 @@ def measure(settings: list[tuple[str, int]]) -> list[Row]:
     return rows
 
 
-def passive_rows(threads: int) -> list[Row]:
+def passive_rows(threads: int, args: argparse.Namespace) -> list[Row]:
     """The CPU rows again in a child process with OMP_WAIT_POLICY=PASSIVE (read at start-up)."""
     # OpenMP's default spin-waiting threads collapse throughput when other jobs share the cores;
     # the policy is read when the OpenMP runtime starts, hence a fresh process.
     child = subprocess.run(
-        [sys.executable, __file__, "--cpu-rows", str(threads)],
+        [
+            sys.executable,
+            __file__,
+            "--cpu-rows",
+            str(threads),
+            "--spatial-size",
+            str(args.spatial_size),
+            "--batch-size",
+            str(args.batch_size),
+        ],
         env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
         check=True,
         stdout=subprocess.PIPE,
@@ -179,26 +196,50 @@ def passive_rows(threads: int) -> list[Row]:
     return [tuple(row) for row in json.loads(child.stdout)]  # type: ignore[misc]
 
 
+def arguments() -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cpu-rows", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--cuda-only", action="store_true", help="measure the CUDA path alone")
+    parser.add_argument("--output", type=Path, default=REPORT, help="the report to write")
+    parser.add_argument("--spatial-size", type=int, default=32, help="crop edge in voxels")
+    parser.add_argument("--batch-size", type=int, default=8)
+    return parser.parse_args()
+
+
 def main() -> None:
     """Measure every architecture on every thread count (and CUDA if present); write the report."""
-    if sys.argv[1:2] == ["--cpu-rows"]:
-        print(json.dumps(measure([("cpu", int(sys.argv[2]))])))
+    args = arguments()
+    config = deep.DeepConfig(
+        progress=False, spatial_size=args.spatial_size, batch_size=args.batch_size
+    )
+    if args.cpu_rows:
+        print(json.dumps(measure([("cpu", args.cpu_rows)], config)))
         return
     started = time.perf_counter()
     load_start = os.getloadavg()[0]
-    config = deep.DeepConfig(progress=False)
     crops, labels = random_crops(config)
     cores = os.cpu_count() or 1
-    settings: list[tuple[str, int]] = [("cpu", n) for n in sorted({1, cores})]
+    settings: list[tuple[str, int]] = []
+    if not args.cuda_only:
+        settings += [("cpu", n) for n in sorted({1, cores})]
     if torch.cuda.is_available():
         settings.append(("cuda", cores))
-    rows = measure(settings)
-    if cores > 1 and "OMP_WAIT_POLICY" not in os.environ:
-        rows += passive_rows(cores)
+    elif args.cuda_only:
+        sys.exit("--cuda-only: no CUDA device")
+    rows = measure(settings, config)
+    if cores > 1 and "OMP_WAIT_POLICY" not in os.environ and not args.cuda_only:
+        rows += passive_rows(cores, args)
     torch.set_num_threads(1)
     augment = augmentation_rate(config, crops, labels)
-    elastic = augmentation_rate(deep.DeepConfig(elastic=True, elastic_prob=1.0), crops, labels)
-    write_report(config, rows, augment, elastic, load_start, time.perf_counter() - started)
+    elastic = augmentation_rate(
+        deep.DeepConfig(elastic=True, elastic_prob=1.0, spatial_size=config.spatial_size),
+        crops,
+        labels,
+    )
+    write_report(
+        config, rows, augment, elastic, load_start, time.perf_counter() - started, args.output
+    )
 
 
 def write_report(
@@ -208,8 +249,9 @@ def write_report(
     elastic: float,
     load_start: float,
     seconds: float,
+    output: Path = REPORT,
 ) -> None:
-    """Write benchmarks/deep_benchmark.md."""
+    """Write the report (benchmarks/deep_benchmark.md unless told otherwise)."""
     device_name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     lines = [
         "# Deep-learning benchmark (hccrad.deep)",
@@ -252,8 +294,8 @@ def write_report(
         END_TO_END_NOTE,
         "",
     ]
-    REPORT.write_text("\n".join(lines))
-    print(f"wrote {REPORT}")
+    output.write_text("\n".join(lines))
+    print(f"wrote {output}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,90 @@
+"""Wall time of the default DLTR selection (every architecture's CV, then the refit) on a device.
+
+Run from the repository root after the default workflow has prepared the crops:
+``.venv/bin/python benchmarks/deep_selection_benchmark.py --device cpu`` (a few minutes on
+2 cores) or, on a GPU machine, ``--device cuda``. Each run appends one row to
+benchmarks/deep_selection_benchmark.md: the device, threads, wall time, the winner and the mean
+CV AUC of each architecture. Only the training patients' crops are read (``--results`` may be a
+folder holding just ``<cohort>/sheet.tsv`` and those patients' ``prepared/<patient>/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+
+from hccrad import deep, dltr
+
+REPORT = Path(__file__).with_suffix(".md")
+HEADER = (
+    "# DLTR selection benchmark (default config, default simulated cohort)\n\n"
+    "One row per run of `hccrad.deep.select_and_refit` with the `deep:` block of "
+    "config/config.yaml (architectures x folds CV on the training split, then the winner's "
+    "refit), on the crops that the default workflow prepared. CPU runs are bit-reproducible; "
+    "CUDA runs use mixed precision and cuDNN autotuning, so their AUCs differ slightly.\n\n"
+    "| date | device | threads | endpoint | training patients | wall time, s | winner "
+    "| mean CV AUC per architecture |\n"
+    "| --- | --- | ---: | --- | ---: | ---: | --- | --- |\n"
+)
+
+
+def arguments() -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+    parser.add_argument("--cohort", default="sim_tace")
+    parser.add_argument("--endpoint", default="response")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--output", type=Path, default=REPORT)
+    return parser.parse_args()
+
+
+def device_name(device: torch.device) -> str:
+    """A readable name of the device that ran."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def main() -> None:
+    """Run the selection once and append its row to the report."""
+    args = arguments()
+    torch.set_num_threads(args.threads)
+    settings = yaml.safe_load(args.config.read_text())
+    config = dltr.deep_config({**settings["deep"], "device": args.device}, settings["seed"])
+    # pandas rather than hccrad.cohort.read_sheet: GPU machines may lack the schema libraries.
+    sheet = pd.read_csv(
+        args.results / args.cohort / "sheet.tsv", sep="\t", index_col="patient_id", dtype=str
+    )
+    train_ids = list(sheet.index[sheet["split"] == "train"])
+    folders = {p: args.results / args.cohort / "prepared" / p for p in train_ids}
+    crops, excluded = dltr.cohort_crops(folders, train_ids, config)
+    train = dltr.training_sheet(sheet, excluded)
+    started = time.perf_counter()
+    selection = deep.select_and_refit(train, crops, config, endpoint=args.endpoint)
+    seconds = time.perf_counter() - started
+    means = ", ".join(
+        f"{row.architecture} {row.mean_auc:.3f}" for row in selection.summary.itertuples()
+    )
+    row = (
+        f"| {datetime.date.today().isoformat()} | {device_name(deep.resolve_device(args.device))} "
+        f"| {args.threads} | {args.endpoint} | {len(train)} | {seconds:.0f} "
+        f"| {selection.winner} | {means} |\n"
+    )
+    text = args.output.read_text() if args.output.exists() else HEADER
+    args.output.write_text(text + row)
+    print(pd.DataFrame(selection.table).to_string(), "\n", row)
+
+
+if __name__ == "__main__":
+    main()

@@ -56,6 +56,7 @@ def chain(cohort) -> dict[str, Any]:
     predictions = models.predict_all(fitted, cohort["sheet"], cohort["features"])
     thresholds = models.thresholds_table(fitted).set_index("model")["youden_threshold"].to_dict()
     tables = evaluate.evaluate_predictions(predictions, thresholds, seed=SEED)
+    assert tuple(tables) == evaluate.EVALUATION_TABLES  # the workflow's output list
     subset = predictions[predictions["model"].isin(PLANTED_MODELS)]
     strata = survival.stratify_survival(subset, cohort["sheet"], ["pfs", "os"])
     return {

@@ -36,6 +36,17 @@ ScoreTable = Mapping[str, ArrayLike] | pd.DataFrame
 PROBABILITY_EPS = 1e-8
 MAX_PATIENTS_NAMED = 10
 
+# The tables of evaluate_predictions, one TSV each (the workflow's outputs and targets).
+EVALUATION_TABLES: tuple[str, ...] = (
+    "auc",
+    "threshold_metrics",
+    "delong",
+    "calibration",
+    "calibration_curves",
+    "decision_curves",
+    "roc_curves",
+)
+
 
 # --------------------------------------------------------------------------- validation
 

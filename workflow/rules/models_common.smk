@@ -1,5 +1,6 @@
 # Helpers of the models, evaluation and survival rules (models.smk): paths, targets, checks.
 
+from hccrad.evaluate import EVALUATION_TABLES
 from hccrad.survival import SURVIVAL_TABLES
 
 MODELS = f"results/{RESPONSE_COHORT}/models/{{endpoint}}"
@@ -8,15 +9,6 @@ SURVIVAL = f"results/{RESPONSE_COHORT}/survival/{{endpoint}}"
 ENDPOINT_PATTERN = "|".join(config["endpoints"])
 OUTCOME_PATTERN = "|".join(sorted(config["survival"]["outcomes"]))
 MODEL_PATTERN = "|".join(config["survival"]["figure_models"])
-EVALUATION_TABLES = (
-    "auc",
-    "threshold_metrics",
-    "delong",
-    "calibration",
-    "calibration_curves",
-    "decision_curves",
-    "roc_curves",
-)
 
 
 def survival_outcomes(endpoint):

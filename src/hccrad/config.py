@@ -28,14 +28,23 @@ def simulated_cohorts(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]
     return {spec["name"]: spec for spec in config.get("simulate", {}).values()}
 
 
+def imported_cohorts(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The cohorts read from a table and/or downloaded (the `sheets` section), keyed by name."""
+    return dict(config.get("sheets", {}))
+
+
 def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
     """Raise ConfigError for cross-references that the schema cannot check."""
-    cohorts = simulated_cohorts(config)
+    imported = imported_cohorts(config)
+    clash = sorted(set(imported) & set(simulated_cohorts(config)))
+    if clash:
+        raise ConfigError(f"cohort name(s) {clash} defined under both simulate and sheets.")
+    cohorts = {**simulated_cohorts(config), **imported}
     for role, name in config["cohorts"].items():
         if name not in cohorts:
             raise ConfigError(
                 f"cohorts.{role} = {name!r} names no cohort; defined: {sorted(cohorts)}. "
-                f"Set cohorts.{role} to one of them or define it under simulate."
+                f"Set cohorts.{role} to one of them or define it under simulate or sheets."
             )
         if cohorts[name]["role"] != role:
             raise ConfigError(
@@ -43,6 +52,8 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
             )
     response = cohorts[config["cohorts"]["response"]]
     for endpoint in config["endpoints"]:
+        if config["cohorts"]["response"] in imported:
+            continue  # hccrad.sheet_import.check_imported checks its column map
         if endpoint not in response.get("endpoints", {}):
             raise ConfigError(
                 f"endpoints lists {endpoint!r}, which cohort {response['name']!r} does not "

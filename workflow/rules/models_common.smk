@@ -9,6 +9,24 @@ SURVIVAL = f"results/{RESPONSE_COHORT}/survival/{{endpoint}}"
 ENDPOINT_PATTERN = "|".join(config["endpoints"])
 OUTCOME_PATTERN = "|".join(sorted(config["survival"]["outcomes"]))
 MODEL_PATTERN = "|".join(config["survival"]["figure_models"])
+# A response cohort without images (an imported sheet with images: none) has no image
+# exclusions; its sheet import's exclusions stand in.
+RESPONSE_EXCLUSIONS = (
+    f"results/{RESPONSE_COHORT}/exclusions.tsv"
+    if has_images(RESPONSE_COHORT)
+    else f"results/{RESPONSE_COHORT}/sheet_exclusions.tsv"
+)
+
+
+def imaging_feature_inputs(wildcards):
+    """Exclusions and the feature tables of the response cohort: none without images."""
+    if not has_images(RESPONSE_COHORT):
+        return {"exclusions": RESPONSE_EXCLUSIONS}
+    return {
+        "exclusions": RESPONSE_EXCLUSIONS,
+        "radiomics": f"results/{RESPONSE_COHORT}/radiomics/features_robust.parquet",
+        "deep": f"results/{RESPONSE_COHORT}/deep/{wildcards.endpoint}/scores.tsv",
+    }
 
 
 def survival_outcomes(endpoint):

@@ -60,6 +60,8 @@ rule simulate_rnaseq:
         "logs/{cohort}/simulate_rnaseq.log",
     benchmark:
         "results/benchmarks/simulate_rnaseq/{cohort}.tsv"
+    wildcard_constraints:
+        cohort=SIMULATED_PATTERN,
     conda:
         ENV
     threads: 1
@@ -84,6 +86,8 @@ checkpoint gather_sheet:
         lesions="results/{cohort}/truth/lesions.tsv",
     log:
         "logs/{cohort}/gather_sheet.log",
+    wildcard_constraints:
+        cohort=SIMULATED_PATTERN,
     conda:
         ENV
     threads: 1

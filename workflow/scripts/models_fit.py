@@ -25,14 +25,16 @@ settings = model_settings(snakemake.params.models)
 sheet = read_sheet(snakemake.input.sheet)
 exclusions = pd.read_csv(snakemake.input.exclusions, sep="\t", index_col="patient_id")
 sheet = without_exclusions(sheet, exclusions)
-features = {
-    "radiomics": pd.read_parquet(snakemake.input.radiomics),
-    "deep": deep_score_table(
+# A response cohort without images has no feature tables: the clinical model only.
+features = {}
+if hasattr(snakemake.input, "radiomics"):
+    features["radiomics"] = pd.read_parquet(snakemake.input.radiomics)
+if hasattr(snakemake.input, "deep"):
+    features["deep"] = deep_score_table(
         pd.read_csv(snakemake.input.deep, sep="\t", index_col="patient_id"),
         sheet,
         settings.dltr_score_column,
-    ),
-}
+    )
 models = fit_all(sheet, features, endpoint, snakemake.params.seed, snakemake.params.models)
 joblib.dump(models, snakemake.output.models)
 predict_all(models, sheet, features).to_csv(

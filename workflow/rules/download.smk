@@ -1,0 +1,144 @@
+# Imported cohorts (issue 7): a bring-your-own sheet through a column map, IDC imaging (DICOM
+# and DICOM SEG -> NIfTI), GDC RNA-seq and clinical data. Downloads go to download.data_dir;
+# the manifest is selected offline from the shipped IDC index, so a dry run needs no network.
+
+
+include: "download_common.smk"
+
+
+rule idc_manifest:
+    input:
+        index=lambda wildcards: resolve(IMPORTED[wildcards.cohort]["idc"]["index"]),
+    output:
+        manifest="results/{cohort}/download/idc_manifest.tsv",
+        exclusions="results/{cohort}/download/idc_exclusions.tsv",
+    log:
+        "logs/{cohort}/idc_manifest.log",
+    wildcard_constraints:
+        cohort=IDC_PATTERN,
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        selection=lambda wildcards: IMPORTED[wildcards.cohort]["idc"],
+    script:
+        "../scripts/download_idc_manifest.py"
+
+
+rule download_idc_patient:
+    input:
+        manifest="results/{cohort}/download/idc_manifest.tsv",
+    output:
+        directory(f"{DATA_DIR}/{{cohort}}/idc/{{patient}}"),
+    log:
+        "logs/{cohort}/download_idc/{patient}.log",
+    benchmark:
+        "results/benchmarks/download_idc/{cohort}/{patient}.tsv"
+    wildcard_constraints:
+        cohort=IDC_PATTERN,
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=120,
+    params:
+        base_url=DOWNLOAD["idc_base_url"],
+        policy=POLICY,
+    script:
+        "../scripts/download_idc_patient.py"
+
+
+rule dicom_to_nifti:
+    input:
+        dicom=f"{DATA_DIR}/{{cohort}}/idc/{{patient}}",
+        manifest="results/{cohort}/download/idc_manifest.tsv",
+    output:
+        directory("results/{cohort}/nifti/{patient}"),
+    log:
+        "logs/{cohort}/dicom_to_nifti/{patient}.log",
+    benchmark:
+        "results/benchmarks/dicom_to_nifti/{cohort}/{patient}.tsv"
+    wildcard_constraints:
+        cohort=IDC_PATTERN,
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        labels=lambda wildcards: IMPORTED[wildcards.cohort]["idc"]["segment_labels"],
+    script:
+        "../scripts/import_dicom.py"
+
+
+rule download_gdc_rnaseq:
+    output:
+        files=directory("results/{cohort}/rnaseq/files"),
+        sample_sheet="results/{cohort}/rnaseq/gdc_sample_sheet.tsv",
+    log:
+        "logs/{cohort}/download_gdc_rnaseq.log",
+    benchmark:
+        "results/benchmarks/download_gdc_rnaseq/{cohort}.tsv"
+    wildcard_constraints:
+        cohort=GDC_PATTERN,
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=240,
+    params:
+        base_url=DOWNLOAD["gdc_base_url"],
+        project=lambda wildcards: IMPORTED[wildcards.cohort]["gdc"]["project"],
+        policy=POLICY,
+    script:
+        "../scripts/download_gdc_rnaseq.py"
+
+
+rule download_gdc_clinical:
+    output:
+        "results/{cohort}/download/gdc_clinical.tsv",
+    log:
+        "logs/{cohort}/download_gdc_clinical.log",
+    wildcard_constraints:
+        cohort=GDC_PATTERN,
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=20,
+    params:
+        base_url=DOWNLOAD["gdc_base_url"],
+        project=lambda wildcards: IMPORTED[wildcards.cohort]["gdc"]["project"],
+        policy=POLICY,
+    script:
+        "../scripts/download_gdc_clinical.py"
+
+
+checkpoint import_sheet:
+    input:
+        unpack(import_inputs),
+    output:
+        sheet="results/{cohort}/sheet.tsv",
+        exclusions="results/{cohort}/sheet_exclusions.tsv",
+    log:
+        "logs/{cohort}/import_sheet.log",
+    wildcard_constraints:
+        cohort=IMPORTED_PATTERN,
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        cohort=lambda wildcards: IMPORTED[wildcards.cohort],
+        seed=config["seed"],
+    script:
+        "../scripts/import_sheet.py"

@@ -1,0 +1,74 @@
+# Helpers of the imported cohorts (download.smk): bring-your-own sheets, IDC and GDC downloads.
+
+from functools import lru_cache
+
+from hccrad.idc import read_index, select_series
+from hccrad.sheet_import import check_imported, sheet_patients
+
+DOWNLOAD = config["download"]
+DATA_DIR = DOWNLOAD["data_dir"].rstrip("/")
+POLICY = {key: DOWNLOAD[key] for key in ("retries", "backoff_s", "timeout_s")}
+IDC_COHORTS = sorted(c for c, spec in IMPORTED.items() if spec["images"] == "idc")
+GDC_COHORTS = sorted(c for c, spec in IMPORTED.items() if spec.get("gdc"))
+IDC_PATTERN = "|".join(IDC_COHORTS) or "(?!)"
+GDC_PATTERN = "|".join(GDC_COHORTS) or "(?!)"
+
+for _name, _spec in IMPORTED.items():
+    check_imported(_name, _spec, config, resolve)
+
+
+@lru_cache
+def idc_manifest(cohort):
+    """The cohort's download manifest and exclusions, from the shipped IDC index (offline)."""
+    spec = IMPORTED[cohort]["idc"]
+    return select_series(read_index(resolve(spec["index"])), spec)
+
+
+def manifest_patients(cohort):
+    """Patients with every selected series in the shipped index: one download job each."""
+    return sorted(idc_manifest(cohort)[0]["patient_id"].unique())
+
+
+@lru_cache
+def imported_patients(cohort):
+    """Patients the sheet import keeps: table rows with their required values, and imaging."""
+    spec = IMPORTED[cohort]
+    imaged = manifest_patients(cohort) if spec["images"] == "idc" else None
+    if not spec["table"]:
+        # The table itself is downloaded (GDC clinical): the imaged patients are the cohort.
+        return imaged
+    kept = sheet_patients(
+        resolve(spec["table"]), resolve(spec["column_map"]), config["seed"]
+    )
+    return kept if imaged is None else sorted(set(kept) & set(imaged))
+
+
+def imported_images(wildcards):
+    """A patient's converted images (IDC cohorts); BYO sheets name their files themselves."""
+    if IMPORTED[wildcards.cohort]["images"] == "idc":
+        return f"results/{wildcards.cohort}/nifti/{wildcards.patient}"
+    return []
+
+
+def import_inputs(wildcards):
+    """The table, column map and (IDC cohorts) the manifest and every patient's NIfTI."""
+    spec = IMPORTED[wildcards.cohort]
+    inputs = {
+        "table": (
+            resolve(spec["table"])
+            if spec["table"]
+            else f"results/{wildcards.cohort}/download/gdc_clinical.tsv"
+        ),
+        "column_map": resolve(spec["column_map"]),
+        "schema": BASE / "workflow/schemas/sheet.schema.yaml",
+    }
+    if spec["images"] == "idc":
+        inputs["manifest"] = f"results/{wildcards.cohort}/download/idc_manifest.tsv"
+        inputs["manifest_exclusions"] = (
+            f"results/{wildcards.cohort}/download/idc_exclusions.tsv"
+        )
+        inputs["nifti"] = [
+            f"results/{wildcards.cohort}/nifti/{patient}"
+            for patient in manifest_patients(wildcards.cohort)
+        ]
+    return inputs

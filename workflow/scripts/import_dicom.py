@@ -1,0 +1,17 @@
+"""Convert one patient's downloaded DICOM series (and DICOM SEG) to NIfTI, with checks."""
+
+from pathlib import Path
+
+import pandas as pd
+from hccrad.dicom import convert_patient
+
+from hccrad.idc import patient_series
+from hccrad.runlog import log_to
+
+log = log_to(snakemake.log[0])
+manifest = pd.read_csv(snakemake.input.manifest, sep="\t")
+rows = patient_series(manifest, snakemake.wildcards.patient)
+report = convert_patient(
+    Path(snakemake.input.dicom), rows, Path(snakemake.output[0]), snakemake.params.labels
+)
+log.info("%s: %s", snakemake.wildcards.patient, report)

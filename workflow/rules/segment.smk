@@ -1,0 +1,219 @@
+# Multi-task segmentation (issue 8): a 2.5D U-Net++ with an EfficientNet-B0 encoder segments liver
+# and tumour and predicts the endpoint; trained on the response cohort's training split, it
+# predicts every patient, is scored against the reference masks beside an Otsu baseline, and its
+# masks give radiomic features that are compared with the reference-mask ones.
+
+
+include: "segment_common.smk"
+
+
+rule segment_train:
+    input:
+        sheet="results/{cohort}/sheet.tsv",
+        prepared=segment_training_prepared,
+    output:
+        weights="results/{cohort}/segment/model.pt",
+        model="results/{cohort}/segment/model.json",
+        history="results/{cohort}/segment/history.tsv",
+    log:
+        "logs/{cohort}/segment_train.log",
+    benchmark:
+        "results/benchmarks/segment_train/{cohort}.tsv"
+    conda:
+        ENV
+    threads: config["segment"]["threads"]
+    resources:
+        mem_mb=config["segment"]["mem_mb"],
+        runtime=config["segment"]["runtime_min"],
+        gpu=config["segment"]["gpus"],
+    params:
+        segment=config["segment"],
+        seed=config["seed"],
+    script:
+        "../scripts/segment_train.py"
+
+
+rule segment_predict:
+    input:
+        weights="results/{cohort}/segment/model.pt",
+        model="results/{cohort}/segment/model.json",
+        sheet="results/{cohort}/sheet.tsv",
+        prepared=per_patient("results/{cohort}/prepared/{patient}"),
+    output:
+        masks=directory("results/{cohort}/segment/masks"),
+        predictions="results/{cohort}/segment/predictions.tsv",
+    log:
+        "logs/{cohort}/segment_predict.log",
+    benchmark:
+        "results/benchmarks/segment_predict/{cohort}.tsv"
+    conda:
+        ENV
+    threads: config["segment"]["threads"]
+    resources:
+        mem_mb=config["segment"]["mem_mb"],
+        runtime=config["segment"]["runtime_min"],
+        gpu=config["segment"]["gpus"],
+    script:
+        "../scripts/segment_predict.py"
+
+
+rule segment_evaluate:
+    input:
+        sheet="results/{cohort}/sheet.tsv",
+        prepared=per_patient("results/{cohort}/prepared/{patient}"),
+        masks="results/{cohort}/segment/masks",
+        predictions="results/{cohort}/segment/predictions.tsv",
+    output:
+        metrics=report(
+            "results/{cohort}/segment/metrics.tsv",
+            caption="../report/segment_metrics.rst",
+            category="Segmentation",
+            labels={"table": "per-patient Dice, IoU, HD95"},
+        ),
+        summary=report(
+            "results/{cohort}/segment/metrics_summary.tsv",
+            caption="../report/segment_metrics.rst",
+            category="Segmentation",
+            labels={"table": "metrics per cohort"},
+        ),
+        baseline="results/{cohort}/segment/threshold_baseline.tsv",
+        auroc=report(
+            "results/{cohort}/segment/auroc.tsv",
+            caption="../report/segment_auroc.rst",
+            category="Segmentation",
+            labels={"table": "classification head AUROC"},
+        ),
+    log:
+        "logs/{cohort}/segment_evaluate.log",
+    benchmark:
+        "results/benchmarks/segment_evaluate/{cohort}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        segment=config["segment"],
+        alpha=config["evaluation"]["alpha"],
+    script:
+        "../scripts/segment_evaluate.py"
+
+
+rule segment_overlay_figure:
+    input:
+        metrics="results/{cohort}/segment/metrics.tsv",
+        prepared=per_patient("results/{cohort}/prepared/{patient}"),
+        masks="results/{cohort}/segment/masks",
+    output:
+        png=report(
+            "results/{cohort}/segment/overlay.png",
+            caption="../report/segment_overlay.rst",
+            category="Segmentation",
+            labels={"figure": "predicted vs reference contours"},
+        ),
+        pdf="results/{cohort}/segment/overlay.pdf",
+    log:
+        "logs/{cohort}/segment_overlay_figure.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        per_centre=config["segment"]["overlay"]["patients_per_centre"],
+        phase=config["segment"]["overlay"]["phase"],
+    script:
+        "../scripts/segment_overlay.py"
+
+
+rule segment_radiomics:
+    input:
+        params=radiomics_params,
+        prepared=per_patient("results/{cohort}/prepared/{patient}"),
+        masks="results/{cohort}/segment/masks",
+        predictions="results/{cohort}/segment/predictions.tsv",
+    output:
+        features="results/{cohort}/segment/radiomics_predicted.parquet",
+        left_out="results/{cohort}/segment/radiomics_predicted_left_out.tsv",
+    log:
+        "logs/{cohort}/segment_radiomics.log",
+    benchmark:
+        "results/benchmarks/segment_radiomics/{cohort}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    params:
+        radiomics=config["radiomics"],
+        spacing_mm=config["imaging"]["spacing_mm"],
+    script:
+        "../scripts/segment_radiomics.py"
+
+
+rule segment_compare:
+    input:
+        sheet="results/{cohort}/sheet.tsv",
+        reference="results/{cohort}/radiomics/features.parquet",
+        robust="results/{cohort}/radiomics/features_robust.parquet",
+        auto="results/{cohort}/segment/radiomics_predicted.parquet",
+    output:
+        icc=report(
+            "results/{cohort}/segment/radiomics_icc.tsv",
+            caption="../report/segment_radiomics.rst",
+            category="Segmentation",
+            labels={"table": "ICC reference vs predicted masks"},
+        ),
+        summary="results/{cohort}/segment/radiomics_icc_summary.tsv",
+        auc=report(
+            "results/{cohort}/segment/radiomics_auc.tsv",
+            caption="../report/segment_radiomics.rst",
+            category="Segmentation",
+            labels={"table": "radiomics model AUC by mask"},
+        ),
+    log:
+        "logs/{cohort}/segment_compare.log",
+    benchmark:
+        "results/benchmarks/segment_compare/{cohort}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=20,
+    params:
+        threshold=config["radiomics"]["robustness"]["icc_threshold"],
+        endpoint=config["segment"]["endpoint"],
+        seed=config["seed"],
+        models=config["models"],
+        alpha=config["evaluation"]["alpha"],
+    script:
+        "../scripts/segment_compare.py"
+
+
+rule segment_icc_figure:
+    input:
+        icc="results/{cohort}/segment/radiomics_icc.tsv",
+    output:
+        png=report(
+            "results/{cohort}/segment/radiomics_icc.png",
+            caption="../report/segment_radiomics.rst",
+            category="Segmentation",
+            labels={"figure": "ICC reference vs predicted masks"},
+        ),
+        pdf="results/{cohort}/segment/radiomics_icc.pdf",
+    log:
+        "logs/{cohort}/segment_icc_figure.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        threshold=config["radiomics"]["robustness"]["icc_threshold"],
+    script:
+        "../scripts/segment_icc_figure.py"

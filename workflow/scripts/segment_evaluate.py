@@ -1,0 +1,31 @@
+"""Overlap metrics of network and threshold baseline, their summary, and the head's AUROC."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from hccrad.cohort import read_sheet
+from hccrad.runlog import log_to
+from hccrad.segment import segment_config
+from hccrad.segment_eval import head_auroc, metrics_summary, patient_metrics, training_baseline
+
+log = log_to(snakemake.log[0])
+config = segment_config(snakemake.params.segment)
+sheet = read_sheet(snakemake.input.sheet)
+predictions = pd.read_csv(snakemake.input.predictions, sep="\t", index_col="patient_id")
+folders = {Path(folder).name: folder for folder in snakemake.input.prepared}
+# The baseline's phase and side are chosen on the training patients alone.
+baseline, candidates = training_baseline(folders, sheet, config.phases)
+log.info("threshold baseline: %s\n%s", baseline, candidates)
+metrics = patient_metrics(
+    folders, sheet, predictions, snakemake.input.masks, baseline, config.phases
+)
+out = snakemake.output
+metrics.to_csv(out.metrics, sep="\t", index=False, float_format="%.4f")
+summary = metrics_summary(metrics)
+summary.to_csv(out.summary, sep="\t", index=False, float_format="%.4f")
+candidates.to_csv(out.baseline, sep="\t", index=False, float_format="%.4f")
+auroc = head_auroc(predictions, sheet, config.endpoint, snakemake.params.alpha)
+auroc.to_csv(out.auroc, sep="\t", index=False, float_format="%.4f")
+log.info("tumour Dice:\n%s", summary[summary["structure"] == "tumour"].to_string())
+log.info("head AUROC:\n%s", auroc.to_string())

@@ -1,0 +1,17 @@
+"""Predicted vs reference tumour contours for a few patients per centre."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from hccrad.runlog import log_to
+from hccrad.segment_eval import overlay_figure, overlay_patients
+from hccrad.style import save_figure
+
+log = log_to(snakemake.log[0])
+metrics = pd.read_csv(snakemake.input.metrics, sep="\t", dtype={"patient_id": str})
+folders = {Path(folder).name: folder for folder in snakemake.input.prepared}
+patients = overlay_patients(metrics, snakemake.params.per_centre)
+figure = overlay_figure(patients, folders, snakemake.input.masks, metrics, snakemake.params.phase)
+save_figure(figure, snakemake.output.png)
+log.info("overlays of %s", patients)

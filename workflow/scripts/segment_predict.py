@@ -1,0 +1,19 @@
+"""Predict every patient of the cohort: masks on the prepared grid and the head's scores."""
+
+from pathlib import Path
+
+import torch
+
+from hccrad.cohort import read_sheet, write_table
+from hccrad.runlog import log_to
+from hccrad.segment import load_segmenter, predict_cohort
+
+log = log_to(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+model = load_segmenter(snakemake.input.weights, snakemake.input.model)
+sheet = read_sheet(snakemake.input.sheet)
+folders = {Path(folder).name: folder for folder in snakemake.input.prepared}
+Path(snakemake.output.masks).mkdir(parents=True, exist_ok=True)
+predictions = predict_cohort(model, folders, sheet, snakemake.output.masks, log)
+write_table(predictions, snakemake.output.predictions)
+log.info("%s", predictions["status"].value_counts().to_dict())

@@ -1,0 +1,23 @@
+"""Radiomic features from the predicted masks, every patient in this one job."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from hccrad.runlog import log_to
+from hccrad.segment_eval import auto_radiomics
+
+log = log_to(snakemake.log[0])
+predictions = pd.read_csv(snakemake.input.predictions, sep="\t", index_col="patient_id")
+folders = {Path(folder).name: folder for folder in snakemake.input.prepared}
+features, left_out = auto_radiomics(
+    folders,
+    predictions,
+    snakemake.input.masks,
+    snakemake.input.params,
+    snakemake.params.radiomics,
+    snakemake.params.spacing_mm,
+)
+features.to_parquet(snakemake.output.features)
+left_out.to_csv(snakemake.output.left_out, sep="\t", index=False)
+log.info("%d patients with features; left out: %s", len(features), left_out.to_dict("records"))

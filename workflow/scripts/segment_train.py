@@ -1,0 +1,20 @@
+"""Train the multi-task U-Net++ (segmentation + endpoint head) on the training patients only."""
+
+import torch
+
+from hccrad.cohort import read_sheet
+from hccrad.runlog import log_to
+from hccrad.segment import save_segmenter, segment_config, train_segmenter, training_volumes
+
+log = log_to(snakemake.log[0])
+torch.set_num_threads(snakemake.threads)
+config = segment_config(snakemake.params.segment)
+sheet = read_sheet(snakemake.input.sheet)
+# The rule's inputs are the training patients' folders alone: test volumes are never read here.
+volumes, outcomes, excluded = training_volumes(snakemake.input.prepared, sheet, config)
+if excluded:
+    log.warning("left out (excluded in preparation, see exclusions.tsv): %s", excluded)
+log.info("%d training patients, phases %s", len(volumes), list(config.phases))
+model = train_segmenter(volumes, outcomes, config, snakemake.params.seed, log)
+save_segmenter(model, snakemake.output.weights, snakemake.output.model)
+model.history.to_csv(snakemake.output.history, sep="\t", index=False, float_format="%.5f")

@@ -11,13 +11,17 @@ CORES ?= all
 # Tools print non-ASCII (snakefmt's emoji); keep Python on UTF-8 under a C/POSIX locale (CI).
 export PYTHONUTF8 := 1
 
-.PHONY: run test setup lint format report clean
+.PHONY: run test setup lint format report figures clean
 
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# Redraw every figure from the results tables (after `make run`): only the *_figure rules run.
+figures: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) figures --forcerun $$($(BIN)/snakemake --list-rules | grep '_figure$$')
 
 setup: $(STAMP)
 

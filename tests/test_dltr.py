@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from hccrad import deep, dltr
+from hccrad.style import save_figure
 
 PHASES = np.array(["arterial", "portal_venous"])
 HEADER = "patient_id\tfile\treason\tfix\n"
@@ -115,7 +116,7 @@ def test_selection_figure_is_drawn(tmp_path: Path) -> None:
         }
     )
     summary = deep.selection_summary(table)
-    png, pdf = dltr.write_selection_figure(table, summary, "resnet18", tmp_path / "sel.png")
+    png, pdf = save_figure(dltr.selection_figure(table, summary, "resnet18"), tmp_path / "sel.png")
     pixels = np.asarray(Image.open(png).convert("L"), dtype=float)
     assert pdf.stat().st_size > 0
     assert pixels.std() > 10  # not a blank canvas

@@ -23,6 +23,7 @@ from hccrad.enrich import (
     plot_enrichment_dots,
     plot_rho_heatmap,
     plot_running_scores,
+    prerank_result_from_files,
     restrict_gene_sets,
     running_enrichment_score,
     running_score_pathways,
@@ -277,3 +278,21 @@ def test_prerank_does_not_depend_on_threads(hallmark, planted_ranking, monkeypat
         for threads in (1, 4)
     )
     pd.testing.assert_frame_equal(one, four)
+
+
+def test_prerank_result_is_rebuilt_from_the_files_the_workflow_writes(
+    hallmark, prerank_result, tmp_path
+):
+    # As enrich_gsea.py writes them: the table rounded, the ranking at full precision.
+    table_path, ranking_path = tmp_path / "gsea.tsv", tmp_path / "gsea_ranking.tsv"
+    prerank_result.table.to_csv(table_path, sep="\t", index=False, float_format="%.6g")
+    prerank_result.ranking.rename("rho").to_csv(ranking_path, sep="\t", float_format="%.17g")
+    again = prerank_result_from_files(table_path, ranking_path, hallmark)
+    assert list(again.ranking.index) == list(prerank_result.ranking.index)
+    np.testing.assert_array_equal(again.ranking.to_numpy(), prerank_result.ranking.to_numpy())
+    assert again.gene_sets == prerank_result.gene_sets
+    curves = [
+        running_enrichment_score(r.ranking, r.gene_sets[HYPOXIA]) for r in (prerank_result, again)
+    ]
+    np.testing.assert_array_equal(curves[0][0], curves[1][0])
+    np.testing.assert_array_equal(curves[0][1], curves[1][1])

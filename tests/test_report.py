@@ -19,6 +19,7 @@ import tomllib
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import ROOT, load_default_config
 from PIL import Image
@@ -26,9 +27,10 @@ from PIL import Image
 pytestmark = pytest.mark.workflow
 
 CATEGORIES = {"Cohorts", "Radiomics", "Deep learning", "Response models", "Survival"}
-CATEGORIES |= {"Radiogenomics"}
+CATEGORIES |= {"Radiogenomics", "Reproducibility"}
 # Tables flagged for the report ({endpoint} for each endpoint); figures are every PNG of the run.
 TABLES = (
+    "workflow/software_versions.tsv",
     "sim_tace/table1.tsv",
     "sim_lihc/table1.tsv",
     "sim_tace/radiomics/icc.tsv",
@@ -248,16 +250,14 @@ def test_every_figure_has_content(runs, cohort):
         assert np.count_nonzero(counts) > 16 and pixels.std() > 10, f"{png} looks blank"
 
 
-def test_landing_page_lists_the_pinned_software():
-    text = (ROOT / "workflow/report/workflow.rst").read_text()
+def test_software_versions_table_lists_every_pin(runs):
+    table = pd.read_csv(runs["first"] / "workflow" / "software_versions.tsv", sep="\t")
     pins = dict(
         re.fullmatch(r"([A-Za-z0-9_.-]+)==(\S+)", dep).groups()
         for dep in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     )
-    listed = re.findall(r"([A-Za-z][A-Za-z0-9-]*) (\d+\.\d+(?:\.\d+)?)", text.split("Software")[1])
-    assert len(listed) >= 15
-    for name, version in listed:
-        if name != "Python":
-            assert pins.get(name) == version, (
-                f"workflow.rst lists {name} {version}: pin {pins.get(name)}"
-            )
+    listed = dict(zip(table["package"], table["pinned"].astype(str), strict=True))
+    assert {k: listed.get(k) for k in pins} == pins
+    # The test environment is the pinned one (make setup): every package matches its pin.
+    drift = table.loc[~table["matches_pin"].astype(bool), "package"].tolist()
+    assert not drift, f"installed versions differ from the pins: {drift}"

@@ -19,7 +19,7 @@ from matplotlib import pyplot as plt
 from hccrad.deep import SCORE_NAME, CropSet, DeepConfig, load_crops
 from hccrad.evaluate import name_patients
 from hccrad.prepared import crop_files, read_exclusion
-from hccrad.style import MODEL_COLOURS, apply_style, save_figure
+from hccrad.style import MODEL_COLOURS, apply_style
 
 # Keys of the `deep:` config block that steer the workflow rather than hccrad.deep.DeepConfig.
 WORKFLOW_KEYS: tuple[str, ...] = ("threads", "gpus", "mem_mb", "runtime_min", "gradcam")
@@ -77,9 +77,12 @@ def training_sheet(sheet: pd.DataFrame, excluded: Sequence[str] = ()) -> pd.Data
 
 
 def score_table(
-    sheet: pd.DataFrame, scores: pd.Series, out_of_fold: pd.Series | None = None
+    sheet: pd.DataFrame,
+    scores: pd.Series,
+    out_of_fold: pd.Series | None = None,
+    source: str = REFIT,
 ) -> pd.DataFrame:
-    """DLTR score per patient: out-of-fold for training patients, the refit's for the rest.
+    """DLTR score per patient: out-of-fold for training patients, `source`'s for the rest.
 
     Downstream models fit on training rows; the refit network has seen those patients, so their
     in-sample scores would be optimistic. Every training patient must have an out-of-fold score
@@ -91,7 +94,7 @@ def score_table(
             "split": sheet.loc[scores.index, "split"].to_numpy(),
             "centre": sheet.loc[scores.index, "centre"].to_numpy(),
             DLTR_SCORE: scores.to_numpy(dtype=float),
-            "score_source": REFIT,
+            "score_source": source,
         }
     ).set_index("patient_id", drop=False)
     if out_of_fold is not None:
@@ -143,10 +146,3 @@ def selection_figure(table: pd.DataFrame, summary: pd.DataFrame, winner: str) ->
     ax.set_xlabel(f"held-out fold AUC ({n_folds}-fold CV, training split only)")
     ax.set_title("Architecture selection: folds (dots), mean ± SD (diamond)")
     return figure
-
-
-def write_selection_figure(
-    table: pd.DataFrame, summary: pd.DataFrame, winner: str, png_path: str | Path
-) -> list[Path]:
-    """The selection figure as PNG and PDF."""
-    return save_figure(selection_figure(table, summary, winner), png_path)

@@ -351,6 +351,23 @@ def gsea_prerank(
     return PrerankResult(table=table, ranking=ordered, gene_sets=tested)
 
 
+def prerank_result_from_files(
+    table_path: str | Path, ranking_path: str | Path, collection: GeneSetCollection
+) -> PrerankResult:
+    """A GSEA run as written by the workflow (table, ranking in walk order): for redrawing."""
+    table = pd.read_csv(table_path, sep="\t")
+    ranking = pd.read_csv(ranking_path, sep="\t", index_col=0, float_precision="round_trip")
+    ranking = ranking.iloc[:, 0]
+    ranking.index = ranking.index.astype(str)
+    # The file keeps GSEA's walking order (ties broken by name): no re-sorting here.
+    ranked = set(ranking.index)
+    tested = {
+        name: [g for g in dict.fromkeys(collection.gene_sets[name]) if g in ranked]
+        for name in table["pathway"]
+    }
+    return PrerankResult(table=table, ranking=ranking, gene_sets=tested)
+
+
 def running_enrichment_score(
     ranking: pd.Series, gene_set: Iterable[str], weight: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -38,14 +38,6 @@ rule table_one:
             subcategory="{cohort}",
             labels={"cohort": "{cohort}", "table": "Table 1 (TSV)"},
         ),
-        png=report(
-            "results/{cohort}/table1.png",
-            caption="../report/table1.rst",
-            category="Cohorts",
-            subcategory="{cohort}",
-            labels={"cohort": "{cohort}", "figure": "Table 1"},
-        ),
-        pdf="results/{cohort}/table1.pdf",
     log:
         "logs/{cohort}/table_one.log",
     conda:

@@ -24,7 +24,7 @@ rule prepare_patient:
         "../scripts/prepare_patient.py"
 
 
-rule preprocessing_qc:
+rule preprocessing_qc_figure:
     input:
         sheet="results/{cohort}/sheet.tsv",
         prepared=per_patient("results/{cohort}/prepared/{patient}"),
@@ -38,9 +38,9 @@ rule preprocessing_qc:
         ),
         pdf="results/{cohort}/qc/preprocessing_qc.pdf",
     log:
-        "logs/{cohort}/preprocessing_qc.log",
+        "logs/{cohort}/preprocessing_qc_figure.log",
     benchmark:
-        "results/benchmarks/preprocessing_qc/{cohort}.tsv"
+        "results/benchmarks/preprocessing_qc_figure/{cohort}.tsv"
     conda:
         ENV
     threads: 1

@@ -8,10 +8,8 @@ include: "models_common.smk"
 
 rule fit_models:
     input:
+        unpack(imaging_feature_inputs),
         sheet=f"results/{RESPONSE_COHORT}/sheet.tsv",
-        exclusions=f"results/{RESPONSE_COHORT}/exclusions.tsv",
-        radiomics=f"results/{RESPONSE_COHORT}/radiomics/features_robust.parquet",
-        deep=f"results/{RESPONSE_COHORT}/deep/{{endpoint}}/scores.tsv",
     output:
         models=f"{MODELS}/models.joblib",
         predictions=f"{MODELS}/predictions.tsv",
@@ -81,7 +79,7 @@ rule evaluate_models:
         "../scripts/evaluate_tables.py"
 
 
-rule evaluation_figures:
+rule evaluation_figure:
     input:
         auc=f"{EVALUATION}/auc.tsv",
         roc_curves=f"{EVALUATION}/roc_curves.tsv",
@@ -114,7 +112,7 @@ rule evaluation_figures:
         ),
         decision_pdf=f"{EVALUATION}/decision_curves.pdf",
     log:
-        f"logs/{RESPONSE_COHORT}/evaluation_figures/{{endpoint}}.log",
+        f"logs/{RESPONSE_COHORT}/evaluation_figure/{{endpoint}}.log",
     wildcard_constraints:
         endpoint=ENDPOINT_PATTERN,
     conda:
@@ -172,7 +170,7 @@ rule survival_tables:
         "../scripts/survival_tables.py"
 
 
-rule survival_km:
+rule km_figure:
     input:
         risk_groups=f"{SURVIVAL}/risk_groups.tsv",
         km_curves=f"{SURVIVAL}/km_curves.tsv",
@@ -192,7 +190,7 @@ rule survival_km:
         ),
         pdf=f"{SURVIVAL}/km/{{outcome}}/{{model}}.pdf",
     log:
-        f"logs/{RESPONSE_COHORT}/survival_km/{{endpoint}}_{{outcome}}_{{model}}.log",
+        f"logs/{RESPONSE_COHORT}/km_figure/{{endpoint}}_{{outcome}}_{{model}}.log",
     wildcard_constraints:
         endpoint=ENDPOINT_PATTERN,
         outcome=OUTCOME_PATTERN,
@@ -207,7 +205,7 @@ rule survival_km:
         "../scripts/survival_km.py"
 
 
-rule survival_forest:
+rule forest_figure:
     input:
         cox=f"{SURVIVAL}/cox.tsv",
     output:
@@ -224,7 +222,7 @@ rule survival_forest:
         ),
         pdf=f"{SURVIVAL}/forest_{{outcome}}.pdf",
     log:
-        f"logs/{RESPONSE_COHORT}/survival_forest/{{endpoint}}_{{outcome}}.log",
+        f"logs/{RESPONSE_COHORT}/forest_figure/{{endpoint}}_{{outcome}}.log",
     wildcard_constraints:
         endpoint=ENDPOINT_PATTERN,
         outcome=OUTCOME_PATTERN,
@@ -243,7 +241,7 @@ rule survival_forest:
 rule model_card:
     input:
         sheet=f"results/{RESPONSE_COHORT}/sheet.tsv",
-        exclusions=f"results/{RESPONSE_COHORT}/exclusions.tsv",
+        exclusions=RESPONSE_EXCLUSIONS,
         described=f"{MODELS}/models.json",
         features=f"{MODELS}/selected_features.tsv",
         auc=f"{EVALUATION}/auc.tsv",

@@ -54,13 +54,6 @@ rule correlate_features:
             category="Radiogenomics",
             labels={"table": "genes per rule"},
         ),
-        heatmap=report(
-            f"{RG_DIR}/heatmap.png",
-            caption="../report/radiogenomics_heatmap.rst",
-            category="Radiogenomics",
-            labels={"figure": "feature x gene heatmap"},
-        ),
-        heatmap_pdf=f"{RG_DIR}/heatmap.pdf",
     log:
         f"logs/{RADIOGENOMICS_COHORT}/correlate_features.log",
     benchmark:
@@ -74,7 +67,6 @@ rule correlate_features:
     params:
         settings=RG_CFG,
         seed=config["seed"],
-        heatmap_genes=40,
     script:
         "../scripts/correlate_features.py"
 
@@ -93,13 +85,6 @@ rule differential_expression:
             category="Radiogenomics",
             labels={"table": "DESeq2 high vs low DLTR"},
         ),
-        volcano=report(
-            f"{RG_DIR}/volcano.png",
-            caption="../report/radiogenomics_volcano.rst",
-            category="Radiogenomics",
-            labels={"figure": "volcano"},
-        ),
-        volcano_pdf=f"{RG_DIR}/volcano.pdf",
     log:
         f"logs/{RADIOGENOMICS_COHORT}/differential_expression.log",
     benchmark:
@@ -128,13 +113,6 @@ rule enrich_ora:
             category="Radiogenomics",
             labels={"table": "ORA"},
         ),
-        dotplot=report(
-            f"{RG_DIR}/ora_dotplot.png",
-            caption="../report/radiogenomics_ora.rst",
-            category="Radiogenomics",
-            labels={"figure": "ORA dot plot"},
-        ),
-        dotplot_pdf=f"{RG_DIR}/ora_dotplot.pdf",
     log:
         f"logs/{RADIOGENOMICS_COHORT}/enrich_ora.log",
     conda:
@@ -163,20 +141,6 @@ rule enrich_gsea:
             labels={"table": "GSEA"},
         ),
         ranking=f"{RG_DIR}/gsea_ranking.tsv",
-        dotplot=report(
-            f"{RG_DIR}/gsea_dotplot.png",
-            caption="../report/radiogenomics_gsea.rst",
-            category="Radiogenomics",
-            labels={"figure": "GSEA dot plot"},
-        ),
-        dotplot_pdf=f"{RG_DIR}/gsea_dotplot.pdf",
-        running=report(
-            f"{RG_DIR}/gsea_running_scores.png",
-            caption="../report/radiogenomics_running_scores.rst",
-            category="Radiogenomics",
-            labels={"figure": "GSEA running scores"},
-        ),
-        running_pdf=f"{RG_DIR}/gsea_running_scores.pdf",
     log:
         f"logs/{RADIOGENOMICS_COHORT}/enrich_gsea.log",
     benchmark:

@@ -85,13 +85,6 @@ rule radiomics_robustness:
             category="Radiomics",
             labels={"cohort": "{cohort}", "table": "feature ICC"},
         ),
-        png=report(
-            "results/{cohort}/radiomics/icc.png",
-            caption="../report/icc.rst",
-            category="Radiomics",
-            labels={"cohort": "{cohort}", "figure": "feature ICC"},
-        ),
-        pdf="results/{cohort}/radiomics/icc.pdf",
     log:
         "logs/{cohort}/radiomics_robustness.log",
     benchmark:

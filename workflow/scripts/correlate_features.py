@@ -4,7 +4,6 @@ import pandas as pd
 
 from hccrad.cohort import read_sheet
 from hccrad.correlate import correlate
-from hccrad.enrich import plot_rho_heatmap
 from hccrad.models import training_outcome
 from hccrad.radiogenomics import (
     assemble_imaging,
@@ -14,7 +13,6 @@ from hccrad.radiogenomics import (
     read_expression,
 )
 from hccrad.runlog import log_to
-from hccrad.style import save_figure
 
 log = log_to(snakemake.log[0])
 settings = snakemake.params.settings
@@ -76,15 +74,6 @@ summary = correlation_summary(
     seed=snakemake.params.seed,
 )
 summary.to_csv(snakemake.output.summary, sep="\t", index=False, float_format="%.6g")
-rho = pd.DataFrame(result.rho, index=result.features, columns=result.genes)
-figure = plot_rho_heatmap(
-    rho,
-    n_genes=snakemake.params.heatmap_genes,
-    gene_labels=symbols.to_dict(),
-    value_label=r"Spearman $\rho$" if result.method == "spearman" else r"Pearson $r$",
-    value_symbol=r"$\rho$" if result.method == "spearman" else r"$r$",
-)
-save_figure(figure, snakemake.output.heatmap)
 overall = summary[summary["feature"] == "any"].set_index("rule")
 log.info(
     "%d features x %d genes x %d patients; genes listed: %d by P < %g (chance %.0f), "

@@ -1,4 +1,4 @@
-"""Grad-CAM of the DLTR network for a few held-out patients per centre."""
+"""Grad-CAM maps of the DLTR network for a few held-out patients per centre (drawn later)."""
 
 import pandas as pd
 import torch
@@ -20,15 +20,15 @@ crops, _ = dltr.cohort_crops(
 )
 scores = pd.read_csv(snakemake.input.scores, sep="\t", dtype={"patient_id": str})
 scores = scores.set_index("patient_id")[dltr.DLTR_SCORE]
-deep.grad_cam_figure(
+panels = deep.grad_cam_panels(
     model,
     crops,
     held_out,
     scores,
-    snakemake.output.png,
     patients_per_centre=gradcam["patients_per_centre"],
     phase=gradcam.get("phase"),
     layer=gradcam.get("layer", "auto"),
     endpoint=snakemake.wildcards.endpoint,
 )
-log.info("Grad-CAM of %s written", model.config.architecture)
+panels.save(snakemake.output.panels)
+log.info("Grad-CAM of %s (%s): %s", panels.architecture, panels.layer, panels.patients)

@@ -3,11 +3,10 @@
 import pandas as pd
 
 from hccrad.cohort import read_sheet
-from hccrad.differential import differential_expression, plot_volcano
+from hccrad.differential import differential_expression
 from hccrad.models import training_outcome
 from hccrad.radiogenomics import dltr_groups, read_expression, training_cutoff
 from hccrad.runlog import log_to
-from hccrad.style import save_figure
 
 log = log_to(snakemake.log[0])
 settings = snakemake.params.settings
@@ -36,14 +35,6 @@ table = differential_expression(
 symbols = pd.read_csv(snakemake.input.genes, sep="\t", index_col="gene_id")["symbol"]
 table.insert(1, "symbol", symbols.reindex(table["gene"]).to_numpy())
 table.to_csv(snakemake.output.table, sep="\t", index=False, float_format="%.6g")
-figure = plot_volcano(
-    table,
-    padj_threshold=de_cfg["alpha"],
-    gene_labels=symbols.to_dict(),
-    shrunk=de_cfg["shrink"],
-    title=f"DLTR score high vs low ({de_cfg['grouping'].replace('_', ' ')})",
-)
-save_figure(figure, snakemake.output.volcano)
 log.info(
     "%d high vs %d low (cutoff %.4g); %d genes at padj < %g",
     (groups["group"] == "high").sum(),

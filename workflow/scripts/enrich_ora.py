@@ -1,11 +1,10 @@
-"""Over-representation of the gene list (both rules) in the gene-set collection; dot plot."""
+"""Over-representation of the gene list (both rules) in the gene-set collection."""
 
 import pandas as pd
 
-from hccrad.enrich import load_collection, plot_enrichment_dots
+from hccrad.enrich import load_collection
 from hccrad.radiogenomics import background_symbols, gene_list_enrichment
 from hccrad.runlog import log_to
-from hccrad.style import save_figure
 
 log = log_to(snakemake.log[0])
 settings = snakemake.params.settings
@@ -19,16 +18,6 @@ table = gene_list_enrichment(
     genes, background, collection, enrichment_cfg["min_size"], enrichment_cfg["max_size"]
 )
 table.to_csv(snakemake.output.table, sep="\t", index=False, float_format="%.6g")
-rule = settings["gene_list"]["ora_rule"]
-shown = table[table["gene_list"] == rule].drop(columns="gene_list")
-figure = plot_enrichment_dots(
-    shown,
-    x="fdr",
-    n_pathways=enrichment_cfg["dotplot_pathways"],
-    fdr_threshold=enrichment_cfg["fdr_threshold"],
-    title=f"ORA, gene list by {rule.replace('_', ' ')} ({shown['list_size'].iat[0]} genes)",
-)
-save_figure(figure, snakemake.output.dotplot)
 for name, rows in table.groupby("gene_list", sort=False):
     log.info(
         "%s: %d genes of %d tested; %d sets at FDR < %g",

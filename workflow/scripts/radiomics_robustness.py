@@ -3,9 +3,8 @@
 import pandas as pd
 
 from hccrad.preprocess import split_perturbed
-from hccrad.radiomics import feature_icc, icc_figure
+from hccrad.radiomics import feature_icc
 from hccrad.runlog import log_to
-from hccrad.style import save_figure
 
 log = log_to(snakemake.log[0])
 perturbed = split_perturbed([pd.read_parquet(path) for path in snakemake.input.perturbed])
@@ -13,5 +12,4 @@ patients = next(iter(perturbed.values())).index
 original = pd.read_parquet(snakemake.input.features).loc[patients]
 icc = feature_icc(original, perturbed, threshold=snakemake.params.threshold)
 icc.to_csv(snakemake.output.icc, sep="\t", index=False, float_format="%.4f")
-save_figure(icc_figure(icc, snakemake.params.threshold), snakemake.output.png)
 log.info("%d of %d features robust on %d patients", icc["robust"].sum(), len(icc), len(patients))

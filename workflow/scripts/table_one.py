@@ -2,12 +2,10 @@
 
 from hccrad.cohort import read_sheet
 from hccrad.runlog import log_to
-from hccrad.style import save_figure
-from hccrad.tables import render_table, table_one
+from hccrad.tables import table_one
 
 log = log_to(snakemake.log[0])
 sheet = read_sheet(snakemake.input.sheet)
 table = table_one(sheet)
 table.to_csv(snakemake.output.tsv, sep="\t", lineterminator="\n")
-save_figure(render_table(table, f"Table 1. {snakemake.wildcards.cohort}"), snakemake.output.png)
 log.info("Table 1 with %d rows", len(table))

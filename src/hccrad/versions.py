@@ -1,0 +1,50 @@
+"""The software a run used: every pinned package of pyproject.toml with its installed version."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import re
+import sys
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+PIN = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*==\s*([^\s;]+)")
+COLUMNS = ("package", "pinned", "installed", "matches_pin")
+
+
+def pinned_requirements(pyproject: str | Path) -> dict[str, str]:
+    """Package -> pinned version of the project's dependencies (`name==version` entries)."""
+    project = tomllib.loads(Path(pyproject).read_text())["project"]
+    pins = {}
+    for requirement in project["dependencies"]:
+        if match := PIN.match(requirement):
+            pins[match.group(1)] = match.group(2)
+    return pins
+
+
+def installed_version(package: str) -> str:
+    """The installed version of a distribution, or 'not installed'."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def software_versions(pins: Mapping[str, str]) -> pd.DataFrame:
+    """One row per pinned package (pin, installed version, whether they agree), then Python."""
+    rows = [
+        {"package": name, "pinned": pin, "installed": installed_version(name)}
+        for name, pin in sorted(pins.items(), key=lambda item: item[0].lower())
+    ]
+    rows.append({"package": "Python", "pinned": "3.11", "installed": platform.python_version()})
+    table = pd.DataFrame(rows, columns=list(COLUMNS[:3]))
+    python = table["package"] == "Python"
+    # A local version label (torch's "+cpu", "+cu128") names the build, not another release.
+    table["matches_pin"] = table["pinned"] == table["installed"].str.split("+").str[0]
+    # Python is pinned to a minor version: 3.11.x matches 3.11.
+    table.loc[python, "matches_pin"] = sys.version_info[:2] == (3, 11)
+    return table

@@ -1,0 +1,32 @@
+"""The software-versions table: pins from pyproject.toml against the installed versions."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hccrad import versions
+
+
+def test_pins_are_read_and_compared_with_what_is_installed(tmp_path, monkeypatch) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        '[project]\nname = "x"\ndependencies = [\n'
+        f'  "numpy=={np.__version__}",\n  "torch==2.13.0",\n  "nopkg-hccrad-test==1.0",\n'
+        '  "loose>=1",\n]\n'
+    )
+    pins = versions.pinned_requirements(pyproject)
+    assert pins == {"numpy": np.__version__, "torch": "2.13.0", "nopkg-hccrad-test": "1.0"}
+    installed = {"torch": "2.13.0+cpu", "numpy": np.__version__}
+    monkeypatch.setattr(
+        versions, "installed_version", lambda name: installed.get(name, "not installed")
+    )
+    table = versions.software_versions(pins).set_index("package")
+    assert table.loc["numpy", "matches_pin"]
+    assert table.loc["torch", "matches_pin"]  # the +cpu build label is not another release
+    assert not table.loc["nopkg-hccrad-test", "matches_pin"]
+    assert table.loc["nopkg-hccrad-test", "installed"] == "not installed"
+    assert table.index[-1] == "Python"
+
+
+def test_a_missing_distribution_is_reported_not_raised() -> None:
+    assert versions.installed_version("nopkg-hccrad-test") == "not installed"

@@ -1,0 +1,10 @@
+"""The Grad-CAM figure, from the maps that deep_gradcam saved."""
+
+from hccrad.deep import GradCamPanels, grad_cam_figure
+from hccrad.runlog import log_to
+from hccrad.style import save_figure
+
+log = log_to(snakemake.log[0])
+panels = GradCamPanels.load(snakemake.input.panels)
+save_figure(grad_cam_figure(panels), snakemake.output.png)
+log.info("Grad-CAM figure of %d patients", len(panels.patients))

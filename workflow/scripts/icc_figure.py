@@ -1,0 +1,12 @@
+"""The radiomic feature ICC figure, from the ICC table."""
+
+import pandas as pd
+
+from hccrad.radiomics import icc_figure
+from hccrad.runlog import log_to
+from hccrad.style import save_figure
+
+log = log_to(snakemake.log[0])
+icc = pd.read_csv(snakemake.input.icc, sep="\t")
+save_figure(icc_figure(icc, snakemake.params.threshold), snakemake.output.png)
+log.info("ICC figure of %d features", len(icc))

@@ -1,0 +1,17 @@
+"""The workflow's rule graph (the rules this config runs) as a figure."""
+
+from pathlib import Path
+
+from hccrad.runlog import log_to
+from hccrad.style import save_figure
+from hccrad.workflow_graph import parse_rulegraph, rulegraph_dot, rulegraph_figure
+
+log = log_to(snakemake.log[0])
+dot = rulegraph_dot(
+    snakemake.params.snakefile, Path.cwd(), snakemake.config, Path(snakemake.output.dot + ".yaml")
+)
+Path(snakemake.output.dot + ".yaml").unlink()
+Path(snakemake.output.dot).write_text(dot)
+graph = parse_rulegraph(dot)
+save_figure(rulegraph_figure(graph), snakemake.output.png)
+log.info("%d rules, %d dependencies", graph.number_of_nodes(), graph.number_of_edges())

@@ -21,6 +21,7 @@ from sklearn.metrics import roc_auc_score
 from hccrad import deep, imaging, phantom, simulate
 from hccrad.deep import CropSet, DeepConfig, DeepModel
 from hccrad.seeding import rng_for
+from hccrad.style import save_figure
 
 SEED = 3
 N_PATIENTS = 72
@@ -283,6 +284,39 @@ def test_select_and_refit_reports_folds_and_refits_the_winner(
     assert selection.winner == selection.summary["architecture"].iloc[0]
     assert selection.model.config.architecture == selection.winner
     assert selection.model.n_train + selection.model.n_validation == 20
+    # The winner's fold networks are kept for the fold ensemble, in fold order.
+    assert len(selection.fold_models) == 2
+    assert {m.config.architecture for m in selection.fold_models} == {selection.winner}
+    assert selection.ensemble_members("refit") == (selection.model,)
+    members = selection.ensemble_members("folds_and_refit")
+    assert members == (*selection.fold_models, selection.model)
+    held = crops.subset(sheet.index[20:26])
+    mean = deep.predict_ensemble(members, held, device="cpu")
+    each = [deep.predict_scores(m, held, device="cpu") for m in members]
+    np.testing.assert_allclose(mean, np.mean(each, axis=0))
+    assert deep.predict_ensemble(members[-1:], held, device="cpu").equals(each[-1])
+    with pytest.raises(ValueError, match="ensemble must be one of"):
+        selection.ensemble_members("bagging")
+
+
+def test_acquisition_shift_augmentation_is_seeded_and_checked(
+    cohort: tuple[list, CropSet, pd.DataFrame],
+) -> None:
+    _, crops, sheet = cohort
+    shifted = {"phase_wise_intensity": True, "blur_prob": 1.0, "noise_prob": 1.0}
+    config = DeepConfig(**FAST, max_epochs=1, **shifted)
+    names = [type(t).__name__ for t in deep.augmentation(config).transforms]
+    assert {"RandGaussianSmoothd", "RandGaussianNoised"} <= set(names)
+    assert "RandGaussianNoised" not in [
+        type(t).__name__ for t in deep.augmentation(DeepConfig(**FAST)).transforms
+    ]
+    first = deep.fit_model(sheet.iloc[:16], crops, config)
+    again = deep.fit_model(sheet.iloc[:16], crops, config)
+    assert same_weights(first.network, again.network)
+    with pytest.raises(ValueError, match="blur_sigma_z must be"):
+        DeepConfig(**FAST, blur_sigma_z=(1.0, 0.5))
+    with pytest.raises(ValueError, match="ensemble must be one of"):
+        DeepConfig(**FAST, ensemble="bagging")
 
 
 def test_winner_ties_go_to_lower_sd_then_fewer_parameters() -> None:
@@ -387,11 +421,18 @@ def test_grad_cam_has_the_crop_shape_and_is_finite(
     assert not any(m._forward_hooks or m._backward_hooks for m in trained.network.modules())
 
 
-def test_grad_cam_figure_is_written(
+def test_grad_cam_panels_round_trip_and_draw(
     cohort: tuple[list, CropSet, pd.DataFrame], trained: DeepModel, tmp_path: Path
 ) -> None:
     _, crops, sheet = cohort
     scores = deep.predict_scores(trained, crops, device="cpu")
-    paths = deep.grad_cam_figure(trained, crops, sheet, scores, tmp_path / "gradcam.png")
+    panels = deep.grad_cam_panels(trained, crops, sheet, scores, patients_per_centre=1)
+    assert panels.images.shape == panels.cams.shape == panels.tumour.shape
+    assert len(panels.patients) == sheet["centre"].nunique()
+    # The figure is drawn from the saved panels alone: what the figures target relies on.
+    again = deep.GradCamPanels.load(panels.save(tmp_path / "gradcam.npz"))
+    assert again.patients == panels.patients and again.titles == panels.titles
+    np.testing.assert_array_equal(again.cams, panels.cams)
+    paths = save_figure(deep.grad_cam_figure(again), tmp_path / "gradcam.png")
     assert [p.suffix for p in paths] == [".png", ".pdf"]
     assert all(p.stat().st_size > 1000 for p in paths)

@@ -9,7 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import tiny_config
 from PIL import Image
+
+from hccrad import deep, dltr
 
 pytestmark = pytest.mark.workflow
 
@@ -40,7 +43,7 @@ def test_selection_reads_training_patients_only(runs, endpoint):
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
-def test_scores_are_out_of_fold_for_training_and_refit_for_the_rest(runs, endpoint):
+def test_scores_are_out_of_fold_for_training_and_the_ensemble_for_the_rest(runs, endpoint):
     results = runs["first"]
     folder = results / f"sim_tace/deep/{endpoint}"
     scores = pd.read_csv(folder / "scores.tsv", sep="\t", index_col="patient_id")
@@ -49,7 +52,7 @@ def test_scores_are_out_of_fold_for_training_and_refit_for_the_rest(runs, endpoi
     assert scores["dltr_score"].between(0, 1).all()
     train = scores["split"] == "train"
     assert scores.loc[train, "score_source"].eq("out_of_fold").all()
-    assert scores.loc[~train, "score_source"].eq("refit").all()
+    assert scores.loc[~train, "score_source"].eq("folds_and_refit").all()
     out_of_fold = pd.read_csv(folder / "out_of_fold.tsv", sep="\t", index_col="patient_id")
     np.testing.assert_allclose(
         scores.loc[train, "dltr_score"], out_of_fold.loc[scores.index[train]].iloc[:, 0], atol=1e-6
@@ -67,7 +70,25 @@ def test_both_cohorts_get_deep_features_and_scores(runs, endpoint):
         widths.add(features.shape[1])
     assert len(widths) == 1  # one network, one feature space for both cohorts
     lihc = pd.read_csv(results / f"sim_lihc/deep/{endpoint}/scores.tsv", sep="\t")
-    assert lihc["score_source"].eq("refit").all() and lihc["split"].eq("radiogenomics").all()
+    assert lihc["score_source"].eq("folds_and_refit").all()
+    assert lihc["split"].eq("radiogenomics").all()
+
+
+def test_held_out_score_is_the_mean_of_the_fold_networks_and_the_refit(runs):
+    results = runs["first"]
+    folder = results / "sim_tace/deep/response"
+    config = dltr.deep_config(tiny_config(7)["deep"], 7)
+    names = ["model"] + [f"fold{k}" for k in range(1, config.folds + 1)]
+    members = [deep.load_model(folder / f"{n}.pt", folder / f"{n}.json") for n in names]
+    scores = pd.read_csv(folder / "scores.tsv", sep="\t", index_col="patient_id")
+    held_out = list(scores.index[scores["split"] != "train"])
+    crops, _ = dltr.cohort_crops(
+        {p: results / "sim_tace/prepared" / p for p in held_out}, held_out, config
+    )
+    each = np.array([deep.predict_scores(m, crops, device="cpu").loc[held_out] for m in members])
+    np.testing.assert_allclose(scores.loc[held_out, "dltr_score"], each.mean(axis=0), atol=1e-6)
+    # The members differ: the ensemble is not one network counted several times.
+    assert np.ptp(each, axis=0).max() > 1e-3
 
 
 @pytest.mark.parametrize("figure", ["selection.png", "gradcam.png"])

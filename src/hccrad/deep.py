@@ -62,6 +62,8 @@ from monai.transforms import (
     EnsureTyped,
     Rand3DElasticd,
     RandFlipd,
+    RandGaussianNoised,
+    RandGaussianSmoothd,
     RandRotated,
     RandScaleIntensityd,
     RandShiftIntensityd,
@@ -77,13 +79,14 @@ from tqdm.auto import tqdm
 from hccrad.config import known_keys
 from hccrad.evaluate import check_binary_outcome, name_patients
 from hccrad.seeding import rng_for
-from hccrad.style import apply_style, save_figure
+from hccrad.style import apply_style
 
 logger = logging.getLogger(__name__)
 
 ARCHITECTURES: tuple[str, ...] = ("resnet18", "resnet50", "densenet121", "efficientnet_b0")
 FEATURE_PREFIX = "deep_"
 SCORE_NAME = "deep_score"
+ENSEMBLES = ("refit", "folds_and_refit")
 TRAIN_SPLIT = "train"
 # n_train: patients a fold's network is fitted on (inner training + inner validation); n_val:
 # the held-out fold that gives the fold AUC; n_inner_val: the early-stopping part of n_train.
@@ -193,7 +196,26 @@ class DeepConfig:
     # Rand3DElastic costs more than all other augmentations together on a CPU: off by default.
     elastic: bool = False
     elastic_prob: float = 0.2
+    # Acquisition shift between centres, simulated on the training crops (all off by default).
+    # Contrast timing differs per phase between scanners and protocols: draw the intensity
+    # scale and shift per phase rather than once per crop.
+    phase_wise_intensity: bool = False
+    # Thicker slices elsewhere: blur through the slices (sigma in voxels of the crop grid) and,
+    # less, in plane; the crops are resampled to one isotropic spacing, so a 6 mm acquisition
+    # reaches the network as a 3 mm grid blurred along z.
+    blur_prob: float = 0.0
+    blur_sigma_z: tuple[float, float] = (0.25, 1.0)
+    blur_sigma_xy: tuple[float, float] = (0.0, 0.5)
+    # Noisier scanners: Gaussian noise with an SD drawn up to this (crop intensity units).
+    noise_prob: float = 0.0
+    noise_std: float = 0.1
     top_k_instances: int = 1
+    # The DLTR score of patients outside the training split: "refit" (the winner refitted on the
+    # whole training split) or "folds_and_refit" (the mean probability of the winner's k fold
+    # networks and the refit). The fold networks are trained during selection anyway; averaging
+    # them lowers the variance that early stopping on a small validation part leaves in any one
+    # network. Deep features and Grad-CAM always come from the refit (one feature space).
+    ensemble: str = "refit"
     device: str = "auto"
     # None: 0 on the CPU (tensors are in memory already), up to 4 on CUDA.
     num_workers: int | None = None
@@ -206,10 +228,14 @@ class DeepConfig:
         """Normalise sequences to tuples and check the architectures."""
         object.__setattr__(self, "spatial_size", _as_size(self.spatial_size))
         object.__setattr__(self, "intensity_clip", _as_range(self.intensity_clip))
+        for name in ("blur_sigma_z", "blur_sigma_xy"):
+            object.__setattr__(self, name, _as_range(getattr(self, name), name, strict=False))
         object.__setattr__(self, "architectures", tuple(self.architectures))
         unknown = [a for a in self.architectures if a not in ARCHITECTURES]
         if unknown or not self.architectures:
             raise ValueError(f"unknown architectures {unknown}; use some of {ARCHITECTURES}")
+        if self.ensemble not in ENSEMBLES:
+            raise ValueError(f"ensemble must be one of {ENSEMBLES}, not {self.ensemble!r}")
         if not 1 <= self.min_epochs <= self.max_epochs:
             raise ValueError(
                 f"min_epochs ({self.min_epochs}) must lie between 1 and max_epochs "
@@ -241,13 +267,16 @@ def _as_size(size: int | Sequence[int]) -> tuple[int, int, int]:
     return values  # type: ignore[return-value]
 
 
-def _as_range(values: Sequence[float] | None) -> tuple[float, float] | None:
-    """A (low, high) pair of floats, or None."""
+def _as_range(
+    values: Sequence[float] | None, name: str = "intensity_clip", *, strict: bool = True
+) -> tuple[float, float] | None:
+    """A (low, high) pair of floats (low < high, or low <= high when not strict), or None."""
     if values is None:
         return None
     low, high = (float(v) for v in values)
-    if not low < high:
-        raise ValueError(f"intensity_clip must be (low, high) with low < high, not {values!r}")
+    if not (low < high if strict else 0 <= low <= high):
+        rule = "low < high" if strict else "0 <= low <= high"
+        raise ValueError(f"{name} must be (low, high) with {rule}, not {values!r}")
     return low, high
 
 
@@ -661,7 +690,7 @@ def _reproducible(seed: int, device: torch.device) -> Iterator[None]:
 
 
 def augmentation(config: DeepConfig) -> Compose:
-    """Random flips, small rotations, intensity scale/shift and (optionally) elastic warps."""
+    """Flips, small rotations, intensity scale/shift; optionally elastic warps, blur and noise."""
     keys = ["image"]
     radians = float(np.deg2rad(config.rotate_degrees))
     transforms: list[Any] = [
@@ -689,11 +718,37 @@ def augmentation(config: DeepConfig) -> Compose:
                 padding_mode="border",
             )
         )
+    if config.blur_prob > 0:
+        # Crops are (phase, z, y, x): MONAI's first spatial axis ("x") is z here.
+        transforms.append(
+            RandGaussianSmoothd(
+                keys,
+                sigma_x=config.blur_sigma_z,
+                sigma_y=config.blur_sigma_xy,
+                sigma_z=config.blur_sigma_xy,
+                prob=config.blur_prob,
+            )
+        )
     transforms += [
-        RandScaleIntensityd(keys, factors=config.intensity_scale, prob=config.intensity_prob),
-        RandShiftIntensityd(keys, offsets=config.intensity_shift, prob=config.intensity_prob),
-        EnsureTyped(keys, dtype=torch.float32, track_meta=False),
+        RandScaleIntensityd(
+            keys,
+            factors=config.intensity_scale,
+            prob=config.intensity_prob,
+            channel_wise=config.phase_wise_intensity,
+        ),
+        RandShiftIntensityd(
+            keys,
+            offsets=config.intensity_shift,
+            prob=config.intensity_prob,
+            channel_wise=config.phase_wise_intensity,
+        ),
     ]
+    if config.noise_prob > 0:
+        # After the blur: scanner noise is not smoothed by thick slices.
+        transforms.append(
+            RandGaussianNoised(keys, prob=config.noise_prob, std=config.noise_std, sample_std=True)
+        )
+    transforms.append(EnsureTyped(keys, dtype=torch.float32, track_meta=False))
     return Compose(transforms)
 
 
@@ -909,6 +964,14 @@ class Selection:
     # downstream model fitted on training rows must see, as the refit's in-sample scores are
     # optimistic.
     out_of_fold: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))
+    # The winner's network of each CV fold (fold order), kept for the fold ensemble.
+    fold_models: tuple[DeepModel, ...] = ()
+
+    def ensemble_members(self, how: str) -> tuple[DeepModel, ...]:
+        """The networks whose mean probability is the DLTR score (see DeepConfig.ensemble)."""
+        if how not in ENSEMBLES:
+            raise ValueError(f"ensemble must be one of {ENSEMBLES}, not {how!r}")
+        return (self.model,) if how == "refit" else (*self.fold_models, self.model)
 
 
 def cross_validate(
@@ -920,8 +983,8 @@ def cross_validate(
 
 def _cross_validate(
     train_sheet: pd.DataFrame, crops: CropSet, config: DeepConfig, endpoint: str
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The fold table and the held-out score of every (architecture, training patient)."""
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[DeepModel]]]:
+    """The fold table, every held-out score and the fold networks of each architecture."""
     labels = training_labels(train_sheet, endpoint)
     crops = crops.subset(labels.index)
     folds = StratifiedKFold(
@@ -931,11 +994,13 @@ def _cross_validate(
     splits = list(folds.split(labels.index.to_numpy(), labels.to_numpy()))
     rows = []
     held_out = []
+    networks: dict[str, list[DeepModel]] = {}
     for architecture in config.architectures:
         for fold, (fit_rows, held_rows) in enumerate(splits, start=1):
             started = time.perf_counter()
             fit_labels, held_labels = labels.iloc[fit_rows], labels.iloc[held_rows]
             model = _fit(architecture, fit_labels, crops, config, f"fold {fold}")
+            networks.setdefault(architecture, []).append(model)
             held_scores = predict_scores(
                 model, crops.subset(held_labels.index), device=config.device
             )
@@ -966,7 +1031,7 @@ def _cross_validate(
                 }
             )
             logger.info("%s fold %d: AUC %.3f", architecture, fold, rows[-1]["auc"])
-    return pd.DataFrame(rows, columns=list(SELECTION_COLUMNS)), pd.concat(held_out)
+    return pd.DataFrame(rows, columns=list(SELECTION_COLUMNS)), pd.concat(held_out), networks
 
 
 def selection_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -1000,13 +1065,18 @@ def select_and_refit(
     train_sheet: pd.DataFrame, crops: CropSet, config: DeepConfig, *, endpoint: str = "response"
 ) -> Selection:
     """Cross-validate every architecture on the training split, then refit the winner on it."""
-    table, held_out = _cross_validate(train_sheet, crops, config, endpoint)
+    table, held_out, networks = _cross_validate(train_sheet, crops, config, endpoint)
     winner = choose_winner(table)
     logger.info("selected %s; refitting on the whole training split", winner)
     model = fit_model(train_sheet, crops, config, winner, endpoint=endpoint)
     out_of_fold = held_out.loc[held_out["architecture"] == winner].set_index("patient_id")
     return Selection(
-        table, selection_summary(table), winner, model, out_of_fold[SCORE_NAME].rename(SCORE_NAME)
+        table,
+        selection_summary(table),
+        winner,
+        model,
+        out_of_fold[SCORE_NAME].rename(SCORE_NAME),
+        tuple(networks[winner]),
     )
 
 
@@ -1073,6 +1143,16 @@ def predict_scores(model: DeepModel, crops: CropSet, *, device: str = "auto") ->
     scores = pd.Series(probabilities).groupby(list(crops.patient_ids), sort=False).mean()
     scores.index.name = "patient_id"
     return scores.rename(SCORE_NAME)
+
+
+def predict_ensemble(
+    models: Sequence[DeepModel], crops: CropSet, *, device: str = "auto"
+) -> pd.Series:
+    """The mean response probability of several networks per patient (one network: its own)."""
+    if not models:
+        raise ValueError("an ensemble needs at least one network")
+    scores = [predict_scores(model, crops, device=device) for model in models]
+    return pd.concat(scores, axis=1).mean(axis=1).rename(SCORE_NAME)
 
 
 def deep_features(model: DeepModel, crops: CropSet, *, device: str = "auto") -> pd.DataFrame:
@@ -1162,19 +1242,69 @@ def _patients_to_show(sheet: pd.DataFrame, scores: pd.Series, per_centre: int) -
     return chosen
 
 
-def grad_cam_figure(
+@dataclass(frozen=True)
+class GradCamPanels:
+    """What the Grad-CAM figure shows: per patient the mid-tumour slice, its map and outline."""
+
+    patients: tuple[str, ...]
+    titles: tuple[str, ...]
+    images: np.ndarray  # (n, y, x) the chosen phase's slice
+    cams: np.ndarray  # (n, y, x) Grad-CAM, 0-1 per patient
+    tumour: np.ndarray  # (n, y, x) bool tumour outline (all False without masks)
+    extents_mm: np.ndarray  # (n, 4) imshow extents in mm (voxels where the spacing is unknown)
+    phase: str
+    architecture: str
+    layer: str
+    has_spacing: bool
+
+    def save(self, path: str | Path) -> Path:
+        """Write the panels as one .npz: the Grad-CAM figure is drawn from it alone."""
+        path = Path(path)
+        with path.open("wb") as handle:
+            np.savez_compressed(
+                handle,
+                patients=np.array(self.patients),
+                titles=np.array(self.titles),
+                images=self.images,
+                cams=self.cams,
+                tumour=self.tumour,
+                extents_mm=self.extents_mm,
+                meta=np.array([self.phase, self.architecture, self.layer]),
+                has_spacing=np.array(self.has_spacing),
+            )
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> GradCamPanels:
+        """Read panels written by ``save``."""
+        with np.load(path, allow_pickle=False) as data:
+            phase, architecture, layer = (str(v) for v in data["meta"])
+            return cls(
+                tuple(str(p) for p in data["patients"]),
+                tuple(str(t) for t in data["titles"]),
+                data["images"],
+                data["cams"],
+                data["tumour"],
+                data["extents_mm"],
+                phase,
+                architecture,
+                layer,
+                bool(data["has_spacing"]),
+            )
+
+
+def grad_cam_panels(
     model: DeepModel,
     crops: CropSet,
     sheet: pd.DataFrame,
     scores: pd.Series,
-    png_path: str | Path,
     *,
     patients_per_centre: int = 2,
     phase: str | None = None,
     layer: str = "auto",
     endpoint: str = "response",
-) -> list[Path]:
-    """Grad-CAM over the mid-tumour axial slice for a few patients per centre (PNG and PDF)."""
+) -> GradCamPanels:
+    """Grad-CAM over the mid-tumour axial slice for a few patients per centre."""
     sheet = _by_patient(sheet)
     scores = scores.copy()
     scores.index = scores.index.astype(str)
@@ -1189,24 +1319,45 @@ def grad_cam_figure(
     )
     channel = crops.phases.index(phase)
     explainer, layer = _cam_explainer(model, layer)
+    images, cams, tumour, extents = [], [], [], []
+    for patient in patients:
+        row = crops.patient_ids.index(patient)  # the patient's largest tumour comes first
+        k = _mid_tumour_slice(crops, row)
+        images.append(crops.images[row, channel, k])
+        cams.append(_cam_map(explainer, network_input(crops.images[row], model.config))[k])
+        outline = crops.masks[row, k] == 2 if crops.masks is not None else None
+        tumour.append(np.zeros(images[-1].shape, bool) if outline is None else outline)
+        extents.append(_extent_mm(crops, row))
+    return GradCamPanels(
+        tuple(patients),
+        tuple(_panel_title(p, sheet, scores, endpoint) for p in patients),
+        np.stack(images).astype(np.float32),
+        np.stack(cams).astype(np.float32),
+        np.stack(tumour),
+        np.array(extents, dtype=float),
+        phase,
+        model.config.architecture,
+        layer,
+        crops.spacing_zyx is not None,
+    )
+
+
+def grad_cam_figure(panels: GradCamPanels) -> plt.Figure:
+    """The Grad-CAM figure: each patient's slice (tumour outlined) above its Grad-CAM overlay."""
     apply_style()
-    n = len(patients)
+    n = len(panels.patients)
     figure, axes = plt.subplots(
         2, n, figsize=(1.45 * n + 0.9, 3.4), squeeze=False, layout="constrained"
     )
     shown = None
-    for column, patient in enumerate(patients):
-        row = crops.patient_ids.index(patient)  # the patient's largest tumour comes first
-        k = _mid_tumour_slice(crops, row)
-        image = crops.images[row, channel, k]
-        cam = _cam_map(explainer, network_input(crops.images[row], model.config))[k]
+    for column in range(n):
+        image, extent = panels.images[column], tuple(panels.extents_mm[column])
         low, high = np.percentile(image, [1, 99])
-        extent = _extent_mm(crops, row)
         for ax in axes[:, column]:
             ax.imshow(image, cmap="gray", vmin=low, vmax=high, extent=extent)
-            if crops.masks is not None:
+            if panels.tumour[column].any():
                 ax.contour(
-                    crops.masks[row, k] == 2,
+                    panels.tumour[column],
                     levels=[0.5],
                     colors="#56B4E9",
                     linewidths=0.7,
@@ -1218,16 +1369,17 @@ def grad_cam_figure(
             for spine in ax.spines.values():
                 spine.set_visible(False)
         shown = axes[1, column].imshow(
-            cam, cmap=CAM_COLOURMAP, vmin=0, vmax=1, alpha=0.55, extent=extent
+            panels.cams[column], cmap=CAM_COLOURMAP, vmin=0, vmax=1, alpha=0.55, extent=extent
         )
-        axes[0, column].set_title(_panel_title(patient, sheet, scores, endpoint), fontsize=7)
-    axes[0, 0].set_ylabel(f"{phase.replace('_', ' ')} phase")
+        axes[0, column].set_title(panels.titles[column], fontsize=7)
+    axes[0, 0].set_ylabel(f"{panels.phase.replace('_', ' ')} phase")
     axes[1, 0].set_ylabel("Grad-CAM overlay")
-    _scale_bar(axes[0, 0], crops)
+    if panels.has_spacing:
+        _scale_bar(axes[0, 0])
     colorbar = figure.colorbar(shown, ax=axes[1, :].tolist(), shrink=0.9)
-    colorbar.set_label(f"Grad-CAM, {model.config.architecture} {layer}\n(0-1 per patient)")
+    colorbar.set_label(f"Grad-CAM, {panels.architecture} {panels.layer}\n(0-1 per patient)")
     figure.suptitle("Where the network looks: mid-tumour axial slice, tumour outlined", fontsize=9)
-    return save_figure(figure, png_path)
+    return figure
 
 
 def _panel_title(patient: str, sheet: pd.DataFrame, scores: pd.Series, endpoint: str) -> str:
@@ -1249,10 +1401,8 @@ def _extent_mm(crops: CropSet, row: int) -> tuple[float, float, float, float]:
     return (0.0, nx * sx, ny * sy, 0.0)
 
 
-def _scale_bar(ax: plt.Axes, crops: CropSet) -> None:
-    """A 10 mm bar in the lower left corner of a panel (only where the spacing is known)."""
-    if crops.spacing_zyx is None:
-        return
+def _scale_bar(ax: plt.Axes) -> None:
+    """A 10 mm bar in the lower left corner of a panel whose axes are in mm."""
     width = ax.get_xlim()[1]
     bottom = ax.get_ylim()[0]  # the image's last row: y grows downwards
     x0, y0 = 0.08 * width, 0.9 * bottom

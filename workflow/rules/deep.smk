@@ -1,4 +1,5 @@
-# 3D CNN selection (DLTR), predictions, deep features and Grad-CAM (issue 4).
+# 3D CNN selection (DLTR), predictions, deep features and Grad-CAM maps (issue 4); their
+# figures are drawn from these outputs by figures.smk.
 # DLTR is selected and fitted on the response cohort's training split, once per endpoint; every
 # cohort (the radiogenomics one included) is only ever predicted by that network.
 
@@ -19,16 +20,10 @@ rule deep_select:
             labels={"endpoint": "{endpoint}", "table": "architecture x fold AUC"},
         ),
         summary="results/{cohort}/deep/{endpoint}/selection_summary.tsv",
-        png=report(
-            "results/{cohort}/deep/{endpoint}/selection.png",
-            caption="../report/deep_selection.rst",
-            category="Deep learning",
-            subcategory="{endpoint}",
-            labels={"endpoint": "{endpoint}", "figure": "architecture selection"},
-        ),
-        pdf="results/{cohort}/deep/{endpoint}/selection.pdf",
         weights="results/{cohort}/deep/{endpoint}/model.pt",
         model="results/{cohort}/deep/{endpoint}/model.json",
+        fold_weights=fold_networks("pt"),
+        fold_models=fold_networks("json"),
         history="results/{cohort}/deep/{endpoint}/history.tsv",
         out_of_fold="results/{cohort}/deep/{endpoint}/out_of_fold.tsv",
     log:
@@ -83,14 +78,7 @@ rule deep_gradcam:
         prepared=per_patient("results/{cohort}/prepared/{patient}"),
         scores="results/{cohort}/deep/{endpoint}/scores.tsv",
     output:
-        png=report(
-            "results/{cohort}/deep/{endpoint}/gradcam.png",
-            caption="../report/deep_gradcam.rst",
-            category="Deep learning",
-            subcategory="{endpoint}",
-            labels={"endpoint": "{endpoint}", "figure": "Grad-CAM"},
-        ),
-        pdf="results/{cohort}/deep/{endpoint}/gradcam.pdf",
+        panels="results/{cohort}/deep/{endpoint}/gradcam.npz",
     log:
         "logs/{cohort}/deep_gradcam/{endpoint}.log",
     benchmark:

@@ -12,10 +12,20 @@ def training_prepared(wildcards):
     ]
 
 
+def fold_networks(extension, folder="results/{cohort}/deep/{endpoint}"):
+    """The winner's network of each CV fold (weights .pt or config .json), in fold order."""
+    folds = range(1, config["deep"]["folds"] + 1)
+    return [f"{folder}/fold{fold}.{extension}" for fold in folds]
+
+
 def dltr_network(wildcards):
-    """The DLTR network of an endpoint: weights and config, from the response cohort."""
+    """The DLTR network of an endpoint from the response cohort (and its fold networks)."""
     folder = f"results/{RESPONSE_COHORT}/deep/{wildcards.endpoint}"
-    return {"weights": f"{folder}/model.pt", "model": f"{folder}/model.json"}
+    network = {"weights": f"{folder}/model.pt", "model": f"{folder}/model.json"}
+    if config["deep"].get("ensemble", "refit") == "folds_and_refit":
+        network["fold_weights"] = fold_networks("pt", folder)
+        network["fold_models"] = fold_networks("json", folder)
+    return network
 
 
 def out_of_fold_scores(wildcards):

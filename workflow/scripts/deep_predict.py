@@ -10,23 +10,31 @@ log = log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 config = dltr.deep_config(snakemake.params.deep, snakemake.params.seed)
 model = deep.load_model(snakemake.input.weights, snakemake.input.model, device=config.device)
+# The DLTR score: the refit alone, or with the selection's fold networks (deep.ensemble).
+members = [model] + [
+    deep.load_model(weights, description, device=config.device)
+    for weights, description in zip(
+        snakemake.input.get("fold_weights", []), snakemake.input.get("fold_models", []), strict=True
+    )
+]
 sheet = read_sheet(snakemake.input.sheet)
 crops, excluded = dltr.cohort_crops(
     dltr.prepared_folders(snakemake.input.prepared), list(sheet.index), config
 )
 if excluded:
     log.warning("no score for patients excluded in preparation (exclusions.tsv): %s", excluded)
-scores = deep.predict_scores(model, crops, device=config.device)
+scores = deep.predict_ensemble(members, crops, device=config.device)
 features = deep.deep_features(model, crops, device=config.device)
 out_of_fold = (
     dltr.read_out_of_fold(snakemake.input.out_of_fold) if snakemake.input.out_of_fold else None
 )
-table = dltr.score_table(sheet, scores, out_of_fold)
+table = dltr.score_table(sheet, scores, out_of_fold, source=config.ensemble)
 table.to_csv(snakemake.output.scores, sep="\t", index=False, float_format="%.6f")
 features.to_parquet(snakemake.output.features)
 log.info(
-    "%d patients scored (%s), %d deep features",
+    "%d patients scored by %d network(s) (%s), %d deep features",
     len(table),
+    len(members),
     table["score_source"].value_counts().to_dict(),
     features.shape[1],
 )

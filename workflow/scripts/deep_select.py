@@ -27,8 +27,11 @@ selection.table.drop(columns="seconds").to_csv(
     out.selection, sep="\t", index=False, float_format="%.4f"
 )
 selection.summary.to_csv(out.summary, sep="\t", index=False, float_format="%.4f")
-dltr.write_selection_figure(selection.table, selection.summary, selection.winner, out.png)
 deep.save_model(selection.model, out.weights, out.model)
+for network, weights, description in zip(
+    selection.fold_models, out.fold_weights, out.fold_models, strict=True
+):
+    deep.save_model(network, weights, description)
 selection.model.history.to_csv(out.history, sep="\t", index=False, float_format="%.5f")
 selection.out_of_fold.rename_axis("patient_id").to_frame().to_csv(
     out.out_of_fold, sep="\t", float_format="%.6f"

@@ -17,22 +17,28 @@ include: "workflow/rules/common.smk"
 
 
 wildcard_constraints:
-    cohort="|".join(sorted(SIMULATED)),
+    cohort="|".join(sorted(COHORTS)),
     shard=r"\d+",
     patient=r"[A-Za-z0-9][A-Za-z0-9._-]*",
     endpoint="|".join(config["endpoints"]),
 
 
 include: "workflow/rules/simulate.smk"
+include: "workflow/rules/download.smk"
 include: "workflow/rules/cohort.smk"
 include: "workflow/rules/imaging.smk"
 include: "workflow/rules/radiomics.smk"
 include: "workflow/rules/deep.smk"
+include: "workflow/rules/segment.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/radiogenomics.smk"
+# Last: the figures target gathers the figures of every stage above.
+include: "workflow/rules/figures.smk"
 
 
 rule all:
     default_target: True
     input:
         all_targets(),
+        RULE_GRAPH,
+        SOFTWARE_VERSIONS,

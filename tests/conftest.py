@@ -51,6 +51,16 @@ def tiny_config(seed: int = 7) -> dict[str, Any]:
         "mem_mb": 2000,
         "gradcam": {"patients_per_centre": 1, "layer": "auto"},
     }
+    # Segmentation: one short epoch on a few slices per patient (wiring, not accuracy).
+    config["segment"] |= {
+        "tumour_slices_per_patient": 3,
+        "negative_fraction": 0.34,
+        "epochs": 1,
+        "batch_size": 8,
+        "threads": 1,
+        "mem_mb": 2000,
+        "overlay": {"patients_per_centre": 1, "phase": "arterial"},
+    }
     # ~6 proliferative training patients: 3 folds keep both classes in every inner CV fold.
     config["models"]["cv_folds"] = 3
     return config
@@ -77,6 +87,20 @@ def _single_threaded_blas() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+def workflow_command(snakemake_bin: str, workdir: Path, *targets: str) -> list[str]:
+    """snakemake on the repository's workflow, in workdir, with workdir/config.yaml."""
+    return [
+        snakemake_bin,
+        *targets,  # before the options: --quiet takes several values
+        "--snakefile",
+        str(ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+    ]
+
+
 def run_workflow(
     workdir: Path,
     config: dict,
@@ -93,14 +117,7 @@ def run_workflow(
     config_path.write_text(yaml.safe_dump(config))
     run = subprocess.run(
         [
-            snakemake_bin,
-            *targets,  # before the options: --quiet takes several values
-            "--snakefile",
-            str(ROOT / "Snakefile"),
-            "--directory",
-            str(workdir),
-            "--configfile",
-            str(config_path),
+            *workflow_command(snakemake_bin, workdir, *targets),
             "--cores",
             "2",
             *(["--allowed-rules", *rules] if rules else []),

@@ -5,7 +5,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from hccrad.cohort import read_sheet, robustness_patients
-from hccrad.config import check_config, simulated_cohorts
+from hccrad.config import check_config, imported_cohorts, simulated_cohorts
 from hccrad.simulate import patient_ids, shard_members, tcga_like_ids
 
 validate(config, "../schemas/config.schema.yaml")
@@ -23,14 +23,20 @@ config["gene_sets"] = resolve(config["gene_sets"])
 check_config(config)
 
 SIMULATED = simulated_cohorts(config)
+# Cohorts from a table (bring-your-own sheet) and/or downloads (IDC, GDC): download_common.smk.
+IMPORTED = imported_cohorts(config)
+COHORTS = {**SIMULATED, **IMPORTED}
+# Sheets come from the simulation or the import, told apart by name ("(?!)" matches none).
+SIMULATED_PATTERN = "|".join(sorted(SIMULATED)) or "(?!)"
+IMPORTED_PATTERN = "|".join(sorted(IMPORTED)) or "(?!)"
 RESPONSE_COHORT = config["cohorts"]["response"]
 RADIOGENOMICS_COHORT = config["cohorts"]["radiogenomics"]
 ENV = "../../envs/hccrad.yaml"
 
 
 def cohort_cfg(cohort):
-    """The simulate section of a simulated cohort."""
-    return SIMULATED[cohort]
+    """The simulate section of a simulated cohort, the sheets section of an imported one."""
+    return COHORTS[cohort]
 
 
 def shard_dirs(wildcards):
@@ -50,6 +56,8 @@ def lesion_tables(wildcards):
 
 def cohort_patients(cohort):
     """Patient ids of a cohort, known before any job runs (simulated: from the config)."""
+    if cohort in IMPORTED:
+        return imported_patients(cohort)
     spec = cohort_cfg(cohort)
     if spec["role"] == "radiogenomics":
         return tcga_like_ids(spec["centres"][0]["n_patients"], spec["tss_code"])
@@ -63,6 +71,8 @@ def modality(cohort):
 
 def patient_shard(wildcards):
     """The image shard folder that holds a simulated patient's images."""
+    if wildcards.cohort in IMPORTED:
+        return imported_images(wildcards)
     ids = cohort_patients(wildcards.cohort)
     n = cohort_cfg(wildcards.cohort)["n_shards"]
     shard = next(
@@ -90,7 +100,12 @@ def per_patient(pattern):
 
 def perturbed_tables(wildcards):
     """Perturbed-mask features of the robustness patients (training patients of the sheet)."""
-    sheet_path = checkpoints.gather_sheet.get(cohort=wildcards.cohort).output.sheet
+    sheet_checkpoint = (
+        checkpoints.import_sheet
+        if wildcards.cohort in IMPORTED
+        else checkpoints.gather_sheet
+    )
+    sheet_path = sheet_checkpoint.get(cohort=wildcards.cohort).output.sheet
     patients = robustness_patients(
         read_sheet(sheet_path), config["radiomics"]["robustness"]["n_patients"]
     )
@@ -100,25 +115,46 @@ def perturbed_tables(wildcards):
     ]
 
 
+def has_images(cohort):
+    """Whether a cohort has images (simulated, or an imported cohort with images not none)."""
+    return cohort in SIMULATED or IMPORTED[cohort]["images"] != "none"
+
+
 def all_targets():
     """The default targets: cohorts, radiomics, deep learning, models and radiogenomics."""
     targets = []
     for cohort in (RESPONSE_COHORT, RADIOGENOMICS_COHORT):
         targets += [
             f"results/{cohort}/sheet.tsv",
-            f"results/{cohort}/truth/truth.json",
-            f"results/{cohort}/truth/lesions.tsv",
-            f"results/{cohort}/qc/cohort_qc.png",
             f"results/{cohort}/table1.tsv",
             f"results/{cohort}/table1.png",
-            f"results/{cohort}/radiomics/features_robust.parquet",
-            f"results/{cohort}/exclusions.tsv",
-            f"results/{cohort}/qc/preprocessing_qc.png",
         ]
-    targets += [
-        f"results/{RESPONSE_COHORT}/radiomics/icc.tsv",
-        f"results/{RESPONSE_COHORT}/radiomics/icc.png",
-        f"results/{RADIOGENOMICS_COHORT}/rnaseq/gdc_sample_sheet.tsv",
-        f"results/{RADIOGENOMICS_COHORT}/truth/planted_genes.tsv",
-    ]
-    return targets + deep_targets() + model_targets() + radiogenomics_targets()
+        if cohort in SIMULATED:
+            targets += [
+                f"results/{cohort}/truth/truth.json",
+                f"results/{cohort}/truth/lesions.tsv",
+            ]
+        # Imaging features are defined on the response cohort (robust ICC, DLTR network).
+        if has_images(cohort) and has_images(RESPONSE_COHORT):
+            targets += [
+                f"results/{cohort}/qc/cohort_qc.png",
+                f"results/{cohort}/radiomics/features_robust.parquet",
+                f"results/{cohort}/exclusions.tsv",
+                f"results/{cohort}/qc/preprocessing_qc.png",
+            ]
+    if has_images(RESPONSE_COHORT):
+        targets += [
+            f"results/{RESPONSE_COHORT}/radiomics/icc.tsv",
+            f"results/{RESPONSE_COHORT}/radiomics/icc.png",
+        ]
+    targets.append(f"results/{RADIOGENOMICS_COHORT}/rnaseq/gdc_sample_sheet.tsv")
+    if RADIOGENOMICS_COHORT in SIMULATED:
+        targets.append(f"results/{RADIOGENOMICS_COHORT}/truth/planted_genes.tsv")
+    # Deep learning and radiogenomics need the response cohort's images; without them the
+    # clinical model and survival still run.
+    imaging = (
+        deep_targets() + segment_targets() + radiogenomics_targets()
+        if has_images(RESPONSE_COHORT)
+        else []
+    )
+    return targets + imaging + model_targets()

@@ -301,7 +301,7 @@ def test_settings_cross_checks() -> None:
     with pytest.raises(RadiogenomicsInputError, match="include_dltr_score"):
         check_settings(bad, ["response"])
     bad = copy.deepcopy(settings)
-    bad["features"] |= {"deep": "none", "include_dltr_score": False}
+    bad["features"] |= {"deep": "none", "include_dltr_score": False, "include_radiomics": False}
     with pytest.raises(RadiogenomicsInputError, match="no imaging feature"):
         check_settings(bad, ["response"])
 

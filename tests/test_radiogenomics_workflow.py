@@ -78,7 +78,10 @@ def test_default_settings_write_every_table_and_figure(workdir) -> None:
     overall = summary[summary["feature"] == "any"].set_index("rule")
     assert overall.at["p_rule", "n_genes"] == len(genes)
     selected = pd.read_csv(workdir / RG / "selected_features.tsv", sep="\t")
-    assert selected["selected"].sum() == 10 + 1  # top 10 deep features and the DLTR score
+    # Top 10 deep features, the DLTR score and (include_radiomics) every robust radiomic feature.
+    by_source = selected[selected["selected"].astype(bool)].groupby("source").size()
+    assert by_source.get("deep") == 10 and by_source.get("radiomics", 0) > 0
+    assert selected["selected"].sum() == 10 + 1 + by_source["radiomics"]
     ora = pd.read_csv(workdir / RG / "ora.tsv", sep="\t")
     assert set(ora["gene_list"]) == {"p_rule", "fdr_rule"}
     assert ora["collection_version"].eq("v2025.1.Hs.symbols").all()

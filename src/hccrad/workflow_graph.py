@@ -40,7 +40,7 @@ def parse_rulegraph(dot: str) -> nx.DiGraph:
         raise ValueError("no rule in the DOT text: is it the output of snakemake --rulegraph?")
     graph = nx.DiGraph()
     graph.add_nodes_from(sorted(names.values()))
-    graph.add_edges_from((names[a], names[b]) for a, b in edges)
+    graph.add_edges_from(sorted((names[a], names[b]) for a, b in edges))
     return graph
 
 

@@ -11,7 +11,10 @@ dot = rulegraph_dot(
     snakemake.params.snakefile, Path.cwd(), snakemake.config, Path(snakemake.output.dot + ".yaml")
 )
 Path(snakemake.output.dot + ".yaml").unlink()
-Path(snakemake.output.dot).write_text(dot)
 graph = parse_rulegraph(dot)
+# Snakemake numbers and colours the nodes differently from run to run: keep the graph itself.
+edges = "".join(f'    "{a}" -> "{b}";\n' for a, b in sorted(graph.edges))
+nodes = "".join(f'    "{n}";\n' for n in sorted(graph.nodes))
+Path(snakemake.output.dot).write_text(f"digraph rules {{\n{nodes}{edges}}}\n")
 save_figure(rulegraph_figure(graph), snakemake.output.png)
 log.info("%d rules, %d dependencies", graph.number_of_nodes(), graph.number_of_edges())

@@ -27,7 +27,7 @@ from PIL import Image
 pytestmark = pytest.mark.workflow
 
 CATEGORIES = {"Cohorts", "Radiomics", "Deep learning", "Response models", "Survival"}
-CATEGORIES |= {"Radiogenomics", "Reproducibility"}
+CATEGORIES |= {"Radiogenomics", "Reproducibility", "Segmentation"}
 # Tables flagged for the report ({endpoint} for each endpoint); figures are every PNG of the run.
 TABLES = (
     "workflow/software_versions.tsv",

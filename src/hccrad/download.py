@@ -20,6 +20,8 @@ from typing import Any
 import pandas as pd
 import requests
 
+from hccrad.expression import SAMPLE_SHEET_COLUMNS
+
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
@@ -51,16 +53,6 @@ GDC_CASE_FIELDS = (
     "diagnoses.age_at_diagnosis",
     "diagnoses.days_to_last_follow_up",
     "diagnoses.ajcc_pathologic_stage",
-)
-SAMPLE_SHEET_COLUMNS = (
-    "File ID",
-    "File Name",
-    "Data Category",
-    "Data Type",
-    "Project ID",
-    "Case ID",
-    "Sample ID",
-    "Sample Type",
 )
 DAYS_PER_MONTH = 365.25 / 12
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +29,8 @@ def run(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     "command",
     [
-        ("ruff", "check", *PYTHON_DIRS),
-        ("ruff", "format", "--check", *PYTHON_DIRS),
+        ("ruff", "check", "--no-cache", *PYTHON_DIRS),
+        ("ruff", "format", "--check", "--no-cache", *PYTHON_DIRS),
         ("snakefmt", "--check", "Snakefile", "workflow/rules"),
     ],
     ids=["ruff-check", "ruff-format", "snakefmt"],
@@ -43,3 +44,32 @@ def test_snakemake_lint_has_no_findings():
     result = run("snakemake", "--lint", "--cores", "1")
     output = result.stdout + result.stderr
     assert "Congratulations" in output, output
+
+
+def _rule_blocks() -> dict[str, str]:
+    """Each rule's text in workflow/rules, by rule name."""
+    blocks = {}
+    for path in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
+        parts = re.split(r"^(?:rule|checkpoint) (\w+):\n", path.read_text(), flags=re.MULTILINE)
+        blocks.update(dict(zip(parts[1::2], parts[2::2], strict=True)))
+    return blocks
+
+
+def test_report_captions_name_only_their_rules_params():
+    # A caption reading a param its rule lacks fails `snakemake --report` only at the very end.
+    checked = 0
+    for rule, text in _rule_blocks().items():
+        params_block = re.search(r"^    params:\n((?:        .*\n)+)", text, flags=re.MULTILINE)
+        params = (
+            set(re.findall(r"^        (\w+)=", params_block.group(1), flags=re.MULTILINE))
+            if params_block
+            else set()
+        )
+        for caption in re.findall(r'caption="\.\./report/([\w.]+)"', text):
+            used = re.findall(
+                r"snakemake\.params\.(\w+)",
+                (ROOT / "workflow" / "report" / caption).read_text(),
+            )
+            assert set(used) <= params, f"{caption} of rule {rule} uses {set(used) - params}"
+            checked += 1
+    assert checked > 20

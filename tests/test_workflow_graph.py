@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from PIL import Image
 
@@ -60,3 +64,24 @@ def test_figure_is_drawn_without_the_target_rules(tmp_path) -> None:
     png, pdf = save_figure(figure, tmp_path / "rulegraph.png")
     assert Image.open(png).convert("L").getextrema()[0] < 100
     assert pdf.stat().st_size > 1000
+
+
+def test_figure_does_not_depend_on_string_hashing(tmp_path) -> None:
+    # Sets of rule names iterate in a per-process order: the same graph must draw the same bytes.
+    script = (
+        "import sys; from pathlib import Path;"
+        "from hccrad.style import save_figure;"
+        "from hccrad.workflow_graph import parse_rulegraph, rulegraph_figure;"
+        "save_figure(rulegraph_figure(parse_rulegraph(Path(sys.argv[1]).read_text())), sys.argv[2])"
+    )
+    # Five rules in one layer: their order in a set differs between the seeds below.
+    wide = "".join(f'    {i}[label = "rule_{i}"];\n    1 -> {i}\n' for i in range(5, 10))
+    dot = tmp_path / "rules.dot"
+    dot.write_text(DOT.replace("}\n", wide + "}\n"))
+    drawn = []
+    for seed in ("1", "2", "3"):
+        png = tmp_path / f"seed{seed}.png"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        subprocess.run([sys.executable, "-c", script, dot, png], env=env, check=True)
+        drawn.append(png.read_bytes())
+    assert drawn[0] == drawn[1] == drawn[2]

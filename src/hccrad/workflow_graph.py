@@ -88,11 +88,16 @@ def rulegraph_figure(
     graph = graph.copy()
     graph.remove_nodes_from([r for r in TARGET_RULES if r in graph])
     depth = _layers(graph)
-    nx.set_node_attributes(graph, depth, "layer")
+    # Rules of a layer in name order: with a node attribute networkx groups them in sets, whose
+    # order follows Python's per-process string hashing (the figure changed from run to run).
+    layers = {
+        layer: sorted(rule for rule, d in depth.items() if d == layer)
+        for layer in sorted(set(depth.values()))
+    }
     # multipartite_layout puts layers along x; swap to rows so the flow reads downwards.
     position = {
         rule: (x, -y)
-        for rule, (y, x) in nx.multipartite_layout(graph, subset_key="layer", scale=1).items()
+        for rule, (y, x) in nx.multipartite_layout(graph, subset_key=layers, scale=1).items()
     }
     n_layers = max(depth.values()) + 1
     widest = max(list(depth.values()).count(layer) for layer in range(n_layers))

@@ -178,7 +178,7 @@ rule volcano_figure:
         mem_mb=1000,
         runtime=5,
     params:
-        differential=RG_CFG["differential"],
+        settings=RG_CFG,
     script:
         "../scripts/volcano_figure.py"
 

@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import pandas as pd
-from hccrad.dicom import convert_patient
 
+from hccrad.dicom import convert_patient
 from hccrad.idc import patient_series
 from hccrad.runlog import log_to
 

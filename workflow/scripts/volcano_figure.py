@@ -7,7 +7,7 @@ from hccrad.runlog import log_to
 from hccrad.style import save_figure
 
 log = log_to(snakemake.log[0])
-de_cfg = snakemake.params.differential
+de_cfg = snakemake.params.settings["differential"]
 table = pd.read_csv(snakemake.input.table, sep="\t")
 labels = table.dropna(subset=["symbol"]).set_index("gene")["symbol"].astype(str).to_dict()
 figure = plot_volcano(

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from hccrad import deep
+from hccrad.torch_runtime import reproducible
 
 REPORT = Path(__file__).with_suffix(".md")
 N_CROPS = 24  # three training batches of 8 per timed epoch
@@ -78,7 +79,7 @@ def training_rate(
     """Training volumes/second over one epoch, after one warm-up epoch."""
     device = deep.resolve_device(config.device)
     network_config = config.network(architecture, 3)
-    with deep._reproducible(SEED, device):
+    with reproducible(SEED, device):
         network = deep.build_network(network_config).to(device)
         if device.type == "cuda":
             network.to(memory_format=torch.channels_last_3d)

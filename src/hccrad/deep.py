@@ -43,8 +43,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +68,6 @@ from monai.transforms import (
     RandShiftIntensityd,
     ResizeWithPadOrCrop,
 )
-from monai.utils import set_determinism
 from monai.visualize import GradCAM
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
@@ -80,6 +78,7 @@ from hccrad.config import known_keys
 from hccrad.evaluate import check_binary_outcome, name_patients
 from hccrad.seeding import rng_for
 from hccrad.style import apply_style
+from hccrad.torch_runtime import reproducible, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -520,17 +519,6 @@ def count_parameters(network: nn.Module) -> int:
     return sum(p.numel() for p in network.parameters() if p.requires_grad)
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' → CUDA when available, else CPU; 'cuda' without a GPU is an error."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', not {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but torch sees no CUDA GPU; use 'auto'")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
-
-
 @dataclass(frozen=True)
 class PretrainedReport:
     """What a pretrained checkpoint filled in, and what did not fit."""
@@ -672,23 +660,6 @@ def _by_patient(sheet: pd.DataFrame) -> pd.DataFrame:
     return sheet
 
 
-@contextmanager
-def _reproducible(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed torch/numpy/random and, on the CPU, require deterministic algorithms."""
-    previous = torch.are_deterministic_algorithms_enabled()
-    set_determinism(seed=seed)
-    if device.type == "cpu":
-        torch.use_deterministic_algorithms(True)
-    else:
-        # CUDA runs trade bit-reproducibility for cuDNN autotuning (documented above).
-        torch.backends.cudnn.deterministic = False
-        torch.backends.cudnn.benchmark = True
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous)
-
-
 def augmentation(config: DeepConfig) -> Compose:
     """Flips, small rotations, intensity scale/shift; optionally elastic warps, blur and noise."""
     keys = ["image"]
@@ -802,10 +773,10 @@ def _train_network(
     description: str,
 ) -> DeepModel:
     """Train with weighted BCE and early stopping on the validation loss; keep the best epoch."""
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, "deep.device")
     y_train = labels.loc[list(crops.patient_ids)].to_numpy(np.float32)
     y_val = validation_labels.loc[validation.patients].to_numpy(np.float32)
-    with _reproducible(seed, device):
+    with reproducible(seed, device):
         network = build_network(network_config)
         pretrained = None
         if network_config.architecture in config.pretrained:

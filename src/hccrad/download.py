@@ -244,6 +244,32 @@ def gdc_hits(
             break
 
 
+def _small_request(
+    send: Callable[[], requests.Response],
+    url: str,
+    fix: str,
+    policy: RetryPolicy,
+    sleep: Callable[[float], None],
+) -> requests.Response:
+    """Send a small request with retries on busy statuses; DownloadError naming `fix` otherwise."""
+    problem = ""
+    for attempt in range(policy.retries + 1):
+        if attempt:
+            policy.wait(attempt, sleep)
+        try:
+            response = send()
+        except (requests.ConnectionError, requests.Timeout) as error:
+            problem = str(error)
+            continue
+        if response.status_code in RETRY_STATUSES:
+            problem = f"HTTP {response.status_code}"
+            continue
+        if response.status_code >= 400:
+            raise DownloadError(f"{url}: HTTP {response.status_code}; {fix}")
+        return response
+    raise DownloadError(f"{url}: giving up after {policy.retries + 1} attempts ({problem})")
+
+
 def _post_json(
     session: requests.Session,
     url: str,
@@ -252,25 +278,13 @@ def _post_json(
     sleep: Callable[[float], None],
 ) -> dict[str, Any]:
     """POST a JSON query with retries on busy statuses; DownloadError otherwise."""
-    problem = ""
-    for attempt in range(policy.retries + 1):
-        if attempt:
-            policy.wait(attempt, sleep)
-        try:
-            response = session.post(url, json=body, timeout=policy.timeout_s)
-        except (requests.ConnectionError, requests.Timeout) as error:
-            problem = str(error)
-            continue
-        if response.status_code in RETRY_STATUSES:
-            problem = f"HTTP {response.status_code}"
-            continue
-        if response.status_code >= 400:
-            raise DownloadError(
-                f"{url}: HTTP {response.status_code} for query {json.dumps(body)[:300]}; "
-                "check the base URL and the filters in the config"
-            )
-        return response.json()
-    raise DownloadError(f"{url}: giving up after {policy.retries + 1} attempts ({problem})")
+    return _small_request(
+        lambda: session.post(url, json=body, timeout=policy.timeout_s),
+        url,
+        f"query {json.dumps(body)[:300]}: check the base URL and the filters in the config",
+        policy,
+        sleep,
+    ).json()
 
 
 def gdc_sample_sheet(hits: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -418,24 +432,13 @@ def _get_text(
     sleep: Callable[[float], None],
 ) -> str:
     """GET a small text resource with retries on busy statuses; DownloadError otherwise."""
-    problem = ""
-    for attempt in range(policy.retries + 1):
-        if attempt:
-            policy.wait(attempt, sleep)
-        try:
-            response = session.get(url, params=params, timeout=policy.timeout_s)
-        except (requests.ConnectionError, requests.Timeout) as error:
-            problem = str(error)
-            continue
-        if response.status_code in RETRY_STATUSES:
-            problem = f"HTTP {response.status_code}"
-            continue
-        if response.status_code >= 400:
-            raise DownloadError(
-                f"{url} {dict(params)}: HTTP {response.status_code}; check the base URL"
-            )
-        return response.text
-    raise DownloadError(f"{url}: giving up after {policy.retries + 1} attempts ({problem})")
+    return _small_request(
+        lambda: session.get(url, params=params, timeout=policy.timeout_s),
+        url,
+        f"parameters {dict(params)}: check the base URL",
+        policy,
+        sleep,
+    ).text
 
 
 def download_series(

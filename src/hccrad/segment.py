@@ -23,11 +23,10 @@ finds no tumour gets a mask without label 2 and ``tumour_empty`` set, never an e
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -40,13 +39,13 @@ from monai.losses import DiceCELoss
 from monai.networks.blocks import Convolution, UpSample
 from monai.networks.nets import EfficientNetEncoder
 from monai.networks.nets.basic_unetplusplus import UpCat
-from monai.utils import set_determinism
 from scipy.special import expit
 from torch import nn
 
 from hccrad.imaging import BACKGROUND_LABEL, LIVER_LABEL, TUMOUR_LABEL
 from hccrad.prepared import read_exclusion
 from hccrad.seeding import rng_for
+from hccrad.torch_runtime import reproducible, resolve_device
 
 CLASSES = 3  # background, liver, tumour: the labels of the reference masks
 ENCODER = "efficientnet-b0"
@@ -177,31 +176,6 @@ def load_encoder_weights(network: MultiTaskUNetPlusPlus, path: str | Path) -> li
         )
     network.encoder.load_state_dict(fitting, strict=False)
     return sorted(fitting)
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' → CUDA when available, else CPU (hccrad.deep's rule, without importing it)."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"segment.device must be 'auto', 'cpu' or 'cuda', not {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("segment.device 'cuda' was asked for but torch sees no GPU; use 'auto'")
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(device)
-
-
-@contextlib.contextmanager
-def reproducible(seed: int, device: torch.device) -> Iterator[None]:
-    """Seed torch/numpy/random and require deterministic kernels on the CPU (as hccrad.deep)."""
-    previous = torch.are_deterministic_algorithms_enabled()
-    set_determinism(seed=seed)
-    if device.type == "cpu":
-        torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(previous)
-        set_determinism(seed=None)
 
 
 # --------------------------------------------------------------------------- volumes
@@ -407,7 +381,7 @@ def train_segmenter(
     """Train the multi-task network on training patients' volumes and endpoint values."""
     if not volumes:
         raise ValueError("segmentation training needs at least one training patient")
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, "segment.device")
     y = np.asarray(outcomes, dtype=np.float32)
     rng = rng_for(seed, "segment", "train")
     volumes = [replace(v, image=normalise(v.image, config.intensity_clip)) for v in volumes]
@@ -527,7 +501,7 @@ class Prediction:
 def predict_volume(model: Segmenter, volume: Volume, batch_size: int = 16) -> Prediction:
     """Labels of every slice (whole slices, padded to the encoder stride) and the score."""
     config = model.config
-    device = resolve_device(config.device)
+    device = resolve_device(config.device, "segment.device")
     network = model.network.to(device).eval()
     image = normalise(volume.image, config.intensity_clip)
     depth = image.shape[1]

@@ -21,8 +21,6 @@ from typing import Literal, TypeVar
 import nibabel as nib
 import numpy as np
 import SimpleITK as sitk  # noqa: N813  (the name SimpleITK itself documents)
-from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 
 MRI_PHASES: tuple[str, ...] = ("arterial", "portal_venous", "hepatobiliary")
 CT_PHASES: tuple[str, ...] = ("arterial", "portal_venous")
@@ -623,6 +621,10 @@ def write_qc_png(
     # Extent in mm gives the true aspect ratio for anisotropic voxels. In LPS, x grows to the
     # patient's left and y posteriorly: rows top-down = anterior at the top (radiological view).
     extent = (ox - sx / 2, ox + (nx - 0.5) * sx, oy + (ny - 0.5) * sy, oy - sy / 2)
+
+    # Imported here: the radiomics jobs import this module too and never draw (0.6 s a job).
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     n = len(oriented.phases)
     # A fixed layout: constrained layout took 60% of a patient's preparation time.

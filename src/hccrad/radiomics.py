@@ -16,13 +16,12 @@ import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 import radiomics
 import SimpleITK as sitk  # noqa: N813  (the name SimpleITK itself documents)
-from matplotlib.figure import Figure
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
 from hccrad.imaging import (
@@ -33,6 +32,10 @@ from hccrad.imaging import (
     tumour_components,
 )
 from hccrad.seeding import rng_for
+
+if TYPE_CHECKING:
+    # Only the ICC figure draws: per-patient extraction jobs need not import matplotlib.
+    from matplotlib.figure import Figure
 
 # PyRadiomics logs every step at INFO; a cohort run would bury the warnings that matter.
 radiomics.setVerbosity(logging.WARNING)

@@ -59,7 +59,7 @@ def byo_run(tmp_path_factory, snakemake_bin) -> Path:
         f"{prefix}/table1.png",
         f"{prefix}/models/response/model_card.md",
         f"{prefix}/evaluation/response/roc.png",
-        f"{prefix}/survival/response/km/pfs/clinical.png",
+        f"{prefix}/survival/response/km/ttp/clinical.png",
         f"{prefix}/survival/response/km/os/clinical.png",
         f"{prefix}/survival/response/forest_os.png",
     )
@@ -79,7 +79,7 @@ def test_hcc_tace_seg_table_runs_clinical_model_and_survival(byo_run):
     assert auc.loc["train", "n"] == 69 and auc.loc["internal_test", "n"] == 30
     assert 0.5 < auc.loc["train", "auc"] < 1.0
     logrank = pd.read_csv(byo_run / "survival/response/logrank.tsv", sep="\t")
-    assert set(logrank["outcome"]) == {"pfs", "os"}
+    assert set(logrank["outcome"]) == {"ttp", "os"}
     assert logrank["p_value"].between(0, 1).all()
     cox = pd.read_csv(byo_run / "survival/response/cox.tsv", sep="\t")
     univariable = cox[cox["cox_model"] == "univariable"]
@@ -92,7 +92,7 @@ def test_hcc_tace_seg_table_runs_clinical_model_and_survival(byo_run):
         "evaluation/response/roc",
         "evaluation/response/calibration",
         "evaluation/response/decision_curves",
-        "survival/response/km/pfs/clinical",
+        "survival/response/km/ttp/clinical",
         "survival/response/km/os/clinical",
         "survival/response/forest_os",
     ):

@@ -54,9 +54,9 @@ def test_real_table_maps_to_a_valid_sheet(imported, table):
     assert (first["sex"], first["age"], first["aetiology"], first["bclc"]) == ("M", 71, "HCV", "A")
     assert first["tumour_number"] == 2
     assert first["tumour_size_mm"] == pytest.approx(8.0)
-    assert first["pfs_time"] == pytest.approx(197 * 7 / (365.25 / 12))
+    assert first["ttp_time"] == pytest.approx(197 * 7 / (365.25 / 12))
     assert first["os_time"] == pytest.approx(350.2857143 * 7 / (365.25 / 12))
-    assert (first["pfs_event"], first["os_event"], first["response"]) == (1, 1, 1)
+    assert (first["ttp_event"], first["os_event"], first["response"]) == (1, 1, 1)
     assert sheet["tumour_size_mm"].isna().sum() == table["Tr_Size"].isna().sum() - 2
 
 

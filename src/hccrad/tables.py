@@ -11,7 +11,15 @@ from tableone import TableOne
 
 from hccrad.style import apply_style
 
-CONTINUOUS: tuple[str, ...] = ("age", "tumour_size_mm", "afp", "albi_score", "pfs_time", "os_time")
+CONTINUOUS: tuple[str, ...] = (
+    "age",
+    "tumour_size_mm",
+    "afp",
+    "albi_score",
+    "pfs_time",
+    "ttp_time",
+    "os_time",
+)
 CATEGORICAL: tuple[str, ...] = (
     "sex",
     "aetiology",
@@ -22,10 +30,11 @@ CATEGORICAL: tuple[str, ...] = (
     "response",
     "proliferative",
     "pfs_event",
+    "ttp_event",
     "os_event",
 )
 # Skewed variables are summarised as median [Q1, Q3] and compared with Kruskal-Wallis.
-NONNORMAL: tuple[str, ...] = ("tumour_size_mm", "afp", "pfs_time", "os_time")
+NONNORMAL: tuple[str, ...] = ("tumour_size_mm", "afp", "pfs_time", "ttp_time", "os_time")
 
 
 def split_rank(split: str) -> tuple[int, str]:

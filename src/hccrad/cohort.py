@@ -56,7 +56,7 @@ def phases_of(sheet: pd.DataFrame) -> list[str]:
     return [c.removeprefix("image_") for c in image_columns(sheet)]
 
 
-def _json_ready(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
     """A cell as JSON: NaN becomes null, numpy scalars plain Python numbers."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return None
@@ -88,7 +88,7 @@ def validate_sheet(
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = jsonschema.Draft202012Validator(schema)
     for patient, row in sheet.reset_index().iterrows():
-        record = {k: _json_ready(v) for k, v in row.items()}
+        record = {k: json_ready(v) for k, v in row.items()}
         errors = sorted(validator.iter_errors(record), key=lambda e: list(e.path))
         if errors:
             problems = "; ".join(

@@ -19,7 +19,7 @@ import pandas as pd
 import yaml
 from sklearn.model_selection import train_test_split
 
-from hccrad.cohort import ID_COLUMN, SheetError, _json_ready
+from hccrad.cohort import ID_COLUMN, SheetError, json_ready
 
 DAYS_PER_MONTH = 365.25 / 12
 # Factors to the sheet's units: times in months, lengths in mm.
@@ -214,7 +214,7 @@ def check_sheet(sheet: pd.DataFrame, schema_path: str | Path, source: str) -> No
     schema = yaml.safe_load(Path(schema_path).read_text())
     validator = jsonschema.Draft202012Validator(schema)
     for patient, row in sheet.reset_index().iterrows():
-        record = {k: _json_ready(v if not pd.isna(v) else None) for k, v in row.items()}
+        record = {k: json_ready(v if not pd.isna(v) else None) for k, v in row.items()}
         errors = sorted(validator.iter_errors(record), key=lambda e: list(e.path))
         if errors:
             problems = "; ".join(f"{'.'.join(map(str, e.path))}: {e.message}" for e in errors)

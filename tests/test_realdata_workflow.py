@@ -107,11 +107,15 @@ def test_hcc_tace_seg_config_plans_offline(tmp_path, snakemake_bin):
     config["download"]["data_dir"] = str(tmp_path / "not_there")
     jobs = dry_run_jobs(tmp_path / "run", config, snakemake_bin)
     # 89 HCC-TACE-Seg patients have the contrast series and the expert SEG in the shipped
-    # index, 36 TCGA-LIHC patients a portal-venous CT: one download and conversion each.
-    assert jobs["download_idc_patient"] == 89 + 36
-    assert jobs["dicom_to_nifti"] == 89 + 36
-    # 83 of the 89 have an mRECIST read; all 36 TCGA-LIHC patients are imaged.
-    assert jobs["prepare_patient"] == 83 + 36
+    # index, 28 TCGA-LIHC patients a portal-venous CT and the AIMI liver SEG in one study: one
+    # download and conversion each.
+    assert jobs["download_idc_patient"] == 89 + 28
+    assert jobs["dicom_to_nifti"] == 89 + 28
+    # 83 of the 89 have an mRECIST read; all 28 TCGA-LIHC patients are imaged.
+    assert jobs["prepare_patient"] == 83 + 28
+    # TCGA-LIHC is liver-only: the HCC-TACE-Seg network draws its tumours, radiomics follow.
+    assert jobs["prepare_predicted_tumour"] == jobs["patient_radiomics"] - 83 == 28
+    assert jobs["segment_predict"] == 2
     assert jobs["import_sheet"] == 2 and jobs["idc_manifest"] == 2
     assert jobs["download_gdc_rnaseq"] == jobs["download_gdc_clinical"] == 1
     assert {"fit_models", "deep_select", "correlate_features", "enrich_gsea"} <= set(jobs)
@@ -122,7 +126,9 @@ def test_hcc_tace_seg_config_plans_offline(tmp_path, snakemake_bin):
 @pytest.mark.workflow
 def test_tcga_lihc_config_plans_offline(tmp_path, snakemake_bin):
     jobs = dry_run_jobs(tmp_path / "run", real_config("tcga_lihc"), snakemake_bin)
-    assert jobs["download_idc_patient"] == jobs["dicom_to_nifti"] == 35
+    # Arterial and portal-venous CT and the AIMI liver SEG in one study.
+    assert jobs["download_idc_patient"] == jobs["dicom_to_nifti"] == 28
+    assert jobs["prepare_predicted_tumour"] == 28
     assert jobs["download_gdc_rnaseq"] == 1
     assert {"simulate_patients", "fit_models", "correlate_features"} <= set(jobs)
     assert "simulate_rnaseq" not in jobs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -117,3 +118,70 @@ def test_auto_radiomics_has_the_reference_features_and_an_icc_for_each(runs):
     # Paired comparison: both masks are scored on the same patients in each cohort.
     sizes = auc.groupby(["cohort", "model"])["n"].nunique()
     assert (sizes == 1).all()
+
+
+LIVER_ONLY = "sim_lihc"
+LIVER_ONLY_TARGETS = (
+    f"results/{LIVER_ONLY}/radiomics/features.parquet",
+    f"results/{LIVER_ONLY}/exclusions.tsv",
+    f"results/{LIVER_ONLY}/qc/preprocessing_qc.png",
+    f"results/{LIVER_ONLY}/deep/response/deep_features.parquet",
+)
+
+
+@pytest.fixture(scope="module")
+def liver_only_run(runs, tmp_path_factory, snakemake_bin) -> Path:
+    """The tiny run again with the radiogenomics cohort liver-only: the network draws tumours."""
+    from conftest import run_workflow, tiny_config
+
+    workdir = tmp_path_factory.mktemp("liver_only")
+    # copytree keeps modification times: only what masks: liver_only changes is redone.
+    shutil.copytree(runs["first"].parent, workdir, dirs_exist_ok=True, symlinks=True)
+    config = tiny_config()
+    config["simulate"]["radiogenomics"]["masks"] = "liver_only"
+    # The shared run's one-epoch network finds no tumour; ten short epochs (about 100 s) find
+    # one in each of the five patients, so the whole path runs (the test holds either way).
+    config["segment"] |= {"epochs": 10, "tumour_slices_per_patient": 6}
+    run_workflow(workdir, config, snakemake_bin, LIVER_ONLY_TARGETS)
+    return workdir
+
+
+def test_liver_only_cohort_gets_radiomics_from_predicted_tumours(runs, liver_only_run):
+    results = liver_only_run / "results" / LIVER_ONLY
+    patients = pd.read_csv(results / "sheet.tsv", sep="\t", index_col="patient_id").index
+    predictions = pd.read_csv(results / "segment/predictions.tsv", sep="\t", index_col="patient_id")
+    assert sorted(predictions.index) == sorted(patients)
+    found = predictions.index[~predictions["tumour_empty"].astype(bool)]
+    features = pd.read_parquet(results / "radiomics/features.parquet")
+    exclusions = pd.read_csv(results / "exclusions.tsv", sep="\t", index_col="patient_id")
+    # Nothing dropped silently: features exactly for the patients with a predicted tumour, an
+    # exclusion naming the step for the others.
+    assert sorted(features.index) == sorted(found)
+    assert sorted([*features.index, *exclusions.index]) == sorted(patients)
+    assert exclusions["step"].eq("prepare_predicted_tumour").all()
+    reference = pd.read_parquet(runs["first"] / LIVER_ONLY / "radiomics/features.parquet")
+    assert list(features.columns) == list(reference.columns)
+    for patient in patients:
+        inputs = recorded_inputs(
+            liver_only_run, f"results/{LIVER_ONLY}/radiomics/patients/{patient}.parquet"
+        )
+        assert any(f"/prepared_auto/{patient}" in path for path in inputs), inputs
+        prepared = sitk.ReadImage(str(results / "prepared" / patient / "mask.nii.gz"))
+        assert set(np.unique(sitk.GetArrayFromImage(prepared))) <= {0, 1}, patient
+    for patient in found:
+        predicted = sitk.ReadImage(str(results / "segment/masks" / f"{patient}.nii.gz"))
+        used = sitk.ReadImage(str(results / "prepared_auto" / patient / "mask.nii.gz"))
+        assert used.GetSize() == predicted.GetSize(), patient
+        assert used.GetOrigin() == pytest.approx(predicted.GetOrigin()), patient
+        np.testing.assert_array_equal(
+            sitk.GetArrayFromImage(used) == 2, sitk.GetArrayFromImage(predicted) == 2
+        )
+        assert any((results / "prepared_auto" / patient / "crops").glob("*.npz")), patient
+    deep = pd.read_parquet(results / "deep/response/deep_features.parquet")
+    assert set(deep.index) <= set(found)
+
+
+def test_liver_only_reruns_no_preparation_or_model_of_the_response_cohort(runs, liver_only_run):
+    for name in ("deep/response/model.pt", "radiomics/features.parquet", "sheet.tsv"):
+        before = (runs["first"] / COHORT / name).stat().st_mtime
+        assert (liver_only_run / "results" / COHORT / name).stat().st_mtime == before, name

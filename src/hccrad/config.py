@@ -28,6 +28,52 @@ def simulated_cohorts(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]
     return {spec["name"]: spec for spec in config.get("simulate", {}).values()}
 
 
+def tumour_masks(cohort: Mapping[str, Any]) -> str:
+    """Where a cohort's tumour masks come from: ``reference`` (its sheet) or ``liver_only``."""
+    return cohort.get("masks", "reference")
+
+
+# (radiomics, crop) normalisations under which a liver-only cohort's prepared volumes can be
+# normalised again once the tumour is predicted, with the result preparing with that mask
+# would give: the first is an affine map that the second undoes (or an idempotent clip).
+RENORMALISABLE: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("none", "none"),
+        ("none", "zscore"),
+        ("none", "percentile"),
+        ("none", "hu_window"),
+        ("zscore", "zscore"),
+        ("zscore", "percentile"),
+        ("percentile", "percentile"),
+    }
+)
+
+
+def _check_liver_only(config: Mapping[str, Any], cohorts: Mapping[str, Any]) -> None:
+    """Liver-only cohorts: not the response cohort, and normalisations that can be redone."""
+    for name, spec in cohorts.items():
+        if tumour_masks(spec) != "liver_only":
+            continue
+        if name == config["cohorts"]["response"]:
+            raise ConfigError(
+                f"cohort {name!r} has masks: liver_only, but it is the response cohort, whose "
+                "reference tumours train the segmentation model that draws liver-only cohorts' "
+                "tumours. Give it tumour masks (masks: reference)."
+            )
+        imaging = config["imaging"]
+        pair = (
+            imaging["normalisation"][spec["modality"]],
+            imaging["crop"]["normalisation"][spec["modality"]],
+        )
+        if pair not in RENORMALISABLE:
+            raise ConfigError(
+                f"cohort {name!r} has masks: liver_only, whose volumes are normalised again "
+                f"once the tumour is predicted; imaging.normalisation.{spec['modality']} = "
+                f"{pair[0]!r} with imaging.crop.normalisation.{spec['modality']} = {pair[1]!r} "
+                f"cannot be. Use one of {sorted(RENORMALISABLE)}."
+            )
+
+
 def imported_cohorts(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     """The cohorts read from a table and/or downloaded (the `sheets` section), keyed by name."""
     return dict(config.get("sheets", {}))
@@ -50,6 +96,7 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
             raise ConfigError(
                 f"cohorts.{role} = {name!r} is a {cohorts[name]['role']} cohort, not {role}."
             )
+    _check_liver_only(config, cohorts)
     response = cohorts[config["cohorts"]["response"]]
     for endpoint in config["endpoints"]:
         if config["cohorts"]["response"] in imported:

@@ -67,6 +67,14 @@ def cohort_crops(
                 "it was not excluded; rerun prepare_patient for it"
             )
         files += found
+    if not files:
+        # E.g. a liver-only cohort in which the segmentation network found no tumour at all.
+        first = folders[patients[0]] if patients else None
+        where = f" ({Path(first).parent.parent / 'exclusions.tsv'} says why)" if first else ""
+        raise ValueError(
+            f"every one of the {len(patients)} patient(s) was excluded before deep learning"
+            f"{where}; there is no tumour crop to score"
+        )
     return load_crops(files, config.spatial_size, top_k=config.top_k_instances), excluded
 
 

@@ -222,9 +222,14 @@ def check_image(image: sitk.Image, patient_id: str, path: str | Path) -> None:
 
 
 def check_mask(
-    mask: sitk.Image, patient_id: str, path: str | Path, *, tumour_label: int = TUMOUR_LABEL
+    mask: sitk.Image,
+    patient_id: str,
+    path: str | Path,
+    *,
+    tumour_label: int = TUMOUR_LABEL,
+    liver_only: bool = False,
 ) -> sitk.Image:
-    """Check the label map (integer labels 0/1/2, tumour present) and return it as UInt8."""
+    """Check the label map (integer labels 0/1/2; tumour, or liver_only: liver, present)."""
     check_image(mask, patient_id, path)
     values = sitk.GetArrayViewFromImage(mask)
     if values.dtype.kind == "f" and not np.array_equal(values, np.round(values)):
@@ -242,14 +247,29 @@ def check_mask(
             f"the mask has labels {sorted(labels - ALLOWED_LABELS)} besides 0/1/2",
             "relabel it: 0 background, 1 liver, 2 tumour (all tumours share label 2)",
         )
-    if tumour_label not in labels:
+    if liver_only and not labels - {BACKGROUND_LABEL}:
+        raise ImageQCError(
+            patient_id,
+            path,
+            "the mask has no liver voxels (label 1)",
+            "segment the liver with label 1 (a liver model such as BAMF AIMI's will do), or "
+            "exclude the patient",
+        )
+    if not liver_only and tumour_label not in labels:
         raise ImageQCError(
             patient_id,
             path,
             f"the mask has no tumour voxels (label {tumour_label})",
-            "segment the tumour(s) with label 2, or exclude the patient",
+            "segment the tumour(s) with label 2, exclude the patient, or set the cohort's "
+            "`masks: liver_only` to have the segmentation model draw the tumours",
         )
     return sitk.Cast(mask, sitk.sitkUInt8)
+
+
+def as_liver_only(mask: sitk.Image) -> sitk.Image:
+    """The mask with every labelled voxel as liver (label 1): any tumour contour is ignored."""
+    # The whole organ, tumours included, as a liver model (e.g. BAMF AIMI) would draw it.
+    return sitk.Cast(sitk.Greater(mask, BACKGROUND_LABEL), sitk.sitkUInt8) * LIVER_LABEL
 
 
 def geometry_mismatch(image: sitk.Image, reference: sitk.Image, tolerance: float) -> str | None:
@@ -269,6 +289,28 @@ def geometry_mismatch(image: sitk.Image, reference: sitk.Image, tolerance: float
     return None
 
 
+def with_predicted_tumour(
+    mask: sitk.Image, predicted: sitk.Image, patient_id: str, predicted_path: str | Path
+) -> sitk.Image:
+    """The mask's liver with the predicted tumour (label 2) drawn in, on the mask's grid."""
+    mismatch = geometry_mismatch(predicted, mask, 1e-3)
+    if mismatch is not None:
+        raise ImageQCError(
+            patient_id,
+            predicted_path,
+            f"the predicted mask is not on the prepared image's grid: {mismatch}",
+            "predict on the prepared folder itself (segment_predict); delete the stale masks",
+        )
+    tumour = sitk.GetArrayViewFromImage(predicted) == TUMOUR_LABEL
+    liver = sitk.GetArrayViewFromImage(mask) > BACKGROUND_LABEL
+    # The predicted tumour wins; elsewhere the reference liver (the region the image was
+    # cropped and normalised on) stays liver.
+    labels = np.where(tumour, TUMOUR_LABEL, np.where(liver, LIVER_LABEL, BACKGROUND_LABEL))
+    combined = sitk.GetImageFromArray(labels.astype(np.uint8))
+    combined.CopyInformation(mask)
+    return combined
+
+
 def load_patient(
     patient_id: str,
     image_paths: Mapping[str, str | Path | None],
@@ -277,12 +319,22 @@ def load_patient(
     phases: Sequence[str] | None = None,
     tumour_label: int = TUMOUR_LABEL,
     tolerance: float = 1e-3,
+    liver_only: bool = False,
 ) -> PatientVolumes:
-    """Read and check every phase and the mask of one patient; raise ImageQCError on bad input."""
+    """Read and check every phase and the mask of one patient; raise ImageQCError on bad input.
+
+    ``liver_only``: the mask needs only a liver, and any tumour label in it becomes liver.
+    """
     wanted = tuple(phases) if phases is not None else tuple(image_paths)
     mask = check_mask(
-        read_image(mask_path, patient_id), patient_id, mask_path, tumour_label=tumour_label
+        read_image(mask_path, patient_id),
+        patient_id,
+        mask_path,
+        tumour_label=tumour_label,
+        liver_only=liver_only,
     )
+    if liver_only:
+        mask = as_liver_only(mask)
     images: dict[str, sitk.Image] = {}
     for phase in wanted:
         path = image_paths.get(phase)
@@ -358,6 +410,8 @@ def resample_patient(
     volumes: PatientVolumes,
     spacing_mm: Sequence[float],
     interpolator: Literal["bspline", "linear"] = "bspline",
+    *,
+    required_label: int = TUMOUR_LABEL,
 ) -> PatientVolumes:
     """Resample every phase (B-spline or linear) and the mask (nearest neighbour) to a spacing."""
     images = {
@@ -365,12 +419,13 @@ def resample_patient(
         for phase, image in volumes.images.items()
     }
     mask = resample_image(volumes.mask, spacing_mm, "nearest")
-    if TUMOUR_LABEL not in np.unique(sitk.GetArrayViewFromImage(mask)):
+    if required_label not in np.unique(sitk.GetArrayViewFromImage(mask)):
+        region = "tumour" if required_label == TUMOUR_LABEL else "liver"
         raise ImageQCError(
             volumes.patient_id,
             volumes.sources.get("mask"),
-            f"the tumour vanishes when the mask is resampled to {tuple(spacing_mm)} mm",
-            "use a finer resampling spacing, or check that the tumour label is not a speck",
+            f"the {region} vanishes when the mask is resampled to {tuple(spacing_mm)} mm",
+            f"use a finer resampling spacing, or check that the {region} label is not a speck",
         )
     return PatientVolumes(volumes.patient_id, images, mask, volumes.sources)
 
@@ -600,17 +655,22 @@ def write_qc_png(
     intensity_label: str = "intensity",
     dpi: int = 200,
 ) -> Path:
-    """Axial slice through the largest tumour's centre, every phase, with liver/tumour contours."""
+    """Axial slice through the largest tumour's centre (else the liver's), every phase, contours."""
     oriented = orient_patient(volumes)
     components = tumour_components(oriented.mask, tumour_label)
     stats = sitk.LabelShapeStatisticsImageFilter()
     stats.Execute(components)
+    through = "the largest tumour"
+    if not stats.GetLabels():
+        # A liver-only mask (tumours still to be segmented): centre on the liver instead.
+        stats.Execute(sitk.Cast(sitk.Greater(oriented.mask, BACKGROUND_LABEL), sitk.sitkUInt8))
+        through = "the liver (no tumour label)"
     if not stats.GetLabels():
         raise ImageQCError(
             volumes.patient_id,
             volumes.sources.get("mask"),
-            "the mask has no tumour voxels to centre the QC slice on",
-            "segment the tumour(s) with label 2, or exclude the patient",
+            "the mask has no liver or tumour voxels to centre the QC slice on",
+            "segment the liver (label 1) and tumour(s) (label 2), or exclude the patient",
         )
     centre = stats.GetCentroid(1)
     k = round(oriented.mask.TransformPhysicalPointToContinuousIndex(centre)[2])
@@ -664,7 +724,7 @@ def write_qc_png(
     ]
     fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
     fig.suptitle(
-        f"{volumes.patient_id}: axial slice {k} (z = {oz:.1f} mm) through the largest tumour",
+        f"{volumes.patient_id}: axial slice {k} (z = {oz:.1f} mm) through {through}",
         fontsize=10,
     )
     path = Path(path)

@@ -2,7 +2,8 @@
 
 ``hccrad.preprocess`` writes each patient's folder (volumes, tumour crops, ``exclusion.tsv``);
 the deep-learning steps need only the crops and the exclusion record, and import this module so
-that they do not pull in SimpleITK and PyRadiomics.
+that they do not pull in SimpleITK and PyRadiomics. The segmentation network's masks are named
+here too, so that the per-patient steps reading them need not import PyTorch.
 """
 
 from __future__ import annotations
@@ -22,3 +23,8 @@ def crop_files(folder: str | Path) -> list[Path]:
     return sorted(
         Path(folder, "crops").glob("*.npz"), key=lambda p: int(p.stem.rsplit("tumour", 1)[1])
     )
+
+
+def predicted_mask_path(mask_dir: str | Path, patient: str) -> Path:
+    """Where the segmentation network's mask of a patient lives."""
+    return Path(mask_dir) / f"{patient}.nii.gz"

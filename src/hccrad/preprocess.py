@@ -9,15 +9,19 @@ patient's ``exclusion.tsv`` so the gather step lists it; nothing is dropped sile
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pandas as pd
 
 from hccrad.imaging import (
     EXCLUSION_COLUMNS,
+    LIVER_LABEL,
+    TUMOUR_LABEL,
     Exclusion,
+    OnError,
     PatientVolumes,
     call_or_exclude,
     crop_to_liver,
@@ -26,6 +30,7 @@ from hccrad.imaging import (
     normalise_patient,
     read_image,
     resample_patient,
+    with_predicted_tumour,
     write_crops,
     write_preprocessed,
     write_qc_png,
@@ -34,6 +39,11 @@ from hccrad.prepared import read_exclusion
 from hccrad.radiomics import extract_patient, perturbed_volumes
 
 MODALITY_UNITS: dict[str, str] = {"mri": "z-score over liver", "ct": "HU"}
+# Where a cohort's tumour masks come from: its sheet, or the segmentation model (issue 8).
+Masks = Literal["reference", "liver_only"]
+# The workflow steps that can exclude a patient (the exclusions table's step column).
+PREPARE_STEP = "prepare_patient"
+PREDICTED_TUMOUR_STEP = "prepare_predicted_tumour"
 
 
 def phase_paths(row: pd.Series) -> dict[str, str]:
@@ -49,38 +59,65 @@ def prepared_paths(folder: str | Path, phases: Sequence[str]) -> dict[str, Path]
     }
 
 
-def write_exclusion(folder: str | Path, exclusion: Exclusion | None) -> None:
+def write_exclusion(
+    folder: str | Path, exclusion: Exclusion | None, step: str = PREPARE_STEP
+) -> None:
     """Write the patient's exclusion record (a header-only table when the patient is fine)."""
-    rows = [exclusion.as_row()] if exclusion else []
-    table = pd.DataFrame(rows, columns=list(EXCLUSION_COLUMNS))
+    rows = [exclusion.as_row() | {"step": step}] if exclusion else []
+    table = pd.DataFrame(rows, columns=[*EXCLUSION_COLUMNS, "step"])
     Path(folder).mkdir(parents=True, exist_ok=True)
     table.to_csv(Path(folder) / "exclusion.tsv", sep="\t", index=False)
 
 
-def _prepare(
-    patient_id: str, row: pd.Series, imaging_cfg: Mapping[str, Any], modality: str, folder: Path
+def write_prepared(
+    volumes: PatientVolumes,
+    imaging_cfg: Mapping[str, Any],
+    modality: str,
+    folder: Path,
+    *,
+    crops: bool = True,
 ) -> None:
-    """Load, check, resample, normalise, crop and draw one patient (raises ImageQCError)."""
-    volumes = load_patient(patient_id, phase_paths(row), row["mask"])
-    liver = crop_to_liver(volumes, imaging_cfg["roi_margin_mm"])
-    resampled = resample_patient(
-        liver, imaging_cfg["spacing_mm"], interpolator=imaging_cfg["interpolator"]
-    )
-    for_radiomics = normalise_patient(resampled, imaging_cfg["normalisation"][modality])
-    crop_cfg = imaging_cfg["crop"]
-    for_crops = normalise_patient(
-        resampled,
-        crop_cfg["normalisation"][modality],
-        window=tuple(crop_cfg["hu_window"]),
-        rescale_window=True,
-    )
-    crops = crop_tumours(for_crops, crop_cfg["box_mm"], instances=crop_cfg["instances"])
+    """Normalise resampled volumes for radiomics and for the crops; write volumes, crops, QC."""
+    for_radiomics = normalise_patient(volumes, imaging_cfg["normalisation"][modality])
     paths = prepared_paths(folder, for_radiomics.phases)
     write_preprocessed(for_radiomics, paths, paths["mask"])
-    write_crops(crops, folder / "crops")
+    if crops:
+        crop_cfg = imaging_cfg["crop"]
+        for_crops = normalise_patient(
+            volumes,
+            crop_cfg["normalisation"][modality],
+            window=tuple(crop_cfg["hu_window"]),
+            rescale_window=True,
+        )
+        write_crops(
+            crop_tumours(for_crops, crop_cfg["box_mm"], instances=crop_cfg["instances"]),
+            folder / "crops",
+        )
     write_qc_png(
         for_radiomics, folder / "qc.png", intensity_label=MODALITY_UNITS[modality], dpi=100
     )
+
+
+def _prepare(
+    patient_id: str,
+    row: pd.Series,
+    imaging_cfg: Mapping[str, Any],
+    modality: str,
+    folder: Path,
+    masks: Masks,
+) -> None:
+    """Load, check, resample, normalise, crop and draw one patient (raises ImageQCError)."""
+    liver_only = masks == "liver_only"
+    volumes = load_patient(patient_id, phase_paths(row), row["mask"], liver_only=liver_only)
+    liver = crop_to_liver(volumes, imaging_cfg["roi_margin_mm"])
+    resampled = resample_patient(
+        liver,
+        imaging_cfg["spacing_mm"],
+        interpolator=imaging_cfg["interpolator"],
+        required_label=LIVER_LABEL if liver_only else TUMOUR_LABEL,
+    )
+    # Liver only: no tumour to crop yet; prepare_with_predicted_tumour crops the model's.
+    write_prepared(resampled, imaging_cfg, modality, folder, crops=not liver_only)
 
 
 def prepare_patient(
@@ -89,15 +126,98 @@ def prepare_patient(
     imaging_cfg: Mapping[str, Any],
     modality: str,
     folder: str | Path,
+    masks: Masks = "reference",
 ) -> Exclusion | None:
-    """Prepare one patient into ``folder``; return the exclusion if on_error says exclude."""
+    """Prepare one patient into ``folder``; return the exclusion if on_error says exclude.
+
+    ``masks``: ``reference`` (the sheet's mask has the tumour) or ``liver_only`` (only its
+    liver is used, tumour labels become liver; the segmentation model draws the tumour later).
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    on_error = "exclude" if imaging_cfg["on_error"] == "exclude" else "raise"
+    on_error = _on_error(imaging_cfg)
     _, exclusion = call_or_exclude(
-        _prepare, patient_id, row, imaging_cfg, modality, folder, on_error=on_error
+        _prepare, patient_id, row, imaging_cfg, modality, folder, masks, on_error=on_error
     )
     write_exclusion(folder, exclusion)
+    return exclusion
+
+
+def _on_error(imaging_cfg: Mapping[str, Any]) -> OnError:
+    """The config's on_error as call_or_exclude's: exclude, or raise (config: stop)."""
+    return "exclude" if imaging_cfg["on_error"] == "exclude" else "raise"
+
+
+def _with_predicted_tumour(
+    patient_id: str,
+    phases: Sequence[str],
+    prepared: Path,
+    predicted_path: Path,
+    imaging_cfg: Mapping[str, Any],
+    modality: str,
+    folder: Path,
+) -> None:
+    """Re-normalise, crop and draw a liver-only prepared patient with its predicted tumour."""
+    # The sheet's phase order, not the folder's: it is the crops' channel order.
+    volumes = load_prepared(patient_id, prepared, phases)
+    mask = with_predicted_tumour(
+        volumes.mask, read_image(predicted_path, patient_id), patient_id, predicted_path
+    )
+    # The prepared volumes are the resampled ones after an affine map (z-score over the whole
+    # liver, or none), so normalising them again with the tumour known gives what preparing
+    # with this mask from the start would (config.check_config refuses the other settings).
+    write_prepared(
+        dataclasses.replace(
+            volumes, mask=mask, sources=volumes.sources | {"mask": str(predicted_path)}
+        ),
+        imaging_cfg,
+        modality,
+        folder,
+    )
+
+
+def prepare_with_predicted_tumour(
+    patient_id: str,
+    row: pd.Series,
+    prepared: str | Path,
+    predicted_path: str | Path,
+    tumour_found: bool,
+    imaging_cfg: Mapping[str, Any],
+    modality: str,
+    folder: str | Path,
+) -> Exclusion | None:
+    """A liver-only patient prepared again with the segmentation model's tumour, or its exclusion.
+
+    Patients excluded in preparation stay excluded (their record is carried over); a patient
+    in whom the model found no tumour is excluded with the reason, never dropped silently.
+    """
+    prepared, folder = Path(prepared), Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    carried = read_exclusion(prepared)
+    if len(carried):
+        carried.to_csv(folder / "exclusion.tsv", sep="\t", index=False)
+        return Exclusion(*carried.iloc[0][list(EXCLUSION_COLUMNS)])
+    if not tumour_found:
+        exclusion = Exclusion(
+            patient_id,
+            str(predicted_path),
+            "the segmentation model found no tumour in this patient",
+            "check the image (prepared qc.png); draw the tumour (label 2) into the sheet's mask "
+            "and set the cohort's masks: reference, or leave the patient out",
+        )
+    else:
+        _, exclusion = call_or_exclude(
+            _with_predicted_tumour,
+            patient_id,
+            list(phase_paths(row)),
+            prepared,
+            Path(predicted_path),
+            imaging_cfg,
+            modality,
+            folder,
+            on_error=_on_error(imaging_cfg),
+        )
+    write_exclusion(folder, exclusion, step=PREDICTED_TUMOUR_STEP)
     return exclusion
 
 
@@ -189,7 +309,9 @@ def gather_exclusions(folders: Sequence[str | Path], cohort: str) -> pd.DataFram
     """Every excluded patient of a cohort with file, reason and fix (empty if none)."""
     tables = [read_exclusion(folder) for folder in folders]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    table = table.reindex(columns=list(EXCLUSION_COLUMNS))
+    table = table.reindex(columns=[*EXCLUSION_COLUMNS, "step"])
+    # The step that excluded the patient: preparation, or the predicted tumour (liver-only).
+    step = table.pop("step").fillna(PREPARE_STEP)
     table.insert(1, "cohort", cohort)
-    table.insert(2, "step", "prepare_patient")
+    table.insert(2, "step", step)
     return table.set_index("patient_id")

@@ -43,7 +43,7 @@ from scipy.special import expit
 from torch import nn
 
 from hccrad.imaging import BACKGROUND_LABEL, LIVER_LABEL, TUMOUR_LABEL
-from hccrad.prepared import read_exclusion
+from hccrad.prepared import predicted_mask_path, read_exclusion
 from hccrad.seeding import rng_for
 from hccrad.torch_runtime import reproducible, resolve_device
 
@@ -588,7 +588,7 @@ def predict_cohort(
             continue
         volume = read_volume(folder, patient, model.config.phases)
         prediction = predict_volume(model, volume)
-        write_mask(prediction.labels, volume.reference, Path(mask_dir) / f"{patient}.nii.gz")
+        write_mask(prediction.labels, volume.reference, predicted_mask_path(mask_dir, patient))
         voxel_ml = float(np.prod(volume.spacing_zyx)) / 1000.0
         rows.append(
             row

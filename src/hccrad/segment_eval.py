@@ -19,6 +19,7 @@ import SimpleITK as sitk  # noqa: N813
 
 from hccrad.evaluate import METRIC_ERRORS, delong_auc, evaluation_cohorts
 from hccrad.imaging import TUMOUR_LABEL, ImageQCError
+from hccrad.prepared import predicted_mask_path
 from hccrad.segment import (
     METHOD_BASELINE,
     METHOD_NETWORK,
@@ -35,11 +36,6 @@ from hccrad.segment import (
 
 METRICS = ("dice", "iou", "hd95_mm", "volume_error_pct")
 MIN_ICC_PATIENTS = 3
-
-
-def predicted_mask_path(mask_dir: str | Path, patient: str) -> Path:
-    """Where the predicted mask of a patient lives."""
-    return Path(mask_dir) / f"{patient}.nii.gz"
 
 
 def read_predicted(mask_dir: str | Path, patient: str, volume: Volume) -> np.ndarray:

@@ -5,7 +5,12 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from hccrad.cohort import read_sheet, robustness_patients
-from hccrad.config import check_config, imported_cohorts, simulated_cohorts
+from hccrad.config import (
+    check_config,
+    imported_cohorts,
+    simulated_cohorts,
+    tumour_masks,
+)
 from hccrad.simulate import patient_ids, shard_members, tcga_like_ids
 
 validate(config, "../schemas/config.schema.yaml")
@@ -69,6 +74,31 @@ def modality(cohort):
     return cohort_cfg(cohort)["modality"]
 
 
+def simulation_spec(cohort):
+    """A simulated cohort's section without ``masks``, which changes preparation, not images."""
+    return {key: value for key, value in cohort_cfg(cohort).items() if key != "masks"}
+
+
+def cohort_masks(cohort):
+    """Where a cohort's tumour masks come from: reference (its sheet) or liver_only (the model)."""
+    return tumour_masks(cohort_cfg(cohort))
+
+
+def prepared_dir(cohort):
+    """The folder of prepared patients that radiomics and deep learning read.
+
+    A liver-only cohort's tumours are drawn by the segmentation model: its patients are
+    prepared again with the predicted tumour into prepared_auto/ (segment.smk).
+    """
+    return "prepared_auto" if cohort_masks(cohort) == "liver_only" else "prepared"
+
+
+def prepared_patient(wildcards):
+    """One patient's prepared folder for radiomics (prepared/ or prepared_auto/)."""
+    folder = prepared_dir(wildcards.cohort)
+    return f"results/{wildcards.cohort}/{folder}/{wildcards.patient}"
+
+
 def patient_shard(wildcards):
     """The image shard folder that holds a simulated patient's images."""
     if wildcards.cohort in IMPORTED:
@@ -87,11 +117,15 @@ def radiomics_params(wildcards):
 
 
 def per_patient(pattern):
-    """An input function: ``pattern`` filled in for every patient of the cohort."""
+    """An input function: ``pattern`` filled in for every patient of the cohort.
+
+    ``{prepared}`` in the pattern becomes the cohort's prepared folder (prepared_dir).
+    """
 
     def files(wildcards):
+        folder = prepared_dir(wildcards.cohort)
         return [
-            pattern.format(cohort=wildcards.cohort, patient=patient)
+            pattern.format(cohort=wildcards.cohort, patient=patient, prepared=folder)
             for patient in cohort_patients(wildcards.cohort)
         ]
 

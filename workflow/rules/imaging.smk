@@ -20,6 +20,7 @@ rule prepare_patient:
     params:
         imaging=config["imaging"],
         modality=lambda wildcards: modality(wildcards.cohort),
+        masks=lambda wildcards: cohort_masks(wildcards.cohort),
     script:
         "../scripts/prepare_patient.py"
 
@@ -27,7 +28,7 @@ rule prepare_patient:
 rule preprocessing_qc_figure:
     input:
         sheet="results/{cohort}/sheet.tsv",
-        prepared=per_patient("results/{cohort}/prepared/{patient}"),
+        prepared=per_patient("results/{cohort}/{prepared}/{patient}"),
     output:
         png=report(
             "results/{cohort}/qc/preprocessing_qc.png",

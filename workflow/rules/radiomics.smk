@@ -3,7 +3,7 @@
 
 rule patient_radiomics:
     input:
-        prepared="results/{cohort}/prepared/{patient}",
+        prepared=prepared_patient,
         params=radiomics_params,
     output:
         features="results/{cohort}/radiomics/patients/{patient}.parquet",
@@ -27,7 +27,7 @@ rule patient_radiomics:
 
 rule patient_perturbed_radiomics:
     input:
-        prepared="results/{cohort}/prepared/{patient}",
+        prepared=prepared_patient,
         params=radiomics_params,
     output:
         "results/{cohort}/radiomics/perturbed/{patient}.parquet",
@@ -55,7 +55,7 @@ rule gather_radiomics:
         diagnostics=per_patient(
             "results/{cohort}/radiomics/patients/{patient}_diagnostics.tsv"
         ),
-        prepared=per_patient("results/{cohort}/prepared/{patient}"),
+        prepared=per_patient("results/{cohort}/{prepared}/{patient}"),
     output:
         features="results/{cohort}/radiomics/features.parquet",
         diagnostics="results/{cohort}/radiomics/diagnostics.tsv",

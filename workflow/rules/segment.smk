@@ -1,7 +1,9 @@
 # Multi-task segmentation (issue 8): a 2.5D U-Net++ with an EfficientNet-B0 encoder segments liver
 # and tumour and predicts the endpoint; trained on the response cohort's training split, it
 # predicts every patient, is scored against the reference masks beside an Otsu baseline, and its
-# masks give radiomic features that are compared with the reference-mask ones.
+# masks give radiomic features that are compared with the reference-mask ones. A cohort with
+# `masks: liver_only` gets its tumours from this network (prepared_auto/, read by radiomics and
+# deep learning through prepared_dir).
 
 
 include: "segment_common.smk"
@@ -35,8 +37,9 @@ rule segment_train:
 
 rule segment_predict:
     input:
-        weights="results/{cohort}/segment/model.pt",
-        model="results/{cohort}/segment/model.json",
+        # One network for every cohort: the response cohort's, trained on its training split.
+        weights=f"results/{RESPONSE_COHORT}/segment/model.pt",
+        model=f"results/{RESPONSE_COHORT}/segment/model.json",
         sheet="results/{cohort}/sheet.tsv",
         prepared=per_patient("results/{cohort}/prepared/{patient}"),
     output:
@@ -55,6 +58,31 @@ rule segment_predict:
         gpu=config["segment"]["gpus"],
     script:
         "../scripts/segment_predict.py"
+
+
+rule prepare_predicted_tumour:
+    input:
+        sheet="results/{cohort}/sheet.tsv",
+        prepared="results/{cohort}/prepared/{patient}",
+        masks="results/{cohort}/segment/masks",
+        predictions="results/{cohort}/segment/predictions.tsv",
+    output:
+        directory("results/{cohort}/prepared_auto/{patient}"),
+    log:
+        "logs/{cohort}/prepare_predicted_tumour/{patient}.log",
+    benchmark:
+        "results/benchmarks/prepare_predicted_tumour/{cohort}/{patient}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        imaging=config["imaging"],
+        modality=lambda wildcards: modality(wildcards.cohort),
+    script:
+        "../scripts/prepare_predicted_tumour.py"
 
 
 rule segment_evaluate:

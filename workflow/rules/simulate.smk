@@ -15,7 +15,7 @@ rule simulate_patients:
         mem_mb=1000,
         runtime=5,
     params:
-        cohort=lambda wildcards: cohort_cfg(wildcards.cohort),
+        cohort=lambda wildcards: simulation_spec(wildcards.cohort),
         seed=config["seed"],
     script:
         "../scripts/simulate_patients.py"
@@ -39,7 +39,7 @@ rule render_images:
         mem_mb=2000,
         runtime=30,
     params:
-        cohort=lambda wildcards: cohort_cfg(wildcards.cohort),
+        cohort=lambda wildcards: simulation_spec(wildcards.cohort),
         seed=config["seed"],
     script:
         "../scripts/render_images.py"
@@ -69,7 +69,7 @@ rule simulate_rnaseq:
         mem_mb=3000,
         runtime=20,
     params:
-        cohort=lambda wildcards: cohort_cfg(wildcards.cohort),
+        cohort=lambda wildcards: simulation_spec(wildcards.cohort),
         seed=config["seed"],
     script:
         "../scripts/simulate_rnaseq.py"
@@ -95,6 +95,6 @@ checkpoint gather_sheet:
         mem_mb=1000,
         runtime=5,
     params:
-        cohort=lambda wildcards: cohort_cfg(wildcards.cohort),
+        cohort=lambda wildcards: simulation_spec(wildcards.cohort),
     script:
         "../scripts/gather_sheet.py"

@@ -179,7 +179,8 @@ def test_downloaded_clinical_table_keeps_every_imaged_patient():
     assert (sheet["split"] == "radiogenomics").all()
     assert sheet.loc["TCGA-Z9-A001", "os_event"] == 1
     assert pd.isna(sheet.loc["TCGA-Z9-A002", "os_time"])
-    assert sheet["mask"].isna().all()  # no segmentation selected for TCGA-LIHC
+    # The AIMI liver SEG, converted beside the images (liver only: masks: liver_only).
+    assert sheet.loc["TCGA-Z9-A002", "mask"] == "r/t/nifti/TCGA-Z9-A002/mask.nii.gz"
     assert list(sheet.filter(like="image_").columns) == ["image_arterial", "image_portal_venous"]
 
 

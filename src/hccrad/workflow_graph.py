@@ -99,8 +99,8 @@ def rulegraph_figure(
         rule: (x, -y)
         for rule, (y, x) in nx.multipartite_layout(graph, subset_key=layers, scale=1).items()
     }
-    n_layers = max(depth.values()) + 1
-    widest = max(list(depth.values()).count(layer) for layer in range(n_layers))
+    n_layers = len(layers)
+    widest = max(map(len, layers.values()))
     figure, axis = plt.subplots(figsize=(max(6.5, 1.9 * widest), 0.75 * n_layers + 1.0))
     colours = {
         rule: "#E69F00" if rule.endswith(FIGURE_SUFFIX) else "#56B4E9" for rule in graph.nodes

@@ -12,7 +12,7 @@ import SimpleITK as sitk  # noqa: N813
 from hccrad.config import ConfigError, check_config
 from hccrad.imaging import ImageQCError
 from hccrad.phantom import PHASES, render_patient, write_nifti
-from hccrad.prepared import crop_files, predicted_mask_path, read_exclusion
+from hccrad.prepared import crop_files, predicted_mask_path, read_exclusion, tumour_predicted
 from hccrad.preprocess import (
     PREDICTED_TUMOUR_STEP,
     PREPARE_STEP,
@@ -238,3 +238,11 @@ def test_liver_only_needs_normalisations_that_can_be_redone(default_config):
     default_config["imaging"]["normalisation"]["mri"] = "percentile"
     with pytest.raises(ConfigError, match=r"sim_lihc.*normalisation\.mri = 'percentile'"):
         check_config(default_config, ROOT)
+
+
+def test_only_a_predicted_non_empty_tumour_counts_as_found():
+    predictions = pd.DataFrame(
+        {"status": ["predicted", "predicted", "excluded"], "tumour_empty": [False, True, None]},
+        index=pd.Index(["a", "b", "c"], name="patient_id"),
+    )
+    assert [tumour_predicted(predictions, p) for p in "abc"] == [True, False, False]

@@ -139,8 +139,8 @@ def liver_only_run(runs, tmp_path_factory, snakemake_bin) -> Path:
     shutil.copytree(runs["first"].parent, workdir, dirs_exist_ok=True, symlinks=True)
     config = tiny_config()
     config["simulate"]["radiogenomics"]["masks"] = "liver_only"
-    # The shared run's one-epoch network finds no tumour; ten short epochs (about 100 s) find
-    # one in each of the five patients, so the whole path runs (the test holds either way).
+    # The shared run's one-epoch network finds no tumour (deep features would then stop: no
+    # crop to score); ten short epochs (about 100 s) find one in each of the five patients.
     config["segment"] |= {"epochs": 10, "tumour_slices_per_patient": 6}
     run_workflow(workdir, config, snakemake_bin, LIVER_ONLY_TARGETS)
     return workdir

@@ -28,3 +28,11 @@ def crop_files(folder: str | Path) -> list[Path]:
 def predicted_mask_path(mask_dir: str | Path, patient: str) -> Path:
     """Where the segmentation network's mask of a patient lives."""
     return Path(mask_dir) / f"{patient}.nii.gz"
+
+
+def tumour_predicted(predictions: pd.DataFrame, patient: str) -> bool:
+    """Whether segment_predict found a tumour in the patient (not excluded, mask not empty)."""
+    # Excluded in preparation means "not predicted"; its prepared folder says why.
+    return predictions.at[patient, "status"] == "predicted" and not bool(
+        predictions.at[patient, "tumour_empty"]
+    )

@@ -5,22 +5,19 @@ from pathlib import Path
 import pandas as pd
 
 from hccrad.cohort import read_sheet
-from hccrad.prepared import predicted_mask_path
+from hccrad.prepared import predicted_mask_path, tumour_predicted
 from hccrad.preprocess import prepare_with_predicted_tumour
 from hccrad.runlog import log_to
 
 log = log_to(snakemake.log[0])
 patient = snakemake.wildcards.patient
 predictions = pd.read_csv(snakemake.input.predictions, sep="\t", index_col="patient_id")
-status = predictions.at[patient, "status"]
-# Excluded in preparation: its prepared folder says why, and the record is carried over.
-tumour_found = status == "predicted" and not bool(predictions.at[patient, "tumour_empty"])
 exclusion = prepare_with_predicted_tumour(
     patient,
     read_sheet(snakemake.input.sheet).loc[patient],
     snakemake.input.prepared,
     predicted_mask_path(snakemake.input.masks, patient),
-    tumour_found,
+    tumour_predicted(predictions, patient),
     snakemake.params.imaging,
     snakemake.params.modality,
     Path(snakemake.output[0]),

@@ -1,5 +1,6 @@
 # Helpers shared by the rules: config validation at start, cohort lookups, target lists.
 
+import os
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -14,6 +15,10 @@ from hccrad.config import (
 from hccrad.simulate import patient_ids, shard_members, tcga_like_ids
 
 validate(config, "../schemas/config.schema.yaml")
+# Every job inherits this. OpenMP threads that spin while waiting for a core held by another job
+# made a 2-thread network fit up to 10x slower on a 2-core machine (benchmarks/deep_benchmark.md;
+# the default run's response selection took 35 min instead of ~5). A user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # Shipped files (resources/, schemas) live beside the Snakefile; results go to the working
 # directory, so the workflow also runs from another folder (--directory, module use).
 BASE = Path(workflow.basedir)

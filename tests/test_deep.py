@@ -7,6 +7,7 @@ tumours enhance strongly in the arterial phase, non-responders' barely.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -436,3 +437,61 @@ def test_grad_cam_panels_round_trip_and_draw(
     paths = save_figure(deep.grad_cam_figure(again), tmp_path / "gradcam.png")
     assert [p.suffix for p in paths] == [".png", ".pdf"]
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+# --------------------------------------------------------------------------- tumour margin
+
+
+def test_tumour_margin_keeps_voxels_within_it_in_millimetres() -> None:
+    mask = np.ones((9, 9, 9), np.uint8)
+    mask[4, 4, 4] = 2
+    images = np.full((2, 9, 9, 9), 20.0, np.float32)
+    config = deep.NetworkConfig("resnet18", 2, 9, 0.25, 1, (-5.0, 10.0), tumour_margin_mm=4.0)
+    # 2 mm slices, 1 mm pixels: 4 mm reaches two slices up and down, four pixels sideways.
+    shown = deep.network_input(images, config, mask, (2.0, 1.0, 1.0))
+    kept = shown[0] != 0
+    assert kept[2, 4, 4] and kept[6, 4, 4] and not kept[1, 4, 4] and not kept[7, 4, 4]
+    assert kept[4, 4, 0] and kept[4, 4, 8] and not kept[4, 0, 0]
+    # Clipped first, blanked second; every phase alike; a stack gives the same as one crop.
+    assert set(np.unique(shown)) == {0.0, 10.0} and np.array_equal(shown[0], shown[1])
+    stacked = deep.network_input(images[None], config, mask[None], [(2.0, 1.0, 1.0)])
+    assert np.array_equal(stacked[0], shown)
+
+
+def test_tumour_margin_needs_a_mask_with_a_tumour() -> None:
+    config = deep.NetworkConfig("resnet18", 1, 8, 0.25, 1, tumour_margin_mm=6.0)
+    image = np.zeros((1, 8, 8, 8), np.float32)
+    with pytest.raises(ValueError, match="tumour masks and spacings"):
+        deep.network_input(image, config)
+    with pytest.raises(ValueError, match="no tumour voxels"):
+        deep.network_input(image, config, np.ones((8, 8, 8), np.uint8), (1.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match="tumour_margin_mm"):
+        DeepConfig(tumour_margin_mm=-1.0)
+
+
+def test_a_margin_network_ignores_what_lies_beyond_the_margin(
+    cohort: tuple[list, CropSet, pd.DataFrame], tmp_path: Path
+) -> None:
+    _, crops, sheet = cohort
+    config = DeepConfig(**FAST, tumour_margin_mm=4.0, max_epochs=2, min_epochs=1, patience=1)
+    model = deep.fit_model(sheet.iloc[:N_TRAIN], crops, config)
+    loaded = deep.load_model(*deep.save_model(model, tmp_path / "m.pt", tmp_path / "m.json"))
+    assert loaded.config.tumour_margin_mm == 4.0
+    held_out = crops.subset(sheet.index[N_TRAIN:])
+    regions = np.stack(
+        [
+            deep.tumour_region(mask, spacing, 4.0)
+            for mask, spacing in zip(held_out.masks, held_out.spacing_zyx, strict=True)
+        ]
+    )
+    noise = np.random.default_rng(0).normal(0, 3, held_out.images.shape).astype(np.float32)
+    disturbed = dataclasses.replace(
+        held_out, images=np.where(regions[:, None], held_out.images, noise)
+    )
+    pd.testing.assert_series_equal(
+        deep.predict_scores(loaded, disturbed, device="cpu"),
+        deep.predict_scores(model, held_out, device="cpu"),
+        check_exact=True,
+    )
+    panels = deep.grad_cam_panels(model, crops, sheet, deep.predict_scores(model, crops))
+    assert np.isfinite(panels.cams).all()

@@ -69,6 +69,7 @@ from monai.transforms import (
     ResizeWithPadOrCrop,
 )
 from monai.visualize import GradCAM
+from scipy import ndimage
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch import nn
@@ -76,6 +77,7 @@ from tqdm.auto import tqdm
 
 from hccrad.config import known_keys
 from hccrad.evaluate import check_binary_outcome, name_patients
+from hccrad.imaging import TUMOUR_LABEL
 from hccrad.seeding import rng_for
 from hccrad.style import apply_style
 from hccrad.torch_runtime import reproducible, resolve_device
@@ -148,6 +150,9 @@ class NetworkConfig:
     stem_stride: int = 2
     # Input values are clipped to this range before the network (None: not clipped).
     intensity_clip: tuple[float, float] | None = None
+    # Voxels farther than this from the tumour are set to 0 before the network (None: the
+    # whole crop). See DeepConfig.tumour_margin_mm.
+    tumour_margin_mm: float | None = None
 
     def __post_init__(self) -> None:
         """Normalise sizes and ranges to tuples and reject unknown architectures."""
@@ -157,6 +162,7 @@ class NetworkConfig:
             )
         object.__setattr__(self, "spatial_size", _as_size(self.spatial_size))
         object.__setattr__(self, "intensity_clip", _as_range(self.intensity_clip))
+        _check_margin(self.tumour_margin_mm)
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> NetworkConfig:
@@ -176,6 +182,12 @@ class DeepConfig:
     # liver and would otherwise dominate the input scale. None for HU crops (the default, as a
     # range that suits z-scores would flatten Hounsfield units).
     intensity_clip: tuple[float, float] | None = None
+    # The network sees the tumour and this margin (mm) around it; the rest of the crop is set
+    # to 0, the liver's mean on z-scored MRI. A 96 mm box holds much more liver and body than
+    # tumour, and with ~100 training patients the network did not learn to find the tumour in
+    # it: on the training split's CV the blanked crops scored higher (see
+    # benchmarks/deep_selection_benchmark.md). None: the whole crop.
+    tumour_margin_mm: float | None = None
     folds: int = 3
     max_epochs: int = 20
     patience: int = 5
@@ -230,6 +242,7 @@ class DeepConfig:
         for name in ("blur_sigma_z", "blur_sigma_xy"):
             object.__setattr__(self, name, _as_range(getattr(self, name), name, strict=False))
         object.__setattr__(self, "architectures", tuple(self.architectures))
+        _check_margin(self.tumour_margin_mm)
         unknown = [a for a in self.architectures if a not in ARCHITECTURES]
         if unknown or not self.architectures:
             raise ValueError(f"unknown architectures {unknown}; use some of {ARCHITECTURES}")
@@ -255,6 +268,7 @@ class DeepConfig:
             self.width,
             self.stem_stride,
             self.intensity_clip,
+            self.tumour_margin_mm,
         )
 
 
@@ -277,6 +291,12 @@ def _as_range(
         rule = "low < high" if strict else "0 <= low <= high"
         raise ValueError(f"{name} must be (low, high) with {rule}, not {values!r}")
     return low, high
+
+
+def _check_margin(margin_mm: float | None) -> None:
+    """ValueError unless the tumour margin is None or a non-negative number of mm."""
+    if margin_mm is not None and not margin_mm >= 0:
+        raise ValueError(f"tumour_margin_mm must be null or at least 0 mm, not {margin_mm}")
 
 
 def _seed_for(seed: int, *labels: str | int) -> int:
@@ -784,7 +804,7 @@ def _train_network(
         network.to(device)
         if device.type == "cuda":
             network.to(memory_format=torch.channels_last_3d)
-        loader = _loader(network_input(crops.images, network_config), y_train, config, seed, device)
+        loader = _loader(crop_input(crops, network_config), y_train, config, seed, device)
         optimiser = torch.optim.AdamW(
             network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
         )
@@ -1089,27 +1109,73 @@ def _network_outputs(
     return torch.cat(logits).numpy().astype(np.float64), features
 
 
-def network_input(images: np.ndarray, config: NetworkConfig) -> np.ndarray:
-    """Crop images as the network sees them: float32, clipped to the configured range."""
+def network_input(
+    images: np.ndarray,
+    config: NetworkConfig,
+    masks: np.ndarray | None = None,
+    spacing_zyx: Sequence[Sequence[float]] | None = None,
+) -> np.ndarray:
+    """Crops as the network sees them: float32, clipped, blanked beyond the tumour margin.
+
+    `images` is one crop (phases, z, y, x) or a stack (n, phases, z, y, x); `masks` and
+    `spacing_zyx` (one per crop) are needed when the config has a tumour margin.
+    """
     images = np.asarray(images, np.float32)
-    if config.intensity_clip is None:
+    if config.intensity_clip is not None:
+        images = np.clip(images, *config.intensity_clip)
+    if config.tumour_margin_mm is None:
         return images
-    return np.clip(images, *config.intensity_clip)
+    if masks is None or spacing_zyx is None:
+        raise ValueError(
+            f"the {config.architecture} network sees only the tumour and "
+            f"{config.tumour_margin_mm} mm around it, so it needs the crops' tumour masks and "
+            "spacings; load the crops with hccrad.deep.load_crops"
+        )
+    single = images.ndim == 4
+    stack, mask_stack = (images[None], np.asarray(masks)[None]) if single else (images, masks)
+    spacings = [spacing_zyx] if single else list(spacing_zyx)
+    regions = np.stack(
+        [
+            tumour_region(mask, spacing, config.tumour_margin_mm)
+            for mask, spacing in zip(mask_stack, spacings, strict=True)
+        ]
+    )
+    blanked = np.where(regions[:, None], stack, np.float32(0.0))
+    return blanked[0] if single else blanked
+
+
+def crop_input(crops: CropSet, config: NetworkConfig) -> np.ndarray:
+    """The network input of every crop of a CropSet (see network_input)."""
+    return network_input(crops.images, config, crops.masks, crops.spacing_zyx)
+
+
+def tumour_region(mask: np.ndarray, spacing_zyx: Sequence[float], margin_mm: float) -> np.ndarray:
+    """Voxels within margin_mm of the tumour (label 2); ValueError if the crop has no tumour."""
+    tumour = np.asarray(mask) == TUMOUR_LABEL
+    if not tumour.any():
+        raise ValueError(
+            "a crop has no tumour voxels, so there is no tumour margin to show the network; "
+            "rerun the crop step (hccrad.imaging crops are centred on a tumour)"
+        )
+    # Euclidean distance in mm (anisotropic spacings included) from each voxel to the tumour.
+    distance = ndimage.distance_transform_edt(~tumour, sampling=tuple(map(float, spacing_zyx)))
+    return distance <= margin_mm
 
 
 def _patient_logits(
     network: nn.Module, config: NetworkConfig, crops: CropSet, device: torch.device
 ) -> np.ndarray:
     """Mean logit over each patient's crops, in the order of crops.patients."""
-    logits, _ = _network_outputs(network, network_input(crops.images, config), device)
+    logits, _ = _network_outputs(network, crop_input(crops, config), device)
     return pd.Series(logits).groupby(list(crops.patient_ids), sort=False).mean().to_numpy()
 
 
 def predict_scores(model: DeepModel, crops: CropSet, *, device: str = "auto") -> pd.Series:
     """Response probability per patient: the mean sigmoid over the patient's crops."""
     _check_crops_fit(model, crops)
-    images = network_input(crops.images, model.config)
-    logits, _ = _network_outputs(model.network, images, resolve_device(device))
+    logits, _ = _network_outputs(
+        model.network, crop_input(crops, model.config), resolve_device(device)
+    )
     probabilities = 1.0 / (1.0 + np.exp(-logits))
     scores = pd.Series(probabilities).groupby(list(crops.patient_ids), sort=False).mean()
     scores.index.name = "patient_id"
@@ -1129,7 +1195,7 @@ def predict_ensemble(
 def deep_features(model: DeepModel, crops: CropSet, *, device: str = "auto") -> pd.DataFrame:
     """Penultimate-layer features per patient (mean over crops): columns deep_0000, ..."""
     _check_crops_fit(model, crops)
-    images = network_input(crops.images, model.config)
+    images = crop_input(crops, model.config)
     _, features = _network_outputs(model.network, images, resolve_device(device))
     columns = [f"{FEATURE_PREFIX}{i:04d}" for i in range(features.shape[1])]
     frame = pd.DataFrame(features, columns=columns)
@@ -1180,10 +1246,17 @@ def _cam_explainer(model: DeepModel, layer: str) -> tuple[GradCAM, str]:
     return GradCAM(nn_module=network, target_layers=layer), layer
 
 
-def grad_cam(model: DeepModel, image: np.ndarray, *, layer: str = "auto") -> np.ndarray:
+def grad_cam(
+    model: DeepModel,
+    image: np.ndarray,
+    *,
+    mask: np.ndarray | None = None,
+    spacing_zyx: Sequence[float] | None = None,
+    layer: str = "auto",
+) -> np.ndarray:
     """Grad-CAM of the response logit for one crop (phases, z, y, x): a (z, y, x) map in [0, 1]."""
     explainer, _ = _cam_explainer(model, layer)
-    return _cam_map(explainer, network_input(image, model.config))
+    return _cam_map(explainer, network_input(image, model.config, mask, spacing_zyx))
 
 
 def _cam_map(explainer: GradCAM, image: np.ndarray) -> np.ndarray:
@@ -1196,9 +1269,9 @@ def _cam_map(explainer: GradCAM, image: np.ndarray) -> np.ndarray:
 
 def _mid_tumour_slice(crops: CropSet, row: int) -> int:
     """The axial slice with the most tumour voxels, or the middle slice without a mask."""
-    if crops.masks is None or not (crops.masks[row] == 2).any():
+    if crops.masks is None or not (crops.masks[row] == TUMOUR_LABEL).any():
         return crops.images.shape[2] // 2
-    return int(np.argmax((crops.masks[row] == 2).sum(axis=(1, 2))))
+    return int(np.argmax((crops.masks[row] == TUMOUR_LABEL).sum(axis=(1, 2))))
 
 
 def _patients_to_show(sheet: pd.DataFrame, scores: pd.Series, per_centre: int) -> list[str]:
@@ -1294,9 +1367,11 @@ def grad_cam_panels(
     for patient in patients:
         row = crops.patient_ids.index(patient)  # the patient's largest tumour comes first
         k = _mid_tumour_slice(crops, row)
-        images.append(crops.images[row, channel, k])
-        cams.append(_cam_map(explainer, network_input(crops.images[row], model.config))[k])
-        outline = crops.masks[row, k] == 2 if crops.masks is not None else None
+        # The panel shows what the network sees (clipped, blanked beyond the tumour margin).
+        image = crop_input(crops._take([row]), model.config)[0]
+        images.append(image[channel, k])
+        cams.append(_cam_map(explainer, image)[k])
+        outline = crops.masks[row, k] == TUMOUR_LABEL if crops.masks is not None else None
         tumour.append(np.zeros(images[-1].shape, bool) if outline is None else outline)
         extents.append(_extent_mm(crops, row))
     return GradCamPanels(

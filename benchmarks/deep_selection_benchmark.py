@@ -6,12 +6,17 @@ Run from the repository root after the default workflow has prepared the crops:
 benchmarks/deep_selection_benchmark.md: the device, threads, wall time, the winner and the mean
 CV AUC of each architecture. Only the training patients' crops are read (``--results`` may be a
 folder holding just ``<cohort>/sheet.tsv`` and those patients' ``prepared/<patient>/``).
+
+``--set key=value`` (repeatable, YAML values) changes one setting of the `deep:` block, e.g.
+``--set width=0.5 --set tumour_margin_mm=null``, and ``--cv-only`` skips the refit: how the
+default's settings were compared, on the training split's CV alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import time
@@ -30,9 +35,9 @@ HEADER = (
     "config/config.yaml (architectures x folds CV on the training split, then the winner's "
     "refit), on the crops that the default workflow prepared. CPU runs are bit-reproducible; "
     "CUDA runs use mixed precision and cuDNN autotuning, so their AUCs differ slightly.\n\n"
-    "| date | device | threads | endpoint | training patients | wall time, s | winner "
-    "| mean CV AUC per architecture |\n"
-    "| --- | --- | ---: | --- | ---: | ---: | --- | --- |\n"
+    "| date | device | threads | endpoint | training patients | settings | wall time, s "
+    "| winner | mean CV AUC per architecture |\n"
+    "| --- | --- | ---: | --- | ---: | --- | ---: | --- | --- |\n"
 )
 
 
@@ -46,7 +51,38 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--output", type=Path, default=REPORT)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one deep: setting (YAML value); repeatable",
+    )
+    parser.add_argument("--cv-only", action="store_true", help="cross-validation, no refit")
     return parser.parse_args()
+
+
+def overrides(pairs: list[str]) -> dict[str, object]:
+    """`key=value` pairs as a dict of YAML-parsed values."""
+    parsed = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator:
+            raise SystemExit(f"--set takes key=value, not {pair!r}")
+        parsed[key.strip()] = yaml.safe_load(value)
+    return parsed
+
+
+def with_row(text: str, row: str) -> str:
+    """The report with the row added at the end of its table (prose may follow the table)."""
+    lines = text.splitlines(keepends=True)
+    table = [i for i, line in enumerate(lines) if line.startswith("|")]
+    if not table:
+        return text + row
+    end = table[0]
+    while end + 1 < len(lines) and lines[end + 1].startswith("|"):
+        end += 1
+    return "".join(lines[: end + 1]) + row + "".join(lines[end + 1 :])
 
 
 def device_name(device: torch.device) -> str:
@@ -61,7 +97,10 @@ def main() -> None:
     args = arguments()
     torch.set_num_threads(args.threads)
     settings = yaml.safe_load(args.config.read_text())
-    config = dltr.deep_config({**settings["deep"], "device": args.device}, settings["seed"])
+    changed = overrides(args.set)
+    config = dltr.deep_config(
+        {**settings["deep"], **changed, "device": args.device}, settings["seed"]
+    )
     # pandas rather than hccrad.cohort.read_sheet: GPU machines may lack the schema libraries.
     sheet = pd.read_csv(
         args.results / args.cohort / "sheet.tsv", sep="\t", index_col="patient_id", dtype=str
@@ -71,19 +110,26 @@ def main() -> None:
     crops, excluded = dltr.cohort_crops(folders, train_ids, config)
     train = dltr.training_sheet(sheet, excluded)
     started = time.perf_counter()
-    selection = deep.select_and_refit(train, crops, config, endpoint=args.endpoint)
+    if args.cv_only:
+        table = deep.cross_validate(train, crops, config, endpoint=args.endpoint)
+        winner = f"{deep.choose_winner(table)} (CV only)"
+    else:
+        selection = deep.select_and_refit(train, crops, config, endpoint=args.endpoint)
+        table, winner = selection.table, selection.winner
     seconds = time.perf_counter() - started
     means = ", ".join(
-        f"{row.architecture} {row.mean_auc:.3f}" for row in selection.summary.itertuples()
+        f"{row.architecture} {row.mean_auc:.3f}"
+        for row in deep.selection_summary(table).itertuples()
     )
+    described = ", ".join(f"{k} {json.dumps(v)}" for k, v in changed.items()) or "as config"
     row = (
         f"| {datetime.date.today().isoformat()} | {device_name(deep.resolve_device(args.device))} "
-        f"| {args.threads} | {args.endpoint} | {len(train)} | {seconds:.0f} "
-        f"| {selection.winner} | {means} |\n"
+        f"| {args.threads} | {args.endpoint} | {len(train)} | {described} | {seconds:.0f} "
+        f"| {winner} | {means} |\n"
     )
     text = args.output.read_text() if args.output.exists() else HEADER
-    args.output.write_text(text + row)
-    print(pd.DataFrame(selection.table).to_string(), "\n", row)
+    args.output.write_text(with_row(text, row))
+    print(pd.DataFrame(table).to_string(), "\n", row)
 
 
 if __name__ == "__main__":

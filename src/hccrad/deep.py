@@ -184,7 +184,7 @@ class DeepConfig:
     intensity_clip: tuple[float, float] | None = None
     # The network sees the tumour and this margin (mm) around it; the rest of the crop is set
     # to 0, the liver's mean on z-scored MRI. A 96 mm box holds much more liver and body than
-    # tumour, and with ~100 training patients the network did not learn to find the tumour in
+    # tumour, and with 70-140 training patients the network did not learn to find the tumour in
     # it: on the training split's CV the blanked crops scored higher (see
     # benchmarks/deep_selection_benchmark.md). None: the whole crop.
     tumour_margin_mm: float | None = None

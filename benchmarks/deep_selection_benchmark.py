@@ -33,8 +33,10 @@ HEADER = (
     "# DLTR selection benchmark (default config, default simulated cohort)\n\n"
     "One row per run of `hccrad.deep.select_and_refit` with the `deep:` block of "
     "config/config.yaml (architectures x folds CV on the training split, then the winner's "
-    "refit), on the crops that the default workflow prepared. CPU runs are bit-reproducible; "
-    "CUDA runs use mixed precision and cuDNN autotuning, so their AUCs differ slightly.\n\n"
+    'refit), on the crops that the default workflow prepared. "CV only" rows skip the refit; '
+    "their settings column lists what differs from config/config.yaml. CPU runs are "
+    "bit-reproducible; CUDA runs use mixed precision and cuDNN autotuning, so their AUCs "
+    "differ slightly.\n\n"
     "| date | device | threads | endpoint | training patients | settings | wall time, s "
     "| winner | mean CV AUC per architecture |\n"
     "| --- | --- | ---: | --- | ---: | --- | ---: | --- | --- |\n"

@@ -8,8 +8,9 @@ CV AUC of each architecture. Only the training patients' crops are read (``--res
 folder holding just ``<cohort>/sheet.tsv`` and those patients' ``prepared/<patient>/``).
 
 ``--set key=value`` (repeatable, YAML values) changes one setting of the `deep:` block, e.g.
-``--set width=0.5 --set tumour_margin_mm=null``, and ``--cv-only`` skips the refit: how the
-default's settings were compared, on the training split's CV alone.
+``--set width=0.5 --set tumour_margin_mm=null`` (``--set seed=1``: the config's seed), and
+``--cv-only`` skips the refit: how the default's settings were compared, on the training
+split's CV alone.
 """
 
 from __future__ import annotations
@@ -100,8 +101,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     settings = yaml.safe_load(args.config.read_text())
     changed = overrides(args.set)
+    # `seed` is the config's top-level seed (folds, inner splits, weights, augmentation), which
+    # deep_config sets last: take it from --set rather than let the deep: block drop it.
+    deep_settings = {k: v for k, v in changed.items() if k != "seed"}
     config = dltr.deep_config(
-        {**settings["deep"], **changed, "device": args.device}, settings["seed"]
+        {**settings["deep"], **deep_settings, "device": args.device},
+        changed.get("seed", settings["seed"]),
     )
     # pandas rather than hccrad.cohort.read_sheet: GPU machines may lack the schema libraries.
     sheet = pd.read_csv(

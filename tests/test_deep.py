@@ -19,8 +19,9 @@ import SimpleITK as sitk  # noqa: N813
 import torch
 from sklearn.metrics import roc_auc_score
 
-from hccrad import deep, imaging, phantom, simulate
+from hccrad import deep, imaging, phantom, simulate, tumour_pooled
 from hccrad.deep import CropSet, DeepConfig, DeepModel
+from hccrad.imaging import TUMOUR_LABEL
 from hccrad.seeding import rng_for
 from hccrad.style import save_figure
 
@@ -181,8 +182,13 @@ def test_load_crops_keeps_largest_tumours(
 def test_every_architecture_runs_at_the_default_size(architecture: str) -> None:
     config = DeepConfig().network(architecture, in_channels=3)
     model = DeepModel(deep.build_network(config), config)
+    mask = np.zeros((32, 32, 32), np.uint8)
+    mask[12:20, 12:20, 12:20] = TUMOUR_LABEL
     crops = deep.crops_from_arrays(
-        ["a", "b"], np.zeros((2, 3, 32, 32, 32), np.float32), spatial_size=config.spatial_size
+        ["a", "b"],
+        np.zeros((2, 3, 32, 32, 32), np.float32),
+        spatial_size=config.spatial_size,
+        masks=[mask, mask],
     )
     features = deep.deep_features(model, crops, device="cpu")
     scores = deep.predict_scores(model, crops, device="cpu")
@@ -461,8 +467,10 @@ def test_tumour_margin_keeps_voxels_within_it_in_millimetres() -> None:
 def test_tumour_margin_needs_a_mask_with_a_tumour() -> None:
     config = deep.NetworkConfig("resnet18", 1, 8, 0.25, 1, tumour_margin_mm=6.0)
     image = np.zeros((1, 8, 8, 8), np.float32)
-    with pytest.raises(ValueError, match="tumour masks and spacings"):
+    with pytest.raises(ValueError, match="needs the crops' tumour masks"):
         deep.network_input(image, config)
+    with pytest.raises(ValueError, match="needs the crops' spacings"):
+        deep.network_input(image, config, np.full((8, 8, 8), 2, np.uint8))
     with pytest.raises(ValueError, match="no tumour voxels"):
         deep.network_input(image, config, np.ones((8, 8, 8), np.uint8), (1.0, 1.0, 1.0))
     with pytest.raises(ValueError, match="tumour_margin_mm"):
@@ -495,3 +503,30 @@ def test_a_margin_network_ignores_what_lies_beyond_the_margin(
     )
     panels = deep.grad_cam_panels(model, crops, sheet, deep.predict_scores(model, crops))
     assert np.isfinite(panels.cams).all()
+
+
+def test_tumour_pooled_network_learns_reproducibly_and_round_trips(
+    cohort: tuple[list, CropSet, pd.DataFrame], tmp_path: Path
+) -> None:
+    _, crops, sheet = cohort
+    config = DeepConfig(
+        **{**FAST, "architectures": (tumour_pooled.ARCHITECTURE,)}, max_epochs=16, patience=6
+    )
+    model = deep.fit_model(sheet.iloc[:N_TRAIN], crops, config)
+    held_out = sheet.iloc[N_TRAIN:]
+    scores = deep.predict_scores(model, crops.subset(held_out.index), device="cpu")
+    assert roc_auc_score(held_out["response"], scores) > 0.75
+    small = dataclasses.replace(config, max_epochs=2, elastic=True, elastic_prob=1.0)
+    first, second = (deep.fit_model(sheet.iloc[:16], crops, small) for _ in range(2))
+    assert same_weights(first.network, second.network)
+    loaded = deep.load_model(*deep.save_model(model, tmp_path / "m.pt", tmp_path / "m.json"))
+    pd.testing.assert_series_equal(
+        deep.predict_scores(loaded, crops, device="cpu"),
+        deep.predict_scores(model, crops, device="cpu"),
+        check_exact=True,
+    )
+    features = deep.deep_features(model, crops.subset(held_out.index), device="cpu")
+    assert features.shape == (len(held_out), 2 * 32)  # mean and SD of 32 channels
+    panels = deep.grad_cam_panels(model, crops, sheet, scores)
+    assert panels.layer in deep.CAM_LAYERS[tumour_pooled.ARCHITECTURE]
+    assert np.isfinite(panels.cams).all() and panels.cams.max() > 0

@@ -58,6 +58,8 @@ from monai.networks import nets
 from monai.networks.nets.resnet import get_medicalnet_pretrained_resnet_args
 from monai.transforms import (
     Compose,
+    ConcatItemsd,
+    DeleteItemsd,
     EnsureTyped,
     Rand3DElasticd,
     RandFlipd,
@@ -75,6 +77,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from torch import nn
 from tqdm.auto import tqdm
 
+from hccrad import tumour_pooled
 from hccrad.config import known_keys
 from hccrad.evaluate import check_binary_outcome, name_patients
 from hccrad.imaging import TUMOUR_LABEL
@@ -84,7 +87,15 @@ from hccrad.torch_runtime import reproducible, resolve_device
 
 logger = logging.getLogger(__name__)
 
-ARCHITECTURES: tuple[str, ...] = ("resnet18", "resnet50", "densenet121", "efficientnet_b0")
+ARCHITECTURES: tuple[str, ...] = (
+    "resnet18",
+    "resnet50",
+    "densenet121",
+    "efficientnet_b0",
+    tumour_pooled.ARCHITECTURE,
+)
+# Architectures that take the tumour mask as an extra, last input channel.
+MASK_INPUT_ARCHITECTURES: tuple[str, ...] = (tumour_pooled.ARCHITECTURE,)
 FEATURE_PREFIX = "deep_"
 SCORE_NAME = "deep_score"
 ENSEMBLES = ("refit", "folds_and_refit")
@@ -128,6 +139,7 @@ CAM_LAYERS: dict[str, tuple[str, ...]] = {
         "features.denseblock1",
     ),
     "efficientnet_b0": ("_blocks.6", "_blocks.4", "_blocks.2", "_blocks.1"),
+    tumour_pooled.ARCHITECTURE: ("features.2", "features.1", "features.0"),
 }
 MIN_CAM_VOXELS = 4
 CAM_COLOURMAP = "inferno"
@@ -144,9 +156,11 @@ class NetworkConfig:
     architecture: str = "resnet18"
     in_channels: int = 3
     spatial_size: tuple[int, int, int] = (32, 32, 32)
-    # Channel multiplier (ResNet widen_factor, DenseNet features/growth, EfficientNet width).
+    # Channel multiplier (ResNet widen_factor, DenseNet features/growth, EfficientNet width,
+    # tumour-pooled channels).
     width: float = 0.5
-    # Stride of the first convolution; ResNets only (DenseNet and EfficientNet stems are fixed).
+    # Stride of the first convolution; ResNets and the tumour-pooled network only (DenseNet and
+    # EfficientNet stems are fixed).
     stem_stride: int = 2
     # Input values are clipped to this range before the network (None: not clipped).
     intensity_clip: tuple[float, float] | None = None
@@ -168,6 +182,16 @@ class NetworkConfig:
     def from_mapping(cls, mapping: Mapping[str, Any]) -> NetworkConfig:
         """A network config from a JSON-like dict."""
         return cls(**known_keys(cls, mapping, "network"))
+
+    @property
+    def takes_mask(self) -> bool:
+        """Whether the network takes the tumour mask as its last input channel."""
+        return self.architecture in MASK_INPUT_ARCHITECTURES
+
+    @property
+    def input_channels(self) -> int:
+        """Channels of the network's input: one per phase, plus the mask where it takes one."""
+        return self.in_channels + int(self.takes_mask)
 
 
 @dataclass(frozen=True)
@@ -503,6 +527,8 @@ def build_network(config: NetworkConfig) -> nn.Module:
             init_features=max(1, round(64 * width)),
             growth_rate=max(1, round(32 * width)),
         )
+    elif config.architecture == tumour_pooled.ARCHITECTURE:
+        network = tumour_pooled.TumourPooledCNN(channels, width, config.stem_stride)
     else:
         network = nets.EfficientNet(
             list(EFFICIENTNET_B0_BLOCKS),
@@ -525,7 +551,7 @@ def _check_runs(network: nn.Module, config: NetworkConfig) -> None:
     network.eval()  # eval: no batch-norm statistics change and no random draws
     try:
         with torch.no_grad():
-            network(torch.zeros(1, config.in_channels, *config.spatial_size))
+            network(torch.zeros(1, config.input_channels, *config.spatial_size))
     except (RuntimeError, ValueError) as error:
         raise ValueError(
             f"{config.architecture} cannot take crops of {config.spatial_size} voxels ({error}); "
@@ -680,33 +706,44 @@ def _by_patient(sheet: pd.DataFrame) -> pd.DataFrame:
     return sheet
 
 
-def augmentation(config: DeepConfig) -> Compose:
-    """Flips, small rotations, intensity scale/shift; optionally elastic warps, blur and noise."""
+def augmentation(config: DeepConfig, *, with_mask: bool = False) -> Compose:
+    """Flips, small rotations, intensity scale/shift; optionally elastic warps, blur and noise.
+
+    `with_mask`: the records also hold a "mask" (1, z, y, x), which moves with the image
+    (nearest-neighbour, so it stays a mask), takes no intensity change, and is appended to the
+    image as its last channel at the end.
+    """
     keys = ["image"]
+    spatial_keys = ["image", "mask"] if with_mask else keys
+    # Per key: images interpolate and repeat their border; the mask is nearest and 0 outside.
+    modes = ("bilinear", "nearest")[: len(spatial_keys)]
+    paddings = ("border", "zeros")[: len(spatial_keys)]
     radians = float(np.deg2rad(config.rotate_degrees))
     transforms: list[Any] = [
-        RandFlipd(keys, prob=config.flip_prob, spatial_axis=axis) for axis in range(3)
+        RandFlipd(spatial_keys, prob=config.flip_prob, spatial_axis=axis) for axis in range(3)
     ]
     transforms.append(
         RandRotated(
-            keys,
+            spatial_keys,
             range_x=radians,
             range_y=radians,
             range_z=radians,
             prob=config.rotate_prob,
             keep_size=True,
-            padding_mode="border",
+            mode=modes,
+            padding_mode=paddings,
         )
     )
     if config.elastic:
         # Mild warps for 32-48 voxel crops: smooth (sigma 5-7 voxels), a few voxels at most.
         transforms.append(
             Rand3DElasticd(
-                keys,
+                spatial_keys,
                 sigma_range=(5, 7),
                 magnitude_range=(20, 60),
                 prob=config.elastic_prob,
-                padding_mode="border",
+                mode=modes,
+                padding_mode=paddings,
             )
         )
     if config.blur_prob > 0:
@@ -739,16 +776,32 @@ def augmentation(config: DeepConfig) -> Compose:
         transforms.append(
             RandGaussianNoised(keys, prob=config.noise_prob, std=config.noise_std, sample_std=True)
         )
+    if with_mask:
+        transforms += [
+            ConcatItemsd(spatial_keys, name="image", dim=0),
+            DeleteItemsd("mask"),
+        ]
     transforms.append(EnsureTyped(keys, dtype=torch.float32, track_meta=False))
     return Compose(transforms)
 
 
 def _loader(
-    images: np.ndarray, labels: np.ndarray, config: DeepConfig, seed: int, device: torch.device
+    images: np.ndarray,
+    labels: np.ndarray,
+    config: DeepConfig,
+    seed: int,
+    device: torch.device,
+    *,
+    with_mask: bool = False,
 ) -> DataLoader:
-    """A shuffling, augmenting loader whose order and augmentations follow the seed."""
+    """A shuffling, augmenting loader whose order and augmentations follow the seed.
+
+    `with_mask`: the last channel of `images` is the tumour mask (see augmentation).
+    """
     records = [
-        {"image": image, "label": np.float32(label)}
+        {"image": image[:-1], "mask": image[-1:], "label": np.float32(label)}
+        if with_mask
+        else {"image": image, "label": np.float32(label)}
         for image, label in zip(images, labels, strict=True)
     ]
     batch_size = min(config.batch_size, len(records))
@@ -756,7 +809,7 @@ def _loader(
     if workers is None:
         workers = min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
     return DataLoader(
-        Dataset(records, transform=augmentation(config)),
+        Dataset(records, transform=augmentation(config, with_mask=with_mask)),
         batch_size=batch_size,
         shuffle=True,
         # A last batch of one would break batch norm at 1-voxel feature maps.
@@ -804,7 +857,14 @@ def _train_network(
         network.to(device)
         if device.type == "cuda":
             network.to(memory_format=torch.channels_last_3d)
-        loader = _loader(crop_input(crops, network_config), y_train, config, seed, device)
+        loader = _loader(
+            crop_input(crops, network_config),
+            y_train,
+            config,
+            seed,
+            device,
+            with_mask=network_config.takes_mask,
+        )
         optimiser = torch.optim.AdamW(
             network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
         )
@@ -1118,30 +1178,52 @@ def network_input(
     """Crops as the network sees them: float32, clipped, blanked beyond the tumour margin.
 
     `images` is one crop (phases, z, y, x) or a stack (n, phases, z, y, x); `masks` and
-    `spacing_zyx` (one per crop) are needed when the config has a tumour margin.
+    `spacing_zyx` (one per crop) are needed when the config has a tumour margin, and `masks`
+    when the network takes the tumour mask as its last channel.
     """
     images = np.asarray(images, np.float32)
     if config.intensity_clip is not None:
         images = np.clip(images, *config.intensity_clip)
-    if config.tumour_margin_mm is None:
+    if config.tumour_margin_mm is None and not config.takes_mask:
         return images
-    if masks is None or spacing_zyx is None:
-        raise ValueError(
-            f"the {config.architecture} network sees only the tumour and "
-            f"{config.tumour_margin_mm} mm around it, so it needs the crops' tumour masks and "
-            "spacings; load the crops with hccrad.deep.load_crops"
-        )
     single = images.ndim == 4
-    stack, mask_stack = (images[None], np.asarray(masks)[None]) if single else (images, masks)
-    spacings = [spacing_zyx] if single else list(spacing_zyx)
-    regions = np.stack(
-        [
-            tumour_region(mask, spacing, config.tumour_margin_mm)
-            for mask, spacing in zip(mask_stack, spacings, strict=True)
-        ]
-    )
-    blanked = np.where(regions[:, None], stack, np.float32(0.0))
-    return blanked[0] if single else blanked
+    stack = images[None] if single else images
+    mask_stack = _masks_for(config, masks, single)
+    if config.tumour_margin_mm is not None:
+        if spacing_zyx is None:
+            raise ValueError(
+                f"the {config.architecture} network sees only the tumour and "
+                f"{config.tumour_margin_mm} mm around it, so it needs the crops' spacings; "
+                "load the crops with hccrad.deep.load_crops"
+            )
+        spacings = [spacing_zyx] if single else list(spacing_zyx)
+        regions = np.stack(
+            [
+                tumour_region(mask, spacing, config.tumour_margin_mm)
+                for mask, spacing in zip(mask_stack, spacings, strict=True)
+            ]
+        )
+        stack = np.where(regions[:, None], stack, np.float32(0.0))
+    if config.takes_mask:
+        tumour = (mask_stack == TUMOUR_LABEL).astype(np.float32)
+        stack = np.concatenate([stack, tumour[:, None]], axis=1)
+    return stack[0] if single else stack
+
+
+def _masks_for(config: NetworkConfig, masks: np.ndarray | None, single: bool) -> np.ndarray:
+    """The crops' label masks as a stack; ValueError naming what needs them when absent."""
+    if masks is None:
+        needs = (
+            "takes the tumour mask as an input channel"
+            if config.takes_mask
+            else f"sees only the tumour and {config.tumour_margin_mm} mm around it"
+        )
+        raise ValueError(
+            f"the {config.architecture} network {needs}, so it needs the crops' tumour masks; "
+            "load the crops with hccrad.deep.load_crops"
+        )
+    masks = np.asarray(masks)
+    return masks[None] if single else masks
 
 
 def crop_input(crops: CropSet, config: NetworkConfig) -> np.ndarray:
@@ -1228,7 +1310,9 @@ def grad_cam_layer(model: DeepModel, min_voxels: int = MIN_CAM_VOXELS) -> str:
         network.eval()
         with torch.inference_mode():
             network(
-                torch.zeros(1, model.config.in_channels, *model.config.spatial_size, device=device)
+                torch.zeros(
+                    1, model.config.input_channels, *model.config.spatial_size, device=device
+                )
             )
     finally:
         for hook in hooks:

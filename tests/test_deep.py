@@ -530,3 +530,5 @@ def test_tumour_pooled_network_learns_reproducibly_and_round_trips(
     panels = deep.grad_cam_panels(model, crops, sheet, scores)
     assert panels.layer in deep.CAM_LAYERS[tumour_pooled.ARCHITECTURE]
     assert np.isfinite(panels.cams).all() and panels.cams.max() > 0
+    # The logit depends on the tumour's activations alone, and so does its map.
+    assert not panels.cams[~panels.tumour].any()

@@ -1340,15 +1340,26 @@ def grad_cam(
 ) -> np.ndarray:
     """Grad-CAM of the response logit for one crop (phases, z, y, x): a (z, y, x) map in [0, 1]."""
     explainer, _ = _cam_explainer(model, layer)
-    return _cam_map(explainer, network_input(image, model.config, mask, spacing_zyx))
+    shown = network_input(image, model.config, mask, spacing_zyx)
+    return _cam_map(explainer, shown, model.config.takes_mask)
 
 
-def _cam_map(explainer: GradCAM, image: np.ndarray) -> np.ndarray:
-    """One crop's CAM, upsampled by MONAI to the crop's size and scaled to [0, 1]."""
+def _cam_map(explainer: GradCAM, image: np.ndarray, takes_mask: bool = False) -> np.ndarray:
+    """One crop's CAM, upsampled by MONAI to the crop's size and scaled to [0, 1].
+
+    For a network that pools over the tumour mask (the image's last channel), the CAM is kept
+    to the tumour: Grad-CAM weighs every voxel's activations by the channel's mean gradient,
+    but the logit does not depend on activations outside the mask at all.
+    """
     tensor = torch.as_tensor(np.asarray(image, np.float32))[None]
     with torch.enable_grad():
         cam = explainer(x=tensor, class_idx=0)
-    return np.nan_to_num(cam[0, 0].detach().cpu().numpy().astype(np.float32))
+    cam_map = np.nan_to_num(cam[0, 0].detach().cpu().numpy().astype(np.float32))
+    if takes_mask:
+        cam_map = np.where(np.asarray(image)[-1] > 0.5, cam_map, np.float32(0.0))
+        peak = cam_map.max()
+        cam_map = cam_map / peak if peak > 0 else cam_map
+    return cam_map
 
 
 def _mid_tumour_slice(crops: CropSet, row: int) -> int:
@@ -1454,7 +1465,7 @@ def grad_cam_panels(
         # The panel shows what the network sees (clipped, blanked beyond the tumour margin).
         image = crop_input(crops._take([row]), model.config)[0]
         images.append(image[channel, k])
-        cams.append(_cam_map(explainer, image)[k])
+        cams.append(_cam_map(explainer, image, model.config.takes_mask)[k])
         outline = crops.masks[row, k] == TUMOUR_LABEL if crops.masks is not None else None
         tumour.append(np.zeros(images[-1].shape, bool) if outline is None else outline)
         extents.append(_extent_mm(crops, row))
@@ -1515,12 +1526,13 @@ def grad_cam_figure(panels: GradCamPanels) -> plt.Figure:
 def _panel_title(patient: str, sheet: pd.DataFrame, scores: pd.Series, endpoint: str) -> str:
     """Patient, centre, predicted probability and (where known) the observed endpoint."""
     title = f"{patient}\ncentre {sheet.loc[patient, 'centre']} · p = {scores[patient]:.2f}"
+    # The observed outcome on a line of its own: "· proliferative 1" overran a panel's width.
     if endpoint in sheet.columns and pd.notna(sheet.loc[patient, endpoint]):
         observed = int(sheet.loc[patient, endpoint])
         if endpoint == "response":
-            title += " · " + ("R" if observed == 1 else "NR")
+            title += "\nresponder" if observed == 1 else "\nnon-responder"
         else:
-            title += f" · {endpoint} {observed}"
+            title += f"\n{endpoint}: {'yes' if observed == 1 else 'no'}"
     return title
 
 

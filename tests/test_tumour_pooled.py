@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from hccrad import deep, tumour_pooled
@@ -74,3 +75,14 @@ def test_augmentation_moves_the_mask_with_the_image_and_leaves_it_binary() -> No
     bright = shown[0] > shown[0].min() + 0.5 * np.ptp(shown[0])
     dice = 2 * (bright & (moved > 0)).sum() / (bright.sum() + moved.sum())
     assert dice > 0.85
+
+
+def test_a_crop_without_tumour_is_an_error_naming_the_patient() -> None:
+    config = deep.NetworkConfig(tumour_pooled.ARCHITECTURE, 2, 8, 0.25, 1)
+    masks = np.ones((2, 8, 8, 8), np.uint8)  # liver only
+    masks[0, 3:5, 3:5, 3:5] = TUMOUR_LABEL
+    crops = deep.crops_from_arrays(
+        ["P1", "P2"], np.zeros((2, 2, 8, 8, 8), np.float32), spatial_size=8, masks=list(masks)
+    )
+    with pytest.raises(ValueError, match=r"1 crop\(s\) have no tumour voxels.*P2.*rerun the crop"):
+        deep.crop_input(crops, config)

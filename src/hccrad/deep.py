@@ -1174,12 +1174,14 @@ def network_input(
     config: NetworkConfig,
     masks: np.ndarray | None = None,
     spacing_zyx: Sequence[Sequence[float]] | None = None,
+    names: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Crops as the network sees them: float32, clipped, blanked beyond the tumour margin.
 
     `images` is one crop (phases, z, y, x) or a stack (n, phases, z, y, x); `masks` and
     `spacing_zyx` (one per crop) are needed when the config has a tumour margin, and `masks`
-    when the network takes the tumour mask as its last channel.
+    when the network takes the tumour mask as its last channel; `names` (one per crop, e.g.
+    patient ids) name the crops in errors.
     """
     images = np.asarray(images, np.float32)
     if config.intensity_clip is not None:
@@ -1205,8 +1207,18 @@ def network_input(
         )
         stack = np.where(regions[:, None], stack, np.float32(0.0))
     if config.takes_mask:
-        tumour = (mask_stack == TUMOUR_LABEL).astype(np.float32)
-        stack = np.concatenate([stack, tumour[:, None]], axis=1)
+        tumour = mask_stack == TUMOUR_LABEL
+        empty = [i for i, crop in enumerate(tumour) if not crop.any()]
+        if empty:
+            # A network that pools over the tumour has nothing to pool without one.
+            labels = [names[i] if names is not None else f"crop {i}" for i in empty]
+            raise ValueError(
+                f"{len(empty)} crop(s) have no tumour voxels (label {TUMOUR_LABEL}): "
+                f"{name_patients(labels)}; the {config.architecture} network pools over the "
+                "tumour, so rerun the crop step (hccrad.imaging crops are centred on a tumour) "
+                "or leave these patients out"
+            )
+        stack = np.concatenate([stack, tumour[:, None].astype(np.float32)], axis=1)
     return stack[0] if single else stack
 
 
@@ -1228,7 +1240,7 @@ def _masks_for(config: NetworkConfig, masks: np.ndarray | None, single: bool) ->
 
 def crop_input(crops: CropSet, config: NetworkConfig) -> np.ndarray:
     """The network input of every crop of a CropSet (see network_input)."""
-    return network_input(crops.images, config, crops.masks, crops.spacing_zyx)
+    return network_input(crops.images, config, crops.masks, crops.spacing_zyx, crops.patient_ids)
 
 
 def tumour_region(mask: np.ndarray, spacing_zyx: Sequence[float], margin_mm: float) -> np.ndarray:

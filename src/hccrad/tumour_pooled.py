@@ -6,8 +6,9 @@ hence its size, is part of what they pool. On the default cohort's training spli
 out-of-fold proliferative scores followed tumour size more than the traits that define the
 endpoint (benchmarks/deep_selection_benchmark.md). This network keeps the resolution (one
 stride-2 stem, then residual units at stride 1) and pools each feature channel over the
-tumour mask alone, as a mean and an SD, so that a tumour's size does not reach the classifier
-except through what it does to the texture. The mask is the input's last channel.
+tumour mask alone, as a mean and an SD, so that the tumour's outline and extent do not enter
+the pooling (what size does to the inside, partial volume at the edge and a necrotic core that
+only large tumours resolve, still can). The mask is the input's last channel.
 
 MONAI has no network with region (masked) pooling; the layers are MONAI's Convolution and
 ResidualUnit blocks, and only the pooling is written here.

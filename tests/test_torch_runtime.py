@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import torch
 
+from hccrad import torch_runtime
 from hccrad.torch_runtime import reproducible, resolve_device
 
 
@@ -29,3 +32,19 @@ def test_same_seed_same_draws_and_settings_restored() -> None:
             draws.append(torch.rand(4))
     assert torch.equal(draws[0], draws[1])
     assert torch.are_deterministic_algorithms_enabled() == before
+
+
+def test_torch_runs_the_configured_threads_whatever_was_granted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    previous = torch.get_num_threads()
+    try:
+        with caplog.at_level(logging.WARNING, logger="hccrad.torch_runtime"):
+            assert torch_runtime.set_torch_threads(2, granted=1) == 2
+        assert torch.get_num_threads() == 2
+        assert "granted 1 core(s) but the config asks for 2" in caplog.text
+        caplog.clear()
+        torch_runtime.set_torch_threads(1, granted=4)
+        assert torch.get_num_threads() == 1 and not caplog.text
+    finally:
+        torch.set_num_threads(previous)

@@ -1,13 +1,12 @@
 """DLTR score and penultimate-layer deep features of every patient of a cohort."""
 
-import torch
-
 from hccrad import deep, dltr
 from hccrad.cohort import read_sheet
 from hccrad.runlog import log_to
+from hccrad.torch_runtime import set_torch_threads
 
 log = log_to(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+set_torch_threads(snakemake.config["deep"]["threads"], snakemake.threads)
 config = dltr.deep_config(snakemake.params.deep, snakemake.params.seed)
 model = deep.load_model(snakemake.input.weights, snakemake.input.model, device=config.device)
 # The DLTR score: the refit alone, or with the selection's fold networks (deep.ensemble).

@@ -1,13 +1,12 @@
 """Architecture selection by CV on the training patients only, then the winner's refit: DLTR."""
 
-import torch
-
 from hccrad import deep, dltr
 from hccrad.cohort import read_sheet
 from hccrad.runlog import log_to
+from hccrad.torch_runtime import set_torch_threads
 
 log = log_to(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+set_torch_threads(snakemake.config["deep"]["threads"], snakemake.threads)
 endpoint = snakemake.wildcards.endpoint
 config = dltr.deep_config(snakemake.params.deep, snakemake.params.seed, progress=True)
 sheet = read_sheet(snakemake.input.sheet)

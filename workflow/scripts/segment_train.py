@@ -1,13 +1,12 @@
 """Train the multi-task U-Net++ (segmentation + endpoint head) on the training patients only."""
 
-import torch
-
 from hccrad.cohort import read_sheet
 from hccrad.runlog import log_to
 from hccrad.segment import save_segmenter, segment_config, train_segmenter, training_volumes
+from hccrad.torch_runtime import set_torch_threads
 
 log = log_to(snakemake.log[0])
-torch.set_num_threads(snakemake.threads)
+set_torch_threads(snakemake.config["segment"]["threads"], snakemake.threads)
 config = segment_config(snakemake.params.segment)
 sheet = read_sheet(snakemake.input.sheet)
 # The rule's inputs are the training patients' folders alone: test volumes are never read here.

@@ -474,6 +474,28 @@ def test_tumour_margin_keeps_voxels_within_it_in_millimetres() -> None:
     assert np.array_equal(stacked[0], shown)
 
 
+def test_a_clip_that_cuts_into_the_tumour_is_reported_per_phase(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    mask = np.ones((2, 4, 4, 4), np.uint8)
+    mask[:, :2] = TUMOUR_LABEL  # half of each crop is tumour: 64 tumour voxels in all
+    images = np.zeros((2, 2, 4, 4, 4), np.float32)
+    images[:, 1, :1] = -7.0  # hepatobiliary: half of the tumour below -5
+    images[:, 1, 3] = -20.0  # air outside the tumour: clipped, and rightly so
+    images[:, 0, 2:] = 30.0  # arterial: only outside the tumour above 10
+    crops = deep.crops_from_arrays(
+        ["a", "b"], images, spatial_size=4, phases=["arterial", "hepatobiliary"], masks=mask
+    )
+    with caplog.at_level(logging.INFO, logger="hccrad.deep"):
+        shares = deep.warn_if_tumour_clipped(crops, (-5.0, 10.0))
+    assert shares.to_dict() == {"arterial": 0.0, "hepatobiliary": 0.5}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "hepatobiliary (50%)" in warnings[0]
+    assert "arterial" not in warnings[0] and "widen deep.intensity_clip" in warnings[0]
+    assert deep.clipped_tumour_fraction(crops, (-10.0, 10.0)).eq(0.0).all()
+    assert deep.clipped_tumour_fraction(crops, None).eq(0.0).all()
+
+
 def test_tumour_margin_needs_a_mask_with_a_tumour() -> None:
     config = deep.NetworkConfig("resnet18", 1, 8, 0.25, 1, tumour_margin_mm=6.0)
     image = np.zeros((1, 8, 8, 8), np.float32)

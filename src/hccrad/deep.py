@@ -144,6 +144,8 @@ CAM_LAYERS: dict[str, tuple[str, ...]] = {
 MIN_CAM_VOXELS = 4
 CAM_COLOURMAP = "inferno"
 PREFERRED_CAM_PHASE = "arterial"  # the phase whose enhancement drives response in the studies
+# Share of tumour voxels per phase that deep.intensity_clip may saturate before a warning.
+CLIPPED_TUMOUR_LIMIT = 0.01
 
 
 # --------------------------------------------------------------------------- configuration
@@ -202,9 +204,10 @@ class DeepConfig:
     spatial_size: tuple[int, int, int] = (32, 32, 32)
     width: float = 0.5
     stem_stride: int = 2
-    # For liver z-scored MRI, e.g. (-5, 10): air, fat and bone lie 10-20 liver SDs below the
-    # liver and would otherwise dominate the input scale. None for HU crops (the default, as a
-    # range that suits z-scores would flatten Hounsfield units).
+    # For liver z-scored MRI, e.g. (-10, 10): air, fat and bone lie 10-20 liver SDs below the
+    # liver and would otherwise dominate the input scale, while hypointense tumours reach 8 SDs
+    # below it in the hepatobiliary phase (see warn_if_tumour_clipped). None for HU crops (the
+    # default, as a range that suits z-scores would flatten Hounsfield units).
     intensity_clip: tuple[float, float] | None = None
     # The network sees the tumour and this margin (mm) around it; the rest of the crop is set
     # to 0, the liver's mean on z-scored MRI. A 96 mm box holds much more liver and body than
@@ -1241,6 +1244,47 @@ def _masks_for(config: NetworkConfig, masks: np.ndarray | None, single: bool) ->
 def crop_input(crops: CropSet, config: NetworkConfig) -> np.ndarray:
     """The network input of every crop of a CropSet (see network_input)."""
     return network_input(crops.images, config, crops.masks, crops.spacing_zyx, crops.patient_ids)
+
+
+def clipped_tumour_fraction(crops: CropSet, clip: tuple[float, float] | None) -> pd.Series:
+    """Per phase, the share of the crops' tumour voxels that `clip` saturates (0 without one)."""
+    fractions = pd.Series(0.0, index=pd.Index(crops.phases, name="phase"), name="clipped")
+    if clip is None or crops.masks is None:
+        return fractions
+    tumour = crops.masks == TUMOUR_LABEL
+    if not tumour.any():
+        return fractions
+    for index, phase in enumerate(crops.phases):
+        values = crops.images[:, index][tumour]
+        fractions[phase] = float(np.mean((values < clip[0]) | (values > clip[1])))
+    return fractions
+
+
+def warn_if_tumour_clipped(
+    crops: CropSet, clip: tuple[float, float] | None, limit: float = CLIPPED_TUMOUR_LIMIT
+) -> pd.Series:
+    """Log the clipped share of tumour voxels per phase; warn above `limit`; returns the shares.
+
+    A clip meant for air and bone can cut into the tumour itself (hypointense tumours in the
+    hepatobiliary phase lie 4-8 liver SDs below the liver), and what it cuts the network
+    cannot see.
+    """
+    fractions = clipped_tumour_fraction(crops, clip)
+    logger.info(
+        "tumour voxels outside deep.intensity_clip %s per phase: %s",
+        clip,
+        fractions.round(4).to_dict(),
+    )
+    over = fractions[fractions > limit]
+    if len(over):
+        logger.warning(
+            "deep.intensity_clip %s saturates more than %.0f%% of the tumour's voxels in %s; "
+            "the network cannot see intensity differences there: widen deep.intensity_clip",
+            clip,
+            100 * limit,
+            ", ".join(f"{phase} ({share:.0%})" for phase, share in over.items()),
+        )
+    return fractions
 
 
 def tumour_region(mask: np.ndarray, spacing_zyx: Sequence[float], margin_mm: float) -> np.ndarray:

@@ -17,6 +17,7 @@ if excluded:
     log.warning("left out (excluded in preparation, see exclusions.tsv): %s", excluded)
 train = dltr.training_sheet(sheet, excluded)
 log.info("%s: %d training patients, device %s", endpoint, len(train), config.device)
+deep.warn_if_tumour_clipped(crops, config.intensity_clip)
 selection = deep.select_and_refit(train, crops, config, endpoint=endpoint)
 
 out = snakemake.output

@@ -91,8 +91,8 @@ def acquisition_shift(crops: deep.CropSet, seed: int, noise_sd: float = 0.1) -> 
 def timing_shift(crops: deep.CropSet, seed: int) -> deep.CropSet:
     """The crops split at random between two virtual centres whose arterial phase is scaled.
 
-    A shift common to all held-out crops hardly moves their AUC; pooled patients from centres
-    with other contrast timing is what offsets their scores against each other.
+    A shift common to all held-out crops hardly moves their AUC; pooling patients from centres
+    with other contrast timings could offset their scores against each other, which this tests.
     """
     rng = np.random.default_rng(seed)
     factors = rng.choice(TIMING_FACTORS, size=len(crops))

@@ -102,7 +102,22 @@ def timing_shift(crops: deep.CropSet, seed: int) -> deep.CropSet:
     return dataclasses.replace(crops, images=images)
 
 
-SHIFTS = {"acquisition": acquisition_shift, "timing": timing_shift}
+def centre_shift(crops: deep.CropSet, seed: int) -> deep.CropSet:
+    """A random half of the crops from a second, virtual centre (`acquisition_shift`), pooled.
+
+    The acquisition shift applied to every held-out crop alike asks whether the network's
+    ranking survives it; applied to half, whether it offsets one centre's scores from the
+    other's.
+    """
+    rng = np.random.default_rng(seed)
+    moved = rng.permutation(len(crops))[: len(crops) // 2]
+    shifted = acquisition_shift(crops, seed)
+    images = crops.images.copy()
+    images[moved] = shifted.images[moved]
+    return dataclasses.replace(crops, images=images)
+
+
+SHIFTS = {"acquisition": acquisition_shift, "timing": timing_shift, "centre": centre_shift}
 
 
 def fold_aucs(

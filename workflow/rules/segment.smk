@@ -56,6 +56,9 @@ rule segment_predict:
         mem_mb=config["segment"]["mem_mb"],
         runtime=config["segment"]["runtime_min"],
         gpu=config["segment"]["gpus"],
+    params:
+        # The masks depend on torch's thread count, so a change of it reruns the rule.
+        torch_threads=config["segment"]["threads"],
     script:
         "../scripts/segment_predict.py"
 

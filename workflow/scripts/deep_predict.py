@@ -6,7 +6,7 @@ from hccrad.runlog import log_to
 from hccrad.torch_runtime import set_torch_threads
 
 log = log_to(snakemake.log[0])
-set_torch_threads(snakemake.config["deep"]["threads"], snakemake.threads)
+set_torch_threads(snakemake.params.deep["threads"], snakemake.threads)
 config = dltr.deep_config(snakemake.params.deep, snakemake.params.seed)
 model = deep.load_model(snakemake.input.weights, snakemake.input.model, device=config.device)
 # The DLTR score: the refit alone, or with the selection's fold networks (deep.ensemble).

@@ -8,7 +8,7 @@ from hccrad.segment import load_segmenter, predict_cohort
 from hccrad.torch_runtime import set_torch_threads
 
 log = log_to(snakemake.log[0])
-set_torch_threads(snakemake.config["segment"]["threads"], snakemake.threads)
+set_torch_threads(snakemake.params.torch_threads, snakemake.threads)
 model = load_segmenter(snakemake.input.weights, snakemake.input.model)
 sheet = read_sheet(snakemake.input.sheet)
 folders = {Path(folder).name: folder for folder in snakemake.input.prepared}

@@ -6,7 +6,7 @@ from hccrad.segment import save_segmenter, segment_config, train_segmenter, trai
 from hccrad.torch_runtime import set_torch_threads
 
 log = log_to(snakemake.log[0])
-set_torch_threads(snakemake.config["segment"]["threads"], snakemake.threads)
+set_torch_threads(snakemake.params.segment["threads"], snakemake.threads)
 config = segment_config(snakemake.params.segment)
 sheet = read_sheet(snakemake.input.sheet)
 # The rule's inputs are the training patients' folders alone: test volumes are never read here.

@@ -24,7 +24,6 @@ from hccrad.imaging import (
     OnError,
     PatientVolumes,
     call_or_exclude,
-    correct_bias_patient,
     crop_to_liver,
     crop_tumours,
     load_patient,
@@ -111,10 +110,8 @@ def _prepare(
     liver_only = masks == "liver_only"
     volumes = load_patient(patient_id, phase_paths(row), row["mask"], liver_only=liver_only)
     liver = crop_to_liver(volumes, imaging_cfg["roi_margin_mm"])
-    # On the acquisition grid, before resampling: the field is the scanner's, not the grid's.
-    corrected = correct_bias_patient(liver, imaging_cfg["bias_correction"][modality])
     resampled = resample_patient(
-        corrected,
+        liver,
         imaging_cfg["spacing_mm"],
         interpolator=imaging_cfg["interpolator"],
         required_label=LIVER_LABEL if liver_only else TUMOUR_LABEL,

@@ -287,6 +287,23 @@ def test_endpoint_other_than_response_is_trained_and_checked(
     assert model.n_train + model.n_validation == 20
 
 
+def test_fixed_schedule_trains_on_every_patient_to_the_last_epoch(
+    cohort: tuple[list, CropSet, pd.DataFrame],
+) -> None:
+    _, crops, sheet = cohort
+    config = DeepConfig(**FAST, max_epochs=3, early_stopping=False)
+    model = deep.fit_model(sheet.iloc[:20], crops, config)
+    # No inner validation part: all 20 patients train, and the last epoch is the one kept.
+    assert (model.n_train, model.n_validation) == (20, 0)
+    assert model.epochs == model.best_epoch == 3
+    assert model.history["val_auc"].isna().all()
+    assert model.history["train_loss"].notna().all()
+    # Same config, same data: identical weights on the CPU.
+    again = deep.fit_model(sheet.iloc[:20], crops, config)
+    for name, tensor in model.network.state_dict().items():
+        assert torch.equal(tensor, again.network.state_dict()[name]), name
+
+
 def test_select_and_refit_reports_folds_and_refits_the_winner(
     cohort: tuple[list, CropSet, pd.DataFrame],
 ) -> None:

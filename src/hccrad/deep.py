@@ -12,7 +12,8 @@ The procedure, and what the cross-validation estimates:
    again (stratified, seeded) into an inner training and an inner validation part: the network
    trains on the first with class-weighted BCE, stops when the validation AUC (ties: the lower
    validation loss) has not improved for `patience` epochs and keeps the weights of its best
-   epoch. The fold AUC is that network's AUC on the held-out fold.
+   epoch (``early_stopping=False``: no inner split; a fixed cosine schedule over all the fitting
+   patients, keeping the last epoch). The fold AUC is that network's AUC on the held-out fold.
 2. The winner has the highest mean fold AUC. Ties (equal to 3 decimals, i.e. below what 20-50
    patients per fold can resolve) go to the lower SD over folds, then to fewer parameters, then
    to the order of `ARCHITECTURES`.
@@ -217,6 +218,12 @@ class DeepConfig:
     tumour_margin_mm: float | None = None
     folds: int = 3
     max_epochs: int = 20
+    # True: stop on an inner validation part (`validation_fraction` of the fitting patients,
+    # `patience`, `min_epochs`) and keep its best epoch. False: train on all fitting patients
+    # for `max_epochs` with the learning rate decayed to 0 on a cosine, and keep the last
+    # epoch: no patient is spent on validation and no checkpoint is chosen by the AUC of ~10
+    # patients, which with 2-3 positives is mostly noise.
+    early_stopping: bool = True
     patience: int = 5
     # Epochs before a checkpoint may be kept: the first epochs' validation AUC on a handful of
     # patients is mostly batch-norm noise, and an early lucky epoch would end training there.
@@ -842,16 +849,16 @@ def _train_network(
     network_config: NetworkConfig,
     crops: CropSet,
     labels: pd.Series,
-    validation: CropSet,
-    validation_labels: pd.Series,
+    validation: CropSet | None,
+    validation_labels: pd.Series | None,
     config: DeepConfig,
     seed: int,
     description: str,
 ) -> DeepModel:
-    """Train with weighted BCE and early stopping on the validation loss; keep the best epoch."""
+    """Train with weighted BCE; early stopping on a validation part, or a fixed cosine schedule."""
     device = resolve_device(config.device, "deep.device")
     y_train = labels.loc[list(crops.patient_ids)].to_numpy(np.float32)
-    y_val = validation_labels.loc[validation.patients].to_numpy(np.float32)
+    fixed_schedule = validation is None or validation_labels is None
     with reproducible(seed, device):
         network = build_network(network_config)
         pretrained = None
@@ -870,6 +877,11 @@ def _train_network(
         )
         optimiser = torch.optim.AdamW(
             network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        )
+        schedule = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.max_epochs)
+            if fixed_schedule
+            else None
         )
         # Class weighting: positives weigh n_negative / n_positive, so both classes count alike.
         n_positive = float(y_train.sum())
@@ -901,22 +913,16 @@ def _train_network(
                 scaler.update()
                 train_loss += float(loss.detach()) * len(targets)
                 seen += len(targets)
-            val_logits = _patient_logits(network, network_config, validation, device)
-            val_loss = float(
-                loss_fn(
-                    torch.as_tensor(val_logits, dtype=torch.float32, device=device),
-                    torch.as_tensor(y_val, device=device),
-                )
+            if schedule is not None:
+                schedule.step()
+                rows.append(_history_row(epoch, train_loss / max(seen, 1), np.nan, np.nan))
+                epochs.set_postfix(train=f"{rows[-1]['train_loss']:.3f}")
+                best, best_epoch = (np.nan, np.nan), epoch
+                continue
+            val_loss, val_auc = _validation_metrics(
+                network, network_config, validation, validation_labels, loss_fn, device
             )
-            val_auc = _auc_or_nan(y_val, val_logits)
-            rows.append(
-                {
-                    "epoch": epoch,
-                    "train_loss": train_loss / max(seen, 1),
-                    "val_loss": val_loss,
-                    "val_auc": val_auc,
-                }
-            )
+            rows.append(_history_row(epoch, train_loss / max(seen, 1), val_loss, val_auc))
             epochs.set_postfix(train=f"{rows[-1]['train_loss']:.3f}", val=f"{val_loss:.3f}")
             # Best = highest validation AUC, then lowest loss: the loss of a small validation
             # set swings with batch-norm statistics early on; the AUC is what selection uses.
@@ -932,7 +938,7 @@ def _train_network(
             network.load_state_dict(best_state)
     network.eval()
     logger.info(
-        "%s: %d epochs, best epoch %d (validation AUC %.3f, loss %.4f)",
+        "%s: %d epochs, kept epoch %d (validation AUC %.3f, loss %.4f)",
         description,
         len(rows),
         best_epoch,
@@ -947,8 +953,33 @@ def _train_network(
         pd.DataFrame(rows),
         pretrained,
         n_train=len(labels),
-        n_validation=len(validation_labels),
+        n_validation=0 if validation_labels is None else len(validation_labels),
     )
+
+
+def _history_row(epoch: int, train_loss: float, val_loss: float, val_auc: float) -> dict:
+    """One epoch of the training history (validation columns NaN without a validation part)."""
+    return {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_auc": val_auc}
+
+
+def _validation_metrics(
+    network: nn.Module,
+    network_config: NetworkConfig,
+    validation: CropSet,
+    validation_labels: pd.Series,
+    loss_fn: nn.Module,
+    device: torch.device,
+) -> tuple[float, float]:
+    """Weighted BCE and AUC of the network on the validation patients."""
+    y_val = validation_labels.loc[validation.patients].to_numpy(np.float32)
+    val_logits = _patient_logits(network, network_config, validation, device)
+    val_loss = float(
+        loss_fn(
+            torch.as_tensor(val_logits, dtype=torch.float32, device=device),
+            torch.as_tensor(y_val, device=device),
+        )
+    )
+    return val_loss, _auc_or_nan(y_val, val_logits)
 
 
 def _auc_or_nan(y_true: np.ndarray, scores: np.ndarray) -> float:
@@ -977,6 +1008,17 @@ def _fit(
     architecture: str, labels: pd.Series, crops: CropSet, config: DeepConfig, label: str
 ) -> DeepModel:
     """The whole fitting procedure on given patients: inner split, training, early stopping."""
+    if not config.early_stopping:
+        return _train_network(
+            config.network(architecture, crops.images.shape[1]),
+            crops.subset(labels.index),
+            labels,
+            None,
+            None,
+            config,
+            _seed_for(config.seed, "train", architecture, label),
+            f"{architecture} {label}",
+        )
     fit_labels, val_labels = _inner_split(
         labels, config, _seed_for(config.seed, "inner", architecture, label)
     )

@@ -224,6 +224,58 @@ def test_resampling_keeps_field_of_view_and_labels(interpolator: str) -> None:
     assert (labels == 2).sum() * 1.0 == pytest.approx(before, rel=0.05)
 
 
+def _impulse(spacing: tuple[float, float, float], size: int = 33) -> sitk.Image:
+    """A unit impulse in the centre of a cube image with the given spacing."""
+    array = np.zeros((size, size, size), np.float32)
+    array[size // 2, size // 2, size // 2] = 1.0
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing(spacing)
+    return image
+
+
+def _spread_mm2(image: sitk.Image) -> np.ndarray:
+    """Variance (mm^2) of an image's intensity along x, y and z, as a distribution."""
+    array = sitk.GetArrayFromImage(image).astype(np.float64)
+    variances = []
+    for axis_zyx, spacing in zip((2, 1, 0), image.GetSpacing(), strict=True):
+        profile = array.sum(axis=tuple(a for a in range(3) if a != axis_zyx))
+        position = (np.arange(profile.size) - profile.size // 2) * spacing
+        variances.append(float((profile * position**2).sum() / profile.sum()))
+    return np.asarray(variances)
+
+
+def test_resolution_harmonisation_blurs_finer_axes_to_the_target() -> None:
+    """A point at 1 x 2 x 6 mm spreads by (r^2 - s^2) / (8 ln 2) per axis towards 3 x 3 x 6 mm."""
+    impulse = _impulse((1.0, 2.0, 6.0))
+    blurred = imaging.harmonise_resolution(impulse, (3.0, 3.0, 6.0))
+    expected = np.array([3.0**2 - 1.0**2, 3.0**2 - 2.0**2, 0.0]) / (8 * np.log(2))
+    np.testing.assert_allclose(_spread_mm2(blurred), expected, rtol=0.02, atol=1e-6)
+    # The blur moves intensity, it does not add or remove it.
+    assert sitk.GetArrayFromImage(blurred).sum() == pytest.approx(1.0, rel=1e-3)
+    # Already as coarse as the target (or coarser): the image is returned as it is.
+    coarse = _impulse((3.0, 3.0, 8.0))
+    assert imaging.harmonise_resolution(coarse, (3.0, 3.0, 6.0)) is coarse
+
+
+def test_harmonised_patient_keeps_grid_and_mask() -> None:
+    """Every phase is blurred on its own grid; the mask is untouched; None changes nothing."""
+    volumes = phantom_volumes()
+    assert imaging.harmonise_patient(volumes, None) is volumes
+    target = tuple(2.0 * s for s in SPACING)
+    harmonised = imaging.harmonise_patient(volumes, target)
+    assert harmonised.mask is volumes.mask and harmonised.phases == volumes.phases
+    for phase, image in harmonised.images.items():
+        original = volumes.images[phase]
+        assert image.GetSize() == original.GetSize()
+        assert image.GetSpacing() == original.GetSpacing()
+        # Smoother: less voxel-to-voxel variation than the acquisition.
+        laplacian = [
+            np.abs(ndimage.laplace(sitk.GetArrayFromImage(i).astype(float))).mean()
+            for i in (image, original)
+        ]
+        assert laplacian[0] < laplacian[1]
+
+
 def test_normalisation_per_phase() -> None:
     """z-score over liver parenchyma, percentile clip to [0, 1], HU window clip."""
     volumes = phantom_volumes()

@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import ndimage
 from scipy.stats import spearmanr
 
 from hccrad.imaging import ImageQCError
@@ -105,3 +106,31 @@ def test_an_empty_tumour_mask_stops_with_patient_and_file(cohort, tmp_path):
     assert "tumour" in table.loc[patient, "reason"] and table.loc[patient, "fix"]
     features, _ = patient_radiomics(patient, tmp_path / "b", Path("unused"), {}, [3, 3, 3])
     assert features.empty
+
+
+def test_resolution_harmonisation_reaches_the_prepared_crops(cohort, tmp_path):
+    """imaging.resolution_mm blurs the phases before resampling: same grid, smoother tumour."""
+    base = cohort["base"]
+    patient = cohort["features"].index[0]
+    row = pd.Series({f"image_{p}": str(base / patient / f"{p}.nii.gz") for p in PHASES["mri"]})
+    row["mask"] = str(base / patient / "mask.nii.gz")
+    # The acquisition is 4 x 4 x 6 mm: 8 x 8 x 12 mm is a clearly coarser target.
+    coarse = {**cohort["imaging"], "resolution_mm": [8.0, 8.0, 12.0]}
+    assert prepare_patient(patient, row, coarse, "mri", tmp_path / "coarse") is None
+    acquired = base / "prepared" / patient
+
+    def tumour_laplacian(folder: Path) -> float:
+        """Mean |Laplacian| inside the tumour of the patient's first crop, all phases."""
+        with np.load(sorted((folder / "crops").glob("*.npz"))[0]) as crop:
+            tumour = crop["mask"] == 2
+            return float(
+                np.mean([np.abs(ndimage.laplace(phase))[tumour].mean() for phase in crop["image"]])
+            )
+
+    with (
+        np.load(sorted((acquired / "crops").glob("*.npz"))[0]) as before,
+        np.load(sorted((tmp_path / "coarse" / "crops").glob("*.npz"))[0]) as after,
+    ):
+        assert before["image"].shape == after["image"].shape
+        np.testing.assert_array_equal(before["mask"], after["mask"])
+    assert tumour_laplacian(tmp_path / "coarse") < 0.7 * tumour_laplacian(acquired)

@@ -26,6 +26,7 @@ from hccrad.imaging import (
     call_or_exclude,
     crop_to_liver,
     crop_tumours,
+    harmonise_patient,
     load_patient,
     normalise_patient,
     read_image,
@@ -110,8 +111,10 @@ def _prepare(
     liver_only = masks == "liver_only"
     volumes = load_patient(patient_id, phase_paths(row), row["mask"], liver_only=liver_only)
     liver = crop_to_liver(volumes, imaging_cfg["roi_margin_mm"])
+    # Before resampling: the blur is defined against each acquisition's own voxel size.
+    harmonised = harmonise_patient(liver, imaging_cfg.get("resolution_mm"))
     resampled = resample_patient(
-        liver,
+        harmonised,
         imaging_cfg["spacing_mm"],
         interpolator=imaging_cfg["interpolator"],
         required_label=LIVER_LABEL if liver_only else TUMOUR_LABEL,

@@ -6,13 +6,15 @@ see them. Each statistic is regressed (OLS, statsmodels) on the simulator's late
 (``truth/latent.tsv``) and the centre: the centre coefficients are what the acquisition adds at
 equal biology, i.e. what a network trained at the development centre meets elsewhere. The crops
 are prepared afresh from the sheet's images with the config's imaging settings, once per
-``--resolution-mm`` setting (``none``: as acquired; ``3,3,6``: blurred to 3 x 3 x 6 mm), in a
-temporary folder. No outcome is read, and nothing here feeds the workflow (the latent truth
-exists only for simulated data).
+``--setting`` ``BIAS/RESOLUTION``: bias correction ``none`` or ``n4``
+(``imaging.bias_correction``) and resolution ``none`` (as acquired) or e.g. ``3,3,6`` (blurred to
+3 x 3 x 6 mm; ``imaging.resolution_mm``), in a temporary folder. No outcome is read, and nothing
+here feeds the workflow (the latent truth exists only for simulated data).
 
 Run from the repository root after the default workflow has simulated the cohort:
 ``.venv/bin/python benchmarks/centre_offset_diagnostic.py`` (about 3 minutes per setting on
-2 cores). Rewrites centre_offset_diagnostic.md.
+2 cores; the default compares as acquired, N4, 3 x 3 x 6 mm and both). Rewrites
+centre_offset_diagnostic.md.
 """
 
 from __future__ import annotations
@@ -123,7 +125,12 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
     parser.add_argument("--cohort", default="sim_tace")
     parser.add_argument("--modality", default="mri")
-    parser.add_argument("--resolution-mm", nargs="+", default=["none", "3,3,6"])
+    parser.add_argument(
+        "--setting",
+        nargs="+",
+        default=["none/none", "n4/none", "none/3,3,6", "n4/3,3,6"],
+        help="bias correction/resolution pairs, e.g. n4/none or none/3,3,6",
+    )
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--output", type=Path, default=REPORT)
     args = parser.parse_args()
@@ -133,14 +140,21 @@ def main() -> None:
     sheet = pd.read_csv(folder / "sheet.tsv", sep="\t", index_col="patient_id", dtype=str)
     latent = pd.read_csv(folder / "truth" / "latent.tsv", sep="\t", index_col="patient_id")
     tables = []
-    for setting in args.resolution_mm:
-        imaging_cfg = config["imaging"] | {"resolution_mm": resolution_setting(setting)}
+    for setting in args.setting:
+        bias, resolution = setting.split("/")
+        imaging_cfg = config["imaging"] | {
+            "bias_correction": {
+                **config["imaging"].get("bias_correction", {}),
+                args.modality: bias,
+            },
+            "resolution_mm": resolution_setting(resolution),
+        }
         with tempfile.TemporaryDirectory() as tmp:
             work = [(p, row, imaging_cfg, args.modality, Path(tmp)) for p, row in sheet.iterrows()]
             with ProcessPoolExecutor(args.jobs) as pool:
                 stats = pd.DataFrame(pool.map(_prepare_and_measure, work)).set_index("patient_id")
         tables.append(centre_effects(stats, latent, sheet["centre"]).assign(setting=setting))
-        print(f"resolution {setting}: done")
+        print(f"{setting}: done")
     wide = pd.concat(tables).pivot_table(
         index=["phase", "statistic", "centre"], columns="setting", values=["offset", "t", "r2"]
     )
@@ -155,17 +169,19 @@ def main() -> None:
         "z-units), regressed on the six latent tumour traits of the simulation and the centre "
         "(OLS). The offset is the centre's coefficient against the development centre at equal "
         "biology, in liver SDs; |t| above 2 is an offset beyond chance; R2 is the whole "
-        "model's. One column per `imaging.resolution_mm` setting (`none`: as acquired).",
+        "model's. One column per setting `bias correction/resolution`: `none/none` as "
+        "acquired, `n4/none` N4 bias-field correction, `none/3,3,6` blurred to 3 x 3 x 6 mm, "
+        "`n4/3,3,6` both (`imaging.bias_correction`, `imaging.resolution_mm`).",
         "",
         "| phase | statistic | centre | "
-        + " | ".join(f"offset (t), {s} | R2, {s}" for s in args.resolution_mm)
+        + " | ".join(f"offset (t), {s} | R2, {s}" for s in args.setting)
         + " |",
-        "| --- | --- | --- | " + " | ".join("---: | ---:" for _ in args.resolution_mm) + " |",
+        "| --- | --- | --- | " + " | ".join("---: | ---:" for _ in args.setting) + " |",
     ]
     for (phase, statistic, centre), row in wide.iterrows():
         cells = [
             f"{row[('offset', s)]:+.2f} ({row[('t', s)]:+.1f}) | {row[('r2', s)]:.2f}"
-            for s in args.resolution_mm
+            for s in args.setting
         ]
         lines.append(f"| {phase} | {statistic} | {centre} | " + " | ".join(cells) + " |")
     args.output.write_text("\n".join(lines) + "\n")

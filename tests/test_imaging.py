@@ -387,3 +387,69 @@ def test_qc_png_is_written(tmp_path: Path) -> None:
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     height, width, _ = imread(path).shape
     assert width > 2 * height  # three panels side by side
+
+
+def biased_liver(field_amplitude: float) -> PatientVolumes:
+    """A 240 mm liver (value 100, tumour 50, noise SD 2) times a smooth left-right bias field."""
+    rng = np.random.default_rng(3)
+    shape, spacing = (24, 80, 80), (3.0, 3.0, 6.0)
+    z, y, x = np.indices(shape) * np.array(spacing[::-1])[:, None, None, None]
+    liver = ((x - 120) / 100) ** 2 + ((y - 120) / 80) ** 2 + ((z - 72) / 60) ** 2 <= 1
+    labels = np.where(liver, 1, 0).astype(np.uint8)
+    labels[(x - 140) ** 2 + (y - 120) ** 2 + (z - 72) ** 2 <= 20**2] = 2
+    truth = np.where(labels == 2, 50.0, np.where(labels == 1, 100.0, 5.0))
+    field = np.exp(field_amplitude * np.cos(np.pi * x / 240.0))
+    values = (truth * field + rng.normal(0.0, 2.0, shape)).astype(np.float32)
+
+    def on_grid(array: np.ndarray) -> sitk.Image:
+        image = sitk.GetImageFromArray(array)
+        image.SetSpacing(spacing)
+        return image
+
+    return PatientVolumes(
+        "HCC_042", {"portal_venous": on_grid(values)}, on_grid(labels), {"portal_venous": "pv.nii"}
+    )
+
+
+def test_n4_removes_a_smooth_multiplicative_field_and_keeps_the_tumour_contrast() -> None:
+    """The liver's spread comes back to its noise level; tumour/liver ratio stays near 0.5."""
+    volumes = biased_liver(0.3)
+    labels = sitk.GetArrayFromImage(volumes.mask)
+    before = sitk.GetArrayFromImage(volumes.images["portal_venous"])
+    corrected = imaging.correct_bias_patient(volumes, "n4")
+    after = sitk.GetArrayFromImage(corrected.images["portal_venous"])
+
+    def liver_cv(values: np.ndarray) -> float:
+        return float(values[labels == 1].std() / values[labels == 1].mean())
+
+    assert liver_cv(before) > 0.15
+    # The noise alone (SD 2 on 100) would give 0.02.
+    assert liver_cv(after) < 0.05
+    ratio = after[labels == 2].mean() / after[labels == 1].mean()
+    assert ratio == pytest.approx(0.5, abs=0.02)
+    assert imaging.correct_bias_patient(volumes, "none") is volumes
+
+
+def test_n4_is_the_same_bit_for_bit_whatever_the_itk_thread_count() -> None:
+    """The field does not depend on the machine's cores, and the global default is restored."""
+    volumes = biased_liver(0.2)
+    default = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    results = []
+    try:
+        for threads in (1, 3):
+            sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+            image = imaging.correct_bias_patient(volumes, "n4").images["portal_venous"]
+            results.append(sitk.GetArrayFromImage(image))
+            assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == threads
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(default)
+    np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_n4_on_an_image_that_is_not_a_magnitude_mri_names_patient_file_and_fix() -> None:
+    """A liver with a non-positive median (e.g. CT in HU, or a z-scored image) is refused."""
+    volumes = biased_liver(0.0)
+    shifted = volumes.images["portal_venous"] - 200.0
+    bad = PatientVolumes("HCC_042", {"portal_venous": shifted}, volumes.mask, volumes.sources)
+    with pytest.raises(ImageQCError, match=r"HCC_042: pv\.nii: N4 .* bias_correction: mri: none"):
+        imaging.correct_bias_patient(bad, "n4")

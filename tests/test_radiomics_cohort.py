@@ -134,3 +134,19 @@ def test_resolution_harmonisation_reaches_the_prepared_crops(cohort, tmp_path):
         assert before["image"].shape == after["image"].shape
         np.testing.assert_array_equal(before["mask"], after["mask"])
     assert tumour_laplacian(tmp_path / "coarse") < 0.7 * tumour_laplacian(acquired)
+
+
+def test_bias_correction_reaches_the_prepared_crops(cohort, tmp_path):
+    """imaging.bias_correction n4 runs in preparation: same grid and mask, other intensities."""
+    base = cohort["base"]
+    patient = cohort["features"].index[0]
+    row = pd.Series({f"image_{p}": str(base / patient / f"{p}.nii.gz") for p in PHASES["mri"]})
+    row["mask"] = str(base / patient / "mask.nii.gz")
+    corrected = {**cohort["imaging"], "bias_correction": {"mri": "n4", "ct": "none"}}
+    assert prepare_patient(patient, row, corrected, "mri", tmp_path / "n4") is None
+    with (
+        np.load(sorted((base / "prepared" / patient / "crops").glob("*.npz"))[0]) as before,
+        np.load(sorted((tmp_path / "n4" / "crops").glob("*.npz"))[0]) as after,
+    ):
+        np.testing.assert_array_equal(before["mask"], after["mask"])
+        assert np.abs(after["image"] - before["image"]).max() > 0.01

@@ -24,6 +24,7 @@ from hccrad.imaging import (
     OnError,
     PatientVolumes,
     call_or_exclude,
+    correct_bias_patient,
     crop_to_liver,
     crop_tumours,
     harmonise_patient,
@@ -111,8 +112,12 @@ def _prepare(
     liver_only = masks == "liver_only"
     volumes = load_patient(patient_id, phase_paths(row), row["mask"], liver_only=liver_only)
     liver = crop_to_liver(volumes, imaging_cfg["roi_margin_mm"])
-    # Before resampling: the blur is defined against each acquisition's own voxel size.
-    harmonised = harmonise_patient(liver, imaging_cfg.get("resolution_mm"))
+    # On the acquisition grid, before resampling: the field is the scanner's, not the grid's;
+    # and the blur is defined against each acquisition's own voxel size.
+    corrected = correct_bias_patient(
+        liver, imaging_cfg.get("bias_correction", {}).get(modality, "none")
+    )
+    harmonised = harmonise_patient(corrected, imaging_cfg.get("resolution_mm"))
     resampled = resample_patient(
         harmonised,
         imaging_cfg["spacing_mm"],

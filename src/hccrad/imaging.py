@@ -449,10 +449,13 @@ def harmonise_patient(
     """Every phase at one effective resolution across centres (None: unchanged); mask as is."""
     if resolution_mm is None:
         return volumes
-    images = {
-        phase: harmonise_resolution(image, resolution_mm) for phase, image in volumes.images.items()
-    }
-    return PatientVolumes(volumes.patient_id, images, volumes.mask, volumes.sources)
+    return map_phases(
+        volumes,
+        lambda image: harmonise_resolution(image, resolution_mm),
+        f"blurring to {tuple(resolution_mm)} mm",
+        "check the image's spacing in its header, or set imaging: resolution_mm: null",
+        errors=(RuntimeError,),
+    )
 
 
 def resample_patient(
@@ -556,17 +559,35 @@ def correct_bias_patient(volumes: PatientVolumes, method: BiasCorrection) -> Pat
         return volumes
     if method != "n4":
         raise ValueError(f"unknown bias correction {method!r}; use 'n4' or 'none'")
+    return map_phases(
+        volumes,
+        lambda image: n4_bias_corrected(image, volumes.mask),
+        "N4 bias-field correction",
+        "check that this is a magnitude MRI with the liver labelled (1) on it, or set "
+        "imaging: bias_correction: mri: none",
+        errors=(ValueError, RuntimeError),
+    )
+
+
+def map_phases(
+    volumes: PatientVolumes,
+    transform: Callable[[sitk.Image], sitk.Image],
+    step: str,
+    fix: str,
+    *,
+    errors: tuple[type[Exception], ...] = (ValueError,),
+) -> PatientVolumes:
+    """Apply `transform` to every phase; a failure names the patient, the phase's file and `fix`."""
     images: dict[str, sitk.Image] = {}
     for phase, image in volumes.images.items():
         try:
-            images[phase] = n4_bias_corrected(image, volumes.mask)
-        except (ValueError, RuntimeError) as error:
+            images[phase] = transform(image)
+        except errors as error:
             raise ImageQCError(
                 volumes.patient_id,
                 volumes.sources.get(phase),
-                f"N4 bias-field correction of the {phase} phase failed: {error}",
-                "check that this is a magnitude MRI with the liver labelled (1) on it, or set "
-                "imaging: bias_correction: mri: none",
+                f"{step} of the {phase} phase failed: {error}",
+                fix,
             ) from error
     return PatientVolumes(volumes.patient_id, images, volumes.mask, volumes.sources)
 
@@ -603,28 +624,26 @@ def normalise_patient(
     rescale_window: bool = False,
 ) -> PatientVolumes:
     """Normalise every phase separately: MRI 'zscore'/'percentile', CT 'hu_window', or 'none'."""
-    images: dict[str, sitk.Image] = {}
-    for phase, image in volumes.images.items():
-        try:
-            if method == "zscore":
-                images[phase] = zscore_over_liver(image, volumes.mask)
-            elif method == "percentile":
-                images[phase] = clip_to_percentiles(image, volumes.mask, percentiles)
-            elif method == "hu_window":
-                images[phase] = hu_window(image, window, rescale=rescale_window)
-            elif method == "none":
-                images[phase] = sitk.Cast(image, sitk.sitkFloat32)
-            else:
-                raise ValueError(f"unknown normalisation {method!r}")
-        except ValueError as error:
-            raise ImageQCError(
-                volumes.patient_id,
-                volumes.sources.get(phase),
-                f"{method} normalisation of the {phase} phase failed: {error}",
-                "check that the mask has a liver label (1) on this image, or choose another "
-                "normalisation method",
-            ) from error
-    return PatientVolumes(volumes.patient_id, images, volumes.mask, volumes.sources)
+
+    def normalised(image: sitk.Image) -> sitk.Image:
+        """One phase, normalised by `method`."""
+        if method == "zscore":
+            return zscore_over_liver(image, volumes.mask)
+        if method == "percentile":
+            return clip_to_percentiles(image, volumes.mask, percentiles)
+        if method == "hu_window":
+            return hu_window(image, window, rescale=rescale_window)
+        if method == "none":
+            return sitk.Cast(image, sitk.sitkFloat32)
+        raise ValueError(f"unknown normalisation {method!r}")
+
+    return map_phases(
+        volumes,
+        normalised,
+        f"{method} normalisation",
+        "check that the mask has a liver label (1) on this image, or choose another "
+        "normalisation method",
+    )
 
 
 def tumour_components(mask: sitk.Image, tumour_label: int = TUMOUR_LABEL) -> sitk.Image:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -30,6 +29,9 @@ import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
 import yaml
+
+# The benchmarks' CPU name (run as a script, this folder is on the path).
+from deep_benchmark import cpu_name
 from scipy import ndimage
 
 from hccrad import imaging
@@ -44,16 +46,6 @@ TRAITS = (
     "z_heterogeneity",
     "z_necrosis",
 )
-
-
-def cpu_model() -> str:
-    """The CPU's model name (results depend on its instruction set), or the platform's word."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
 
 
 def tumour_statistics(crop_path: Path) -> dict[str, float]:
@@ -161,7 +153,7 @@ def main() -> None:
     lines = [
         "# Centre offsets of the tumour crops at equal tumour biology (simulated response cohort)",
         "",
-        f"- Date: {datetime.date.today()}. CPU: {cpu_model()}. Cohort: `{args.cohort}` of "
+        f"- Date: {datetime.date.today()}. CPU: {cpu_name()}. Cohort: `{args.cohort}` of "
         f"`{args.config}` ({len(sheet)} patients; centres "
         f"{', '.join(sorted(sheet['centre'].unique()))}). Script: "
         f"`benchmarks/{Path(__file__).name}`.",

@@ -1008,25 +1008,17 @@ def _fit(
     architecture: str, labels: pd.Series, crops: CropSet, config: DeepConfig, label: str
 ) -> DeepModel:
     """The whole fitting procedure on given patients: inner split, training, early stopping."""
-    if not config.early_stopping:
-        return _train_network(
-            config.network(architecture, crops.images.shape[1]),
-            crops.subset(labels.index),
-            labels,
-            None,
-            None,
-            config,
-            _seed_for(config.seed, "train", architecture, label),
-            f"{architecture} {label}",
+    fit_labels, val_labels, validation = labels, None, None
+    if config.early_stopping:
+        fit_labels, val_labels = _inner_split(
+            labels, config, _seed_for(config.seed, "inner", architecture, label)
         )
-    fit_labels, val_labels = _inner_split(
-        labels, config, _seed_for(config.seed, "inner", architecture, label)
-    )
+        validation = crops.subset(val_labels.index)
     return _train_network(
         config.network(architecture, crops.images.shape[1]),
         crops.subset(fit_labels.index),
         fit_labels,
-        crops.subset(val_labels.index),
+        validation,
         val_labels,
         config,
         _seed_for(config.seed, "train", architecture, label),

@@ -1,0 +1,135 @@
+"""How far the DLTR's AUCs move with the training seed alone (default config, default cohort).
+
+For each seed, the workflow's own path: every candidate's CV on the training split, the winner's
+refit, and the DLTR score (the mean probability of `deep.ensemble`'s networks) of every patient;
+then the AUC on the internal test split, on the external centres pooled and per centre. The
+seed is the config's seed, which draws the folds, the inner validation parts, the initial
+weights and the augmentation; crops, settings and patients stay fixed. Each run appends one row
+per seed to benchmarks/dltr_seed_study.md.
+
+Nothing is chosen from these numbers (the external AUCs are looked at, so choosing from them
+would select on the test centres): they say how far one default run's external AUC may lie from
+its average over seeds, i.e. how much of a difference between models one seed can explain.
+
+Run from the repository root after the default workflow has prepared the crops:
+``.venv/bin/python benchmarks/dltr_seed_study.py --endpoint proliferative --seeds 1 2 3``
+(about 5 min per seed on 2 CPU cores, under a minute on a GPU). ``--set key=value`` changes
+one setting of the `deep:` block as in deep_selection_benchmark.py; ``--preparation`` labels
+crops prepared with other `imaging:` settings (``--results`` names their results folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+from deep_selection_benchmark import device_name, overrides, with_row
+from sklearn.metrics import roc_auc_score
+
+from hccrad import deep, dltr
+
+REPORT = Path(__file__).with_suffix(".md")
+HEADER = (
+    "# DLTR external AUC over training seeds (default config, default simulated cohort)\n\n"
+    "One row per seed of `benchmarks/dltr_seed_study.py`: the workflow's selection and DLTR "
+    "score with only the config seed changed. CPU runs are bit-reproducible; CUDA runs use "
+    "mixed precision and cuDNN autotuning, so their AUCs differ slightly from the CPU's.\n\n"
+    "| date | device | preparation | settings | endpoint | seed | wall time, s | winner "
+    "| mean CV AUC per architecture | internal test AUC | external AUC | per centre |\n"
+    "| --- | --- | --- | --- | --- | ---: | ---: | --- | --- | ---: | ---: | --- |\n"
+)
+
+
+def arguments() -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
+    parser.add_argument("--cohort", default="sim_tace")
+    parser.add_argument("--endpoint", default="response")
+    parser.add_argument("--seeds", type=int, nargs="+", required=True)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--preparation", default="as acquired (default)")
+    parser.add_argument("--output", type=Path, default=REPORT)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change one deep: setting (YAML value); repeatable",
+    )
+    return parser.parse_args()
+
+
+def held_out_aucs(sheet: pd.DataFrame, scores: pd.Series, endpoint: str) -> dict[str, float]:
+    """AUC of the scores on the internal test split, the external centres pooled and each one."""
+    scored = sheet.assign(score=scores.reindex(sheet.index)).dropna(subset=["score"])
+    outcome = scored[endpoint].astype(int)
+    external = scored["split"].str.startswith("external")
+    parts = {"internal_test": scored["split"] == "internal_test", "external": external}
+    for centre in sorted(scored.loc[external, "centre"].unique()):
+        parts[str(centre)] = external & (scored["centre"] == centre)
+    return {
+        name: float(roc_auc_score(outcome[rows], scored.loc[rows, "score"]))
+        for name, rows in parts.items()
+        if outcome[rows].nunique() == 2
+    }
+
+
+def main() -> None:
+    """Run the selection and the DLTR score once per seed and append a row for each."""
+    args = arguments()
+    torch.set_num_threads(args.threads)
+    settings = yaml.safe_load(args.config.read_text())
+    changed = overrides(args.set)
+    # pandas rather than hccrad.cohort.read_sheet: GPU machines may lack the schema libraries.
+    sheet = pd.read_csv(
+        args.results / args.cohort / "sheet.tsv", sep="\t", index_col="patient_id", dtype=str
+    )
+    folders = {p: args.results / args.cohort / "prepared" / p for p in sheet.index}
+    described = ", ".join(f"{k} {json.dumps(v)}" for k, v in changed.items()) or "as config"
+    for seed in args.seeds:
+        config = dltr.deep_config(
+            {**settings["deep"], **changed, "device": args.device, "progress": False}, seed
+        )
+        crops, excluded = dltr.cohort_crops(folders, list(sheet.index), config)
+        train = dltr.training_sheet(sheet, excluded)
+        started = time.perf_counter()
+        selection = deep.select_and_refit(
+            train, crops.subset(train.index), config, endpoint=args.endpoint
+        )
+        members = selection.ensemble_members(config.ensemble)
+        scores = deep.predict_ensemble(members, crops, device=config.device)
+        seconds = time.perf_counter() - started
+        aucs = held_out_aucs(sheet, scores, args.endpoint)
+        means = ", ".join(
+            f"{row.architecture} {row.mean_auc:.3f}"
+            for row in deep.selection_summary(selection.table).itertuples()
+        )
+        centres = ", ".join(
+            f"{name} {auc:.3f}"
+            for name, auc in aucs.items()
+            if name not in ("internal_test", "external")
+        )
+        row = (
+            f"| {datetime.date.today().isoformat()} "
+            f"| {device_name(deep.resolve_device(args.device))} | {args.preparation} "
+            f"| {described} | {args.endpoint} | {seed} | {seconds:.0f} | {selection.winner} "
+            f"| {means} | {aucs.get('internal_test', float('nan')):.3f} "
+            f"| {aucs.get('external', float('nan')):.3f} | {centres} |\n"
+        )
+        text = args.output.read_text() if args.output.exists() else HEADER
+        args.output.write_text(with_row(text, row))
+        print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -13,6 +13,7 @@ simulated cohort.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
@@ -25,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
-from hccrad import deep
+from hccrad import deep, dltr
 from hccrad.imaging import TUMOUR_LABEL
 from hccrad.torch_runtime import reproducible
 
@@ -173,12 +175,7 @@ def measure(settings: list[tuple[str, int]], config: deep.DeepConfig) -> list[Ro
     rows = []
     for device, threads in settings:
         torch.set_num_threads(threads)
-        run_config = deep.DeepConfig(
-            progress=False,
-            device=device,
-            spatial_size=config.spatial_size,
-            batch_size=config.batch_size,
-        )
+        run_config = dataclasses.replace(config, device=device)
         for architecture in deep.ARCHITECTURES:
             train = training_rate(architecture, run_config, crops, labels)
             infer = inference_rate(architecture, run_config, crops)
@@ -204,6 +201,8 @@ def passive_rows(threads: int, args: argparse.Namespace) -> list[Row]:
             __file__,
             "--cpu-rows",
             str(threads),
+            "--config",
+            str(args.config),
             "--spatial-size",
             str(args.spatial_size),
             "--batch-size",
@@ -223,17 +222,29 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--cpu-rows", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--cuda-only", action="store_true", help="measure the CUDA path alone")
     parser.add_argument("--output", type=Path, default=REPORT, help="the report to write")
-    parser.add_argument("--spatial-size", type=int, default=32, help="crop edge in voxels")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--config", type=Path, default=Path("config/config.yaml"), help="its deep: block is timed"
+    )
+    parser.add_argument("--spatial-size", type=int, default=0, help="crop edge (0: the config's)")
+    parser.add_argument("--batch-size", type=int, default=0, help="0: the config's")
     return parser.parse_args()
+
+
+def benchmark_config(args: argparse.Namespace) -> deep.DeepConfig:
+    """The workflow config's deep: block, with the crop edge and batch size of the arguments."""
+    settings = yaml.safe_load(args.config.read_text())
+    deep_settings = dict(settings["deep"])
+    if args.spatial_size:
+        deep_settings["spatial_size"] = [args.spatial_size] * 3
+    if args.batch_size:
+        deep_settings["batch_size"] = args.batch_size
+    return dltr.deep_config(deep_settings, settings["seed"])
 
 
 def main() -> None:
     """Measure every architecture on every thread count (and CUDA if present); write the report."""
     args = arguments()
-    config = deep.DeepConfig(
-        progress=False, spatial_size=args.spatial_size, batch_size=args.batch_size
-    )
+    config = benchmark_config(args)
     if args.cpu_rows:
         print(json.dumps(measure([("cpu", args.cpu_rows)], config)))
         return
@@ -258,13 +269,13 @@ def main() -> None:
         crops,
         labels,
     )
-    write_report(
-        config, rows, augment, elastic, load_start, time.perf_counter() - started, args.output
-    )
+    seconds = time.perf_counter() - started
+    write_report(config, args.config, rows, augment, elastic, load_start, seconds, args.output)
 
 
 def write_report(
     config: deep.DeepConfig,
+    config_path: Path,
     rows: list[Row],
     augment: float,
     elastic: float,
@@ -284,9 +295,10 @@ def write_report(
         f"- CUDA device: {device_name}",
         f"- Python {platform.python_version()}; torch {torch.__version__}, monai "
         f"{version('monai')}, numpy {np.__version__}",
-        f"- Default config: crops {config.spatial_size} x 3 phases, width {config.width}, "
-        f"ResNet stem stride {config.stem_stride}, batch {config.batch_size}, "
-        f"{config.folds} folds, max {config.max_epochs} epochs; benchmark ran {seconds:.0f} s",
+        f"- Settings: the deep: block of {config_path}, crops {config.spatial_size} x 3 phases, "
+        f"width {config.width}, ResNet stem stride {config.stem_stride}, "
+        f"batch {config.batch_size}, {config.folds} folds, max {config.max_epochs} epochs; "
+        f"benchmark ran {seconds:.0f} s",
         "",
         "Training: one epoch of the library's augmenting DataLoader, forward, weighted BCE, "
         "backward and AdamW step, after a warm-up epoch (deterministic algorithms on the CPU). "

@@ -31,11 +31,11 @@ import statsmodels.formula.api as smf
 import yaml
 
 # The benchmarks' CPU name (run as a script, this folder is on the path).
-from deep_benchmark import cpu_name
 from scipy import ndimage
 
 from hccrad import imaging
 from hccrad.preprocess import prepare_patient
+from hccrad.versions import cpu_model
 
 REPORT = Path(__file__).with_suffix(".md")
 TRAITS = (
@@ -153,7 +153,7 @@ def main() -> None:
     lines = [
         "# Centre offsets of the tumour crops at equal tumour biology (simulated response cohort)",
         "",
-        f"- Date: {datetime.date.today()}. CPU: {cpu_name()}. Cohort: `{args.cohort}` of "
+        f"- Date: {datetime.date.today()}. CPU: {cpu_model()}. Cohort: `{args.cohort}` of "
         f"`{args.config}` ({len(sheet)} patients; centres "
         f"{', '.join(sorted(sheet['centre'].unique()))}). Script: "
         f"`benchmarks/{Path(__file__).name}`.",

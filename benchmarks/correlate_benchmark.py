@@ -31,6 +31,7 @@ from hccrad.correlate import (
     rank_rows,
     standardise_rows,
 )
+from hccrad.versions import cpu_model, memory_gib
 
 REPORT = Path(__file__).with_suffix(".md")
 HEADLINE = {"F": 512, "G": 20_000, "N": 60}
@@ -107,13 +108,6 @@ def stage_times(features: pd.DataFrame, expression: pd.DataFrame) -> dict[str, f
 
 def machine_lines() -> list[str]:
     """Machine, library versions, date and BLAS settings."""
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as handle:
-        for line in handle:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     blas = [
         f"{info.get('internal_api')} {info.get('version')} ({info.get('architecture')} kernel, "
         f"{info.get('num_threads')} threads)"
@@ -125,7 +119,8 @@ def machine_lines() -> list[str]:
     )
     return [
         f"- Date: {datetime.datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"- Machine: {cpu}, {len(os.sched_getaffinity(0))} usable cores, {memory_gib:.0f} GiB; "
+        f"- Machine: {cpu_model()}, {len(os.sched_getaffinity(0))} usable cores, "
+        f"{memory_gib() or float('nan'):.0f} GiB; "
         f"load average at start {os.getloadavg()[0]:.1f} (shared machine: treat times as +-20%)",
         f"- Python {platform.python_version()}; {libraries}",
         f"- BLAS: {'; '.join(blas) or 'unknown'}",

@@ -31,6 +31,7 @@ import yaml
 from hccrad import deep, dltr
 from hccrad.imaging import TUMOUR_LABEL
 from hccrad.torch_runtime import reproducible
+from hccrad.versions import machine_description
 
 REPORT = Path(__file__).with_suffix(".md")
 N_CROPS = 24  # three training batches of 8 per timed epoch
@@ -48,22 +49,6 @@ END_TO_END_NOTE = (
     "0.6-1.2; early "
     "stopping ended fits after 6-20 epochs."
 )
-
-
-def cpu_name() -> str:
-    """The CPU model from /proc/cpuinfo (or the platform's guess)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def memory_gib() -> float:
-    """Total memory in GiB (Linux)."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
 def random_crops(config: deep.DeepConfig) -> tuple[deep.CropSet, np.ndarray]:
@@ -289,7 +274,7 @@ def write_report(
         "# Deep-learning benchmark (hccrad.deep)",
         "",
         f"- Date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}",
-        f"- Machine: {cpu_name()}, {os.cpu_count()} cores, {memory_gib():.0f} GiB; load average "
+        f"- Machine: {machine_description()}; load average "
         f"{load_start:.1f} at start, {os.getloadavg()[0]:.1f} at end (shared machine: times "
         "vary by 2-3x with other jobs)",
         f"- CUDA device: {device_name}",

@@ -19,7 +19,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import torch
 import yaml
 
 from hccrad import deep, dltr
+from hccrad.versions import cpu_model
 
 REPORT = Path(__file__).with_suffix(".md")
 HEADER = (
@@ -92,7 +92,7 @@ def device_name(device: torch.device) -> str:
     """A readable name of the device that ran."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+    return f"CPU ({cpu_model()}, {os.cpu_count()} cores)"
 
 
 def main() -> None:

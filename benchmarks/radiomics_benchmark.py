@@ -32,6 +32,7 @@ import SimpleITK as sitk  # noqa: N813
 
 from hccrad import imaging, radiomics
 from hccrad.seeding import rng_for
+from hccrad.versions import machine_description
 
 PHASES = imaging.MRI_PHASES
 REGIONS = radiomics.REGIONS
@@ -233,7 +234,7 @@ def main() -> None:
         f"`{' '.join(sys.argv[1:])}`: {args.n_cases} patients ({source}) x {len(PHASES)} MRI "
         f"phases x {len(REGIONS)} regions = {n_extractions} PyRadiomics extractions, "
         f"{ours.shape[1]} features per patient.",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Machine: {machine_description()}, "
         f"Python {platform.python_version()}, PyRadiomics {radiomics_version()}; load average "
         f"before the run {load_before:.1f} (other processes share the cores: times are upper "
         f"bounds). Wall-clock time of the whole set, {time.strftime('%Y-%m-%d')}.",

@@ -31,6 +31,7 @@ import SimpleITK as sitk  # noqa: N813
 import yaml
 
 from hccrad.cohort import read_sheet
+from hccrad.versions import machine_description
 
 # Real CT grids: 0.7 mm in plane (512 x 512 over a 360 mm field) and slice counts spanning
 # HCC-TACE-Seg's series (IDC: median 87, 90th percentile 125, 99th 225 slices).
@@ -243,7 +244,7 @@ def main() -> None:
             markdown(features),
             "",
             f"Measurements took {time.perf_counter() - started:.0f} s; load average "
-            f"{load:.1f} at start; {platform.machine()}, {os.cpu_count()} CPUs, "
+            f"{load:.1f} at start; {machine_description()}, "
             f"Python {platform.python_version()}.",
             "",
         ]

@@ -30,3 +30,12 @@ def test_pins_are_read_and_compared_with_what_is_installed(tmp_path, monkeypatch
 
 def test_a_missing_distribution_is_reported_not_raised() -> None:
     assert versions.installed_version("nopkg-hccrad-test") == "not installed"
+
+
+def test_cpu_model_reads_cpuinfo_and_falls_back_without_it(tmp_path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t: avx\n")
+    assert versions.cpu_model(cpuinfo) == "Test CPU 9000"
+    assert versions.cpu_model(tmp_path / "absent")  # the platform's guess, never empty
+    description = versions.machine_description()
+    assert "cores" in description and versions.cpu_model() in description

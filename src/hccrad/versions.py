@@ -1,8 +1,9 @@
-"""The software a run used: every pinned package of pyproject.toml with its installed version."""
+"""The software and machine a run used: pinned packages with installed versions, CPU, memory."""
 
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import re
 import sys
@@ -48,3 +49,29 @@ def software_versions(pins: Mapping[str, str]) -> pd.DataFrame:
     # Python is pinned to a minor version: 3.11.x matches 3.11.
     table.loc[python, "matches_pin"] = sys.version_info[:2] == (3, 11)
     return table
+
+
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's model name (Linux's cpuinfo), else the platform's guess."""
+    try:
+        for line in Path(cpuinfo).read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass  # not Linux: platform's answer below
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def memory_gib() -> float | None:
+    """Total physical memory in GiB, or None where the OS does not say (not POSIX)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def machine_description() -> str:
+    """One line for a benchmark report: CPU model, logical cores, memory."""
+    memory = memory_gib()
+    described = f"{cpu_model()}, {os.cpu_count()} cores"
+    return described if memory is None else f"{described}, {memory:.0f} GiB"

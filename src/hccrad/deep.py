@@ -883,6 +883,9 @@ def _train_network(
             if fixed_schedule
             else None
         )
+        # The validation crops as the network sees them, prepared once rather than every epoch
+        # (the margin blanking is a distance transform per crop).
+        validation_input = None if fixed_schedule else crop_input(validation, network_config)
         # Class weighting: positives weigh n_negative / n_positive, so both classes count alike.
         n_positive = float(y_train.sum())
         pos_weight = torch.tensor([(len(y_train) - n_positive) / max(n_positive, 1.0)])
@@ -920,7 +923,7 @@ def _train_network(
                 best, best_epoch = (np.nan, np.nan), epoch
                 continue
             val_loss, val_auc = _validation_metrics(
-                network, network_config, validation, validation_labels, loss_fn, device
+                network, validation_input, validation, validation_labels, loss_fn, device
             )
             rows.append(_history_row(epoch, train_loss / max(seen, 1), val_loss, val_auc))
             epochs.set_postfix(train=f"{rows[-1]['train_loss']:.3f}", val=f"{val_loss:.3f}")
@@ -964,15 +967,15 @@ def _history_row(epoch: int, train_loss: float, val_loss: float, val_auc: float)
 
 def _validation_metrics(
     network: nn.Module,
-    network_config: NetworkConfig,
+    validation_input: np.ndarray,
     validation: CropSet,
     validation_labels: pd.Series,
     loss_fn: nn.Module,
     device: torch.device,
 ) -> tuple[float, float]:
-    """Weighted BCE and AUC of the network on the validation patients."""
+    """Weighted BCE and AUC of the network on the validation patients (input: crop_input)."""
     y_val = validation_labels.loc[validation.patients].to_numpy(np.float32)
-    val_logits = _patient_logits(network, network_config, validation, device)
+    val_logits = _patient_logits(network, validation_input, validation, device)
     val_loss = float(
         loss_fn(
             torch.as_tensor(val_logits, dtype=torch.float32, device=device),
@@ -1335,23 +1338,16 @@ def tumour_region(mask: np.ndarray, spacing_zyx: Sequence[float], margin_mm: flo
 
 
 def _patient_logits(
-    network: nn.Module, config: NetworkConfig, crops: CropSet, device: torch.device
+    network: nn.Module, images: np.ndarray, crops: CropSet, device: torch.device
 ) -> np.ndarray:
-    """Mean logit over each patient's crops, in the order of crops.patients."""
-    logits, _ = _network_outputs(network, crop_input(crops, config), device)
+    """Mean logit over each patient's crops (images: crop_input), in crops.patients' order."""
+    logits, _ = _network_outputs(network, images, device)
     return pd.Series(logits).groupby(list(crops.patient_ids), sort=False).mean().to_numpy()
 
 
 def predict_scores(model: DeepModel, crops: CropSet, *, device: str = "auto") -> pd.Series:
     """Response probability per patient: the mean sigmoid over the patient's crops."""
-    _check_crops_fit(model, crops)
-    logits, _ = _network_outputs(
-        model.network, crop_input(crops, model.config), resolve_device(device)
-    )
-    probabilities = 1.0 / (1.0 + np.exp(-logits))
-    scores = pd.Series(probabilities).groupby(list(crops.patient_ids), sort=False).mean()
-    scores.index.name = "patient_id"
-    return scores.rename(SCORE_NAME)
+    return predict_ensemble([model], crops, device=device)
 
 
 def predict_ensemble(
@@ -1360,7 +1356,19 @@ def predict_ensemble(
     """The mean response probability of several networks per patient (one network: its own)."""
     if not models:
         raise ValueError("an ensemble needs at least one network")
-    scores = [predict_scores(model, crops, device=device) for model in models]
+    # Networks of one config (a fold ensemble) share one prepared input: the margin blanking is
+    # a distance transform per crop, the slowest part of inference on a GPU.
+    inputs: dict[NetworkConfig, np.ndarray] = {}
+    scores = []
+    for model in models:
+        _check_crops_fit(model, crops)
+        if model.config not in inputs:
+            inputs[model.config] = crop_input(crops, model.config)
+        logits, _ = _network_outputs(model.network, inputs[model.config], resolve_device(device))
+        probabilities = 1.0 / (1.0 + np.exp(-logits))
+        per_patient = pd.Series(probabilities).groupby(list(crops.patient_ids), sort=False).mean()
+        per_patient.index.name = "patient_id"
+        scores.append(per_patient)
     return pd.concat(scores, axis=1).mean(axis=1).rename(SCORE_NAME)
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import os
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
-from deep_selection_benchmark import with_row  # this folder: scripts run from it
+from deep_selection_benchmark import cohort_parser, with_row  # this folder: scripts run from it
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
@@ -63,17 +62,11 @@ TIMING_FACTORS = (0.6, 1.2)
 
 def arguments() -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=Path("results"))
-    parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
-    parser.add_argument("--cohort", default="sim_tace")
-    parser.add_argument("--endpoint", default="response")
+    parser = cohort_parser(__doc__.splitlines()[0], REPORT)
     parser.add_argument("--architecture", default="resnet18")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--shift", default="acquisition", choices=list(SHIFTS))
     parser.add_argument("--seed", type=int, default=None, help="config seed (default: config's)")
-    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--output", type=Path, default=REPORT)
     return parser.parse_args()
 
 

@@ -44,16 +44,21 @@ HEADER = (
 )
 
 
-def arguments() -> argparse.Namespace:
-    """Command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def cohort_parser(description: str, report: Path) -> argparse.ArgumentParser:
+    """The options every deep benchmark on the workflow's crops shares."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--results", type=Path, default=Path("results"))
     parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
     parser.add_argument("--cohort", default="sim_tace")
     parser.add_argument("--endpoint", default="response")
-    parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--output", type=Path, default=REPORT)
+    parser.add_argument("--output", type=Path, default=report)
+    return parser
+
+
+def add_settings_options(parser: argparse.ArgumentParser) -> None:
+    """--device and the repeatable --set key=value (one deep: setting, YAML value)."""
+    parser.add_argument("--device", default="auto")
     parser.add_argument(
         "--set",
         action="append",
@@ -61,6 +66,12 @@ def arguments() -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="change one deep: setting (YAML value); repeatable",
     )
+
+
+def arguments() -> argparse.Namespace:
+    """Command-line options."""
+    parser = cohort_parser(__doc__.splitlines()[0], REPORT)
+    add_settings_options(parser)
     parser.add_argument("--cv-only", action="store_true", help="cross-validation, no refit")
     return parser.parse_args()
 

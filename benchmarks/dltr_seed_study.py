@@ -23,14 +23,19 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import time
 from pathlib import Path
 
 import pandas as pd
 import torch
 import yaml
-from deep_selection_benchmark import device_name, overrides, with_row
+from deep_selection_benchmark import (
+    add_settings_options,
+    cohort_parser,
+    device_name,
+    overrides,
+    with_row,
+)
 from sklearn.metrics import roc_auc_score
 
 from hccrad import deep, dltr
@@ -49,23 +54,10 @@ HEADER = (
 
 def arguments() -> argparse.Namespace:
     """Command-line options."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--results", type=Path, default=Path("results"))
-    parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
-    parser.add_argument("--cohort", default="sim_tace")
-    parser.add_argument("--endpoint", default="response")
+    parser = cohort_parser(__doc__.splitlines()[0], REPORT)
+    add_settings_options(parser)
     parser.add_argument("--seeds", type=int, nargs="+", required=True)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--preparation", default="as acquired (default)")
-    parser.add_argument("--output", type=Path, default=REPORT)
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change one deep: setting (YAML value); repeatable",
-    )
     return parser.parse_args()
 
 

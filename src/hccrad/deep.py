@@ -1360,11 +1360,12 @@ def predict_ensemble(
     # a distance transform per crop, the slowest part of inference on a GPU.
     inputs: dict[NetworkConfig, np.ndarray] = {}
     scores = []
+    target = resolve_device(device)
     for model in models:
         _check_crops_fit(model, crops)
         if model.config not in inputs:
             inputs[model.config] = crop_input(crops, model.config)
-        logits, _ = _network_outputs(model.network, inputs[model.config], resolve_device(device))
+        logits, _ = _network_outputs(model.network, inputs[model.config], target)
         probabilities = 1.0 / (1.0 + np.exp(-logits))
         per_patient = pd.Series(probabilities).groupby(list(crops.patient_ids), sort=False).mean()
         per_patient.index.name = "patient_id"

@@ -5,9 +5,11 @@ clinical factors (results/<cohort>/truth/latent.tsv) and the probability that dr
 This fits a logistic model on those latent values, on the training split only, and reports its
 AUC on the internal test split and the external centres, beside the AUCs of the workflow's
 models (results/<cohort>/evaluation/<endpoint>/auc.tsv) when a default run has written them.
-A model fitted on images can only approach the "latent imaging traits" row (it has to measure
-them, through noise and the centres' acquisitions); the "true probability" row is the ceiling
-of any model. Writes benchmarks/oracle_ceiling.md; seconds to run.
+A model fitted on the training split's images can only approach the "logistic on latent imaging
+traits" row (it has to measure them, through noise and the centres' acquisitions); the "true
+... part" rows use the simulation's own effects (config), i.e. what unlimited training data
+would learn; the "true probability" row is the ceiling of any model. Writes
+benchmarks/oracle_ceiling.md; seconds to run.
 
 ``.venv/bin/python benchmarks/oracle_ceiling.py`` from the repository root, after the default
 workflow (or at least its simulate_patients and gather_sheet steps) has run.
@@ -19,10 +21,11 @@ import argparse
 from pathlib import Path
 
 import pandas as pd
+import yaml
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from hccrad.simulate import TRAITS
+from hccrad.simulate import TRAITS, linear_predictor
 
 REPORT = Path(__file__).with_suffix(".md")
 LATENT_PREFIX = "z_"
@@ -34,6 +37,7 @@ def arguments() -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", type=Path, default=Path("results"))
+    parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
     parser.add_argument("--cohort", default="sim_tace")
     parser.add_argument("--endpoints", nargs="+", default=["response", "proliferative"])
     parser.add_argument("--output", type=Path, default=REPORT)
@@ -60,19 +64,43 @@ def held_out_parts(cohort: pd.DataFrame) -> dict[str, pd.DataFrame]:
     }
 
 
-def oracle_rows(cohort: pd.DataFrame, endpoint: str) -> list[dict[str, object]]:
-    """AUC per held-out part of the true probability and of each latent logistic model."""
+def simulated_effects(config: dict, cohort: str, endpoint: str) -> dict[str, float]:
+    """The effects that drew `endpoint` in the simulated cohort named `cohort` (config)."""
+    for spec in config["simulate"].values():
+        if spec.get("name") == cohort:
+            return dict(spec["endpoints"][endpoint]["effects"])
+    raise SystemExit(f"no simulate: entry of the config is named {cohort!r}")
+
+
+def oracle_rows(
+    cohort: pd.DataFrame, endpoint: str, effects: dict[str, float]
+) -> list[dict[str, object]]:
+    """AUC per held-out part of the true probability, its parts and each latent logistic model."""
     train = cohort[cohort["split"] == "train"]
     parts = held_out_parts(cohort)
+    factors = cohort.filter(like=LATENT_PREFIX).rename(columns=lambda c: c[len(LATENT_PREFIX) :])
+    imaging = {name: beta for name, beta in effects.items() if name in TRAITS}
+    clinical = {name: beta for name, beta in effects.items() if name not in TRAITS}
+    scores = {
+        "true probability (simulation)": cohort[f"{endpoint}_probability"],
+        "true imaging part of the linear predictor": pd.Series(
+            linear_predictor(factors, imaging), index=cohort.index
+        ),
+        "true clinical part of the linear predictor": pd.Series(
+            linear_predictor(factors, clinical), index=cohort.index
+        ),
+    }
     rows = [
         {
             "endpoint": endpoint,
-            "model": "true probability (simulation)",
+            "model": label,
             **{
-                name: roc_auc_score(part[endpoint], part[f"{endpoint}_probability"])
+                name: roc_auc_score(part[endpoint], score.loc[part.index])
                 for name, part in parts.items()
             },
         }
+        for label, score in scores.items()
+        if label.startswith("true probability") or score.any()
     ]
     for label, columns in latent_sets().items():
         # The latent values are z-scores already: the default L2 penalty treats them alike.
@@ -110,6 +138,7 @@ def workflow_rows(auc_table: Path, endpoint: str) -> list[dict[str, object]]:
 def main() -> None:
     """Write the oracle table."""
     args = arguments()
+    config = yaml.safe_load(args.config.read_text())
     root = args.results / args.cohort
     sheet = pd.read_csv(root / "sheet.tsv", sep="\t", index_col="patient_id")
     latent = pd.read_csv(root / "truth" / "latent.tsv", sep="\t", index_col="patient_id")
@@ -119,7 +148,8 @@ def main() -> None:
     cohort = sheet[["split", *args.endpoints]].join(latent)
     rows = []
     for endpoint in args.endpoints:
-        rows += oracle_rows(cohort, endpoint)
+        effects = simulated_effects(config, args.cohort, endpoint)
+        rows += oracle_rows(cohort, endpoint, effects)
         rows += workflow_rows(root / "evaluation" / endpoint / "auc.tsv", endpoint)
     table = pd.DataFrame(rows)
     counts = {name: len(part) for name, part in held_out_parts(cohort).items()}

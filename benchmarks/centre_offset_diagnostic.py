@@ -29,8 +29,6 @@ import numpy as np
 import pandas as pd
 import statsmodels.formula.api as smf
 import yaml
-
-# The benchmarks' CPU name (run as a script, this folder is on the path).
 from scipy import ndimage
 
 from hccrad import imaging

@@ -132,6 +132,14 @@ def augmentation_rate(config: deep.DeepConfig, crops: deep.CropSet, labels: np.n
     return n / (time.perf_counter() - start)
 
 
+def input_rate(config: deep.DeepConfig, crops: deep.CropSet) -> float:
+    """Volumes/second of preparing the network input alone (clip, margin blanking)."""
+    network_config = config.network(config.architectures[0], crops.images.shape[1])
+    start = time.perf_counter()
+    deep.crop_input(crops, network_config)
+    return len(crops) / (time.perf_counter() - start)
+
+
 def projected_minutes(config: deep.DeepConfig, train_rate: float, infer_rate: float) -> float:
     """Worst-case minutes of one architecture's CV plus a refit (every fit runs max_epochs)."""
     fit_patients = N_TRAINING_PATIENTS * (config.folds - 1) / config.folds
@@ -250,20 +258,20 @@ def main() -> None:
     torch.set_num_threads(1)
     augment = augmentation_rate(config, crops, labels)
     elastic = augmentation_rate(
-        deep.DeepConfig(elastic=True, elastic_prob=1.0, spatial_size=config.spatial_size),
-        crops,
-        labels,
+        dataclasses.replace(config, elastic=True, elastic_prob=1.0), crops, labels
     )
+    prepare = input_rate(config, crops)
     seconds = time.perf_counter() - started
-    write_report(config, args.config, rows, augment, elastic, load_start, seconds, args.output)
+    write_report(
+        config, args.config, rows, (augment, elastic, prepare), load_start, seconds, args.output
+    )
 
 
 def write_report(
     config: deep.DeepConfig,
     config_path: Path,
     rows: list[Row],
-    augment: float,
-    elastic: float,
+    cpu_rates: tuple[float, float, float],
     load_start: float,
     seconds: float,
     output: Path = REPORT,
@@ -300,10 +308,13 @@ def write_report(
             f"| {device} | {threads} | {policy} | {architecture} | {n_parameters / 1e6:.2f} M "
             f"| {train:.1f} | {infer:.1f} | {minutes:.1f} |"
         )
+    augment, elastic, prepare = cpu_rates
     lines += [
         "",
         f"Augmentation alone (1 thread, no network): {augment:.0f} vol/s with flips, rotations "
-        f"and intensity changes; {elastic:.0f} vol/s with Rand3DElastic on every crop.",
+        f"and intensity changes; {elastic:.0f} vol/s with Rand3DElastic on every crop. "
+        f"Network input alone (`deep.crop_input`: clip and blanking beyond the tumour margin, "
+        f"a distance transform per crop; on the CPU before any device): {prepare:.0f} vol/s.",
         "",
         "Without OMP_WAIT_POLICY=PASSIVE, 2 threads on a shared 2-core machine are up to 10x "
         "slower than 1 thread: OpenMP threads spin while waiting for a core that another job "

@@ -88,12 +88,14 @@ def main() -> None:
     )
     folders = {p: args.results / args.cohort / "prepared" / p for p in sheet.index}
     described = ", ".join(f"{k} {json.dumps(v)}" for k, v in changed.items()) or "as config"
+    deep_settings = {**settings["deep"], **changed, "device": args.device, "progress": False}
+    # The crops do not depend on the seed: read them once.
+    crops, excluded = dltr.cohort_crops(
+        folders, list(sheet.index), dltr.deep_config(deep_settings, args.seeds[0])
+    )
+    train = dltr.training_sheet(sheet, excluded)
     for seed in args.seeds:
-        config = dltr.deep_config(
-            {**settings["deep"], **changed, "device": args.device, "progress": False}, seed
-        )
-        crops, excluded = dltr.cohort_crops(folders, list(sheet.index), config)
-        train = dltr.training_sheet(sheet, excluded)
+        config = dltr.deep_config(deep_settings, seed)
         started = time.perf_counter()
         selection = deep.select_and_refit(
             train, crops.subset(train.index), config, endpoint=args.endpoint

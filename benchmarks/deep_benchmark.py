@@ -2,7 +2,8 @@
 
 Run from the repository root: ``.venv/bin/python benchmarks/deep_benchmark.py``. It takes 2-4
 minutes on 2 cores. On a GPU machine, ``--cuda-only --output benchmarks/deep_benchmark_cuda.md``
-measures the CUDA path alone (``--spatial-size 64 --batch-size 16`` for real-data sizes).
+measures the CUDA path alone; ``--config config/config.yaml config/hcc_tace_seg.yaml`` times
+the real-data sizes (64^3 crops, width 1), ``--architectures`` a subset.
 Training is timed through the library's own path (augmenting DataLoader,
 weighted BCE, AdamW, deterministic algorithms on the CPU; mixed precision and channels-last on
 CUDA); inference through `predict_scores`. From the measured rates it projects the wall time of
@@ -29,7 +30,7 @@ import torch
 import yaml
 
 from hccrad import deep, dltr
-from hccrad.imaging import TUMOUR_LABEL
+from hccrad.labels import TUMOUR_LABEL
 from hccrad.torch_runtime import reproducible
 from hccrad.versions import machine_description
 
@@ -161,7 +162,9 @@ def projected_minutes(config: deep.DeepConfig, train_rate: float, infer_rate: fl
 Row = tuple[str, int, str, str, int, float, float]
 
 
-def measure(settings: list[tuple[str, int]], config: deep.DeepConfig) -> list[Row]:
+def measure(
+    settings: list[tuple[str, int]], config: deep.DeepConfig, architectures: list[str]
+) -> list[Row]:
     """Training and inference rates of every architecture for each (device, threads)."""
     crops, labels = random_crops(config)
     policy = os.environ.get("OMP_WAIT_POLICY", "(unset)")
@@ -169,7 +172,7 @@ def measure(settings: list[tuple[str, int]], config: deep.DeepConfig) -> list[Ro
     for device, threads in settings:
         torch.set_num_threads(threads)
         run_config = dataclasses.replace(config, device=device)
-        for architecture in deep.ARCHITECTURES:
+        for architecture in architectures:
             train = training_rate(architecture, run_config, crops, labels)
             infer = inference_rate(architecture, run_config, crops)
             n_parameters = deep.count_parameters(
@@ -195,7 +198,9 @@ def passive_rows(threads: int, args: argparse.Namespace) -> list[Row]:
             "--cpu-rows",
             str(threads),
             "--config",
-            str(args.config),
+            *map(str, args.config),
+            "--architectures",
+            *args.architectures,
             "--spatial-size",
             str(args.spatial_size),
             "--batch-size",
@@ -216,7 +221,15 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--cuda-only", action="store_true", help="measure the CUDA path alone")
     parser.add_argument("--output", type=Path, default=REPORT, help="the report to write")
     parser.add_argument(
-        "--config", type=Path, default=Path("config/config.yaml"), help="its deep: block is timed"
+        "--config",
+        type=Path,
+        nargs="+",
+        default=[Path("config/config.yaml")],
+        help="its deep: block is timed; later files override earlier ones as --configfile does "
+        "(e.g. config/config.yaml config/hcc_tace_seg.yaml for the real-data sizes)",
+    )
+    parser.add_argument(
+        "--architectures", nargs="+", default=list(deep.ARCHITECTURES), choices=deep.ARCHITECTURES
     )
     parser.add_argument("--spatial-size", type=int, default=0, help="crop edge (0: the config's)")
     parser.add_argument("--batch-size", type=int, default=0, help="0: the config's")
@@ -225,7 +238,14 @@ def arguments() -> argparse.Namespace:
 
 def benchmark_config(args: argparse.Namespace) -> deep.DeepConfig:
     """The workflow config's deep: block, with the crop edge and batch size of the arguments."""
-    settings = yaml.safe_load(args.config.read_text())
+    settings = yaml.safe_load(args.config[0].read_text())
+    if len(args.config) > 1:
+        # Snakemake's own merge, so that the sizes are those a --configfile run would train
+        # (imported here: a GPU machine timing the default config needs no Snakemake).
+        from snakemake.utils import update_config
+
+        for overlay in args.config[1:]:
+            update_config(settings, yaml.safe_load(overlay.read_text()))
     deep_settings = dict(settings["deep"])
     if args.spatial_size:
         deep_settings["spatial_size"] = [args.spatial_size] * 3
@@ -239,7 +259,7 @@ def main() -> None:
     args = arguments()
     config = benchmark_config(args)
     if args.cpu_rows:
-        print(json.dumps(measure([("cpu", args.cpu_rows)], config)))
+        print(json.dumps(measure([("cpu", args.cpu_rows)], config, args.architectures)))
         return
     started = time.perf_counter()
     load_start = os.getloadavg()[0]
@@ -252,7 +272,7 @@ def main() -> None:
         settings.append(("cuda", cores))
     elif args.cuda_only:
         sys.exit("--cuda-only: no CUDA device")
-    rows = measure(settings, config)
+    rows = measure(settings, config, args.architectures)
     if cores > 1 and "OMP_WAIT_POLICY" not in os.environ and not args.cuda_only:
         rows += passive_rows(cores, args)
     torch.set_num_threads(1)
@@ -269,7 +289,7 @@ def main() -> None:
 
 def write_report(
     config: deep.DeepConfig,
-    config_path: Path,
+    config_paths: list[Path],
     rows: list[Row],
     cpu_rates: tuple[float, float, float],
     load_start: float,
@@ -288,7 +308,8 @@ def write_report(
         f"- CUDA device: {device_name}",
         f"- Python {platform.python_version()}; torch {torch.__version__}, monai "
         f"{version('monai')}, numpy {np.__version__}",
-        f"- Settings: the deep: block of {config_path}, crops {config.spatial_size} x 3 phases, "
+        f"- Settings: the deep: block of {' over '.join(map(str, reversed(config_paths)))}, "
+        f"crops {config.spatial_size} x 3 phases, "
         f"width {config.width}, ResNet stem stride {config.stem_stride}, "
         f"batch {config.batch_size}, {config.folds} folds, max {config.max_epochs} epochs; "
         f"benchmark ran {seconds:.0f} s",

@@ -86,6 +86,13 @@ def test_deep_min_epochs_above_max_epochs_is_named(default_config):
         check_config(default_config, ROOT)
 
 
+def test_network_size_other_than_the_crop_is_named(default_config):
+    # 96 mm at 1.5 mm is 64 voxels a side; the network would see a centre 32^3 of each crop.
+    default_config["imaging"]["spacing_mm"] = [1.5, 1.5, 1.5]
+    with pytest.raises(ConfigError, match=r"deep\.spatial_size = \[32, 32, 32\].*\[64, 64, 64\]"):
+        check_config(default_config, ROOT)
+
+
 @pytest.mark.workflow
 def test_snakemake_stops_before_any_job(tmp_path, default_config, snakemake_bin):
     """Through the command line: a dry run refuses the config and names the key."""

@@ -22,7 +22,7 @@ from sklearn.metrics import roc_auc_score
 
 from hccrad import deep, imaging, phantom, simulate, tumour_pooled
 from hccrad.deep import CropSet, DeepConfig, DeepModel
-from hccrad.imaging import TUMOUR_LABEL
+from hccrad.labels import TUMOUR_LABEL
 from hccrad.seeding import rng_for
 from hccrad.style import save_figure
 

@@ -8,7 +8,7 @@ import torch
 
 from hccrad import deep, tumour_pooled
 from hccrad.deep import DeepConfig
-from hccrad.imaging import TUMOUR_LABEL
+from hccrad.labels import TUMOUR_LABEL
 
 
 def test_masked_moments_are_the_mean_and_sd_over_the_mask() -> None:

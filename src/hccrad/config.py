@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,31 @@ def _check_liver_only(config: Mapping[str, Any], cohorts: Mapping[str, Any]) -> 
             )
 
 
+def crop_size_voxels(box_mm: Sequence[float], spacing: Sequence[float]) -> tuple[int, int, int]:
+    """Voxels per axis (x, y, z) for a box of `box_mm` at `spacing` (at least one)."""
+    # Here, not in hccrad.imaging (which crops with it): the config check needs it too, and
+    # checking a config should not import SimpleITK.
+    x, y, z = (max(1, round(float(b) / float(s))) for b, s in zip(box_mm, spacing, strict=True))
+    return x, y, z
+
+
+def _check_crop_fits_network(config: Mapping[str, Any]) -> None:
+    """ConfigError when deep.spatial_size is not the tumour crop's size in voxels."""
+    crop = config["imaging"]["crop"]
+    spacing = config["imaging"]["spacing_mm"]
+    x, y, z = crop_size_voxels(crop["box_mm"], spacing)
+    spatial_size = list(config["deep"]["spatial_size"])
+    # Crops are padded or cut about the tumour centre to spatial_size, so a mismatch would
+    # silently cut large tumours or feed the network padding.
+    if spatial_size != [z, y, x]:
+        raise ConfigError(
+            f"deep.spatial_size = {spatial_size} (z, y, x) but the tumour crops are "
+            f"imaging.crop.box_mm = {list(crop['box_mm'])} mm at imaging.spacing_mm = "
+            f"{list(spacing)}, i.e. {[z, y, x]} voxels; set deep.spatial_size to {[z, y, x]} "
+            "or change the box or the spacing."
+        )
+
+
 def imported_cohorts(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     """The cohorts read from a table and/or downloaded (the `sheets` section), keyed by name."""
     return dict(config.get("sheets", {}))
@@ -131,6 +156,8 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
             raise ConfigError(
                 f"simulate.{key}.centres: a response cohort needs a development centre."
             )
+    if "deep" in config:
+        _check_crop_fits_network(config)
     deep = config.get("deep", {})
     if deep.get("min_epochs", 1) > deep.get("max_epochs", deep.get("min_epochs", 1)):
         raise ConfigError(

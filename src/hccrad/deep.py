@@ -81,7 +81,7 @@ from tqdm.auto import tqdm
 from hccrad import tumour_pooled
 from hccrad.config import known_keys
 from hccrad.evaluate import check_binary_outcome, name_patients
-from hccrad.imaging import TUMOUR_LABEL
+from hccrad.labels import TUMOUR_LABEL
 from hccrad.seeding import rng_for
 from hccrad.style import apply_style
 from hccrad.torch_runtime import reproducible, resolve_device

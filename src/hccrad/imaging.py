@@ -23,12 +23,11 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk  # noqa: N813  (the name SimpleITK itself documents)
 
+from hccrad.config import crop_size_voxels
+from hccrad.labels import ALLOWED_LABELS, BACKGROUND_LABEL, LIVER_LABEL, TUMOUR_LABEL
+
 MRI_PHASES: tuple[str, ...] = ("arterial", "portal_venous", "hepatobiliary")
 CT_PHASES: tuple[str, ...] = ("arterial", "portal_venous")
-BACKGROUND_LABEL = 0
-LIVER_LABEL = 1
-TUMOUR_LABEL = 2
-ALLOWED_LABELS = frozenset({BACKGROUND_LABEL, LIVER_LABEL, TUMOUR_LABEL})
 # Orientation the crops and QC figures are put in, so that a network always sees the same axes.
 CANONICAL_ORIENTATION = "LPS"
 # N4 fits its bias field on a grid of about this spacing: the field is smooth over tens of cm,
@@ -659,13 +658,6 @@ def orient_patient(
     images = {p: sitk.DICOMOrient(im, orientation) for p, im in volumes.images.items()}
     mask = sitk.DICOMOrient(volumes.mask, orientation)
     return PatientVolumes(volumes.patient_id, images, mask, volumes.sources)
-
-
-def crop_size_voxels(box_mm: Sequence[float], spacing: Sequence[float]) -> tuple[int, int, int]:
-    """Voxels per axis (x, y, z) for a box of `box_mm` at `spacing` (at least one)."""
-    sizes = np.maximum(1, np.round(np.asarray(box_mm, float) / np.asarray(spacing, float)))
-    x, y, z = (int(v) for v in sizes)
-    return x, y, z
 
 
 def _crop_on_grid(

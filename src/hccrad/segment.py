@@ -42,7 +42,7 @@ from monai.networks.nets.basic_unetplusplus import UpCat
 from scipy.special import expit
 from torch import nn
 
-from hccrad.imaging import BACKGROUND_LABEL, LIVER_LABEL, TUMOUR_LABEL
+from hccrad.labels import BACKGROUND_LABEL, LIVER_LABEL, TUMOUR_LABEL
 from hccrad.prepared import predicted_mask_path, read_exclusion
 from hccrad.seeding import rng_for
 from hccrad.torch_runtime import reproducible, resolve_device

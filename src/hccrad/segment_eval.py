@@ -18,7 +18,8 @@ import pandas as pd
 import SimpleITK as sitk  # noqa: N813
 
 from hccrad.evaluate import METRIC_ERRORS, delong_auc, evaluation_cohorts
-from hccrad.imaging import TUMOUR_LABEL, ImageQCError
+from hccrad.imaging import ImageQCError
+from hccrad.labels import TUMOUR_LABEL
 from hccrad.prepared import predicted_mask_path
 from hccrad.segment import (
     METHOD_BASELINE,

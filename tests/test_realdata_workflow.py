@@ -19,11 +19,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk  # noqa: N813  (the name SimpleITK itself documents)
+import torch
 import yaml
 from conftest import ROOT, load_default_config, run_workflow, workflow_command
 from PIL import Image
 from pydicom.uid import generate_uid
 from snakemake.utils import update_config
+
+from hccrad import deep, dltr
+from hccrad.config import check_config
 
 COHORT = "hcc_tace_seg_clinical"
 
@@ -48,6 +52,57 @@ def dry_run_jobs(workdir: Path, config: dict[str, Any], snakemake_bin: str) -> d
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     stats = run.stdout.split("Job stats:")[1].split("total")[0]
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, flags=re.M)}
+
+
+def medicalnet_resnet18_checkpoint() -> dict[str, torch.Tensor]:
+    """A checkpoint laid out as MedicalNet's ResNet-18 (Chen et al. 2019), from its design.
+
+    One CT channel; a 7^3 stem of 64 channels; two basic blocks per stage of 64, 128, 256 and
+    512 channels; parameter-free shortcuts (type A); a segmentation head (conv_seg) in place of
+    a classifier; saved from nn.DataParallel under "state_dict".
+    """
+    shapes: dict[str, tuple[int, ...]] = {"conv1.weight": (64, 1, 7, 7, 7)}
+    batch_norms = ["bn1"]
+    in_channels = 64
+    for stage, channels in enumerate((64, 128, 256, 512), start=1):
+        for block in range(2):
+            prefix = f"layer{stage}.{block}"
+            shapes[f"{prefix}.conv1.weight"] = (channels, in_channels, 3, 3, 3)
+            shapes[f"{prefix}.conv2.weight"] = (channels, channels, 3, 3, 3)
+            batch_norms += [f"{prefix}.bn1", f"{prefix}.bn2"]
+            in_channels = channels
+    for norm in batch_norms:
+        channels = shapes[norm.replace("bn", "conv") + ".weight"][0]
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            shapes[f"{norm}.{name}"] = (channels,)
+    shapes["conv_seg.0.weight"] = (512, 32, 2, 2, 2)
+    generator = torch.Generator().manual_seed(0)
+    return {f"module.{k}": torch.randn(shape, generator=generator) for k, shape in shapes.items()}
+
+
+@pytest.mark.parametrize("name", ["hcc_tace_seg", "tcga_lihc"])
+def test_real_data_configs_train_full_size_networks(name, tmp_path):
+    config = real_config(name)
+    check_config(config, ROOT)  # the 96 mm crop at the config's spacing is the network's input
+    assert config["imaging"]["spacing_mm"] == [1.5, 1.5, 1.5]
+    assert config["deep"]["spatial_size"] == [64, 64, 64] and config["deep"]["width"] == 1.0
+    # The segmentation patches keep the default's 192 mm field at the finer spacing.
+    assert config["segment"]["patch_size"] == [128, 128]
+    # MedicalNet's ResNet-18 weights load whole into the full-size network of a CT phase and
+    # into none of the laptop default's quarter-width one.
+    torch.save({"state_dict": medicalnet_resnet18_checkpoint()}, tmp_path / "medicalnet.pth")
+    full = dltr.deep_config(config["deep"], config["seed"]).network("resnet18", 1)
+    report = deep.load_pretrained(deep.build_network(full), tmp_path / "medicalnet.pth")
+    assert report.shape_mismatch == ()
+    assert report.unexpected == ("conv_seg.0.weight",)
+    assert {k for k in report.missing if not k.endswith("num_batches_tracked")} == {
+        "fc.weight",
+        "fc.bias",
+    }
+    assert len(report.loaded) == 85  # 17 convolutions, 17 batch norms of 4 tensors each
+    laptop = dltr.deep_config(load_default_config()["deep"], 1).network("resnet18", 1)
+    report = deep.load_pretrained(deep.build_network(laptop), tmp_path / "medicalnet.pth")
+    assert len(report.shape_mismatch) == 85 and report.loaded == ()
 
 
 @pytest.fixture(scope="module")

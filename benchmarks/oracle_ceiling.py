@@ -25,11 +25,10 @@ import yaml
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from hccrad.simulate import TRAITS, linear_predictor
+from hccrad.config import simulated_cohorts
+from hccrad.simulate import CLINICAL_FACTORS, LATENT_PREFIX, TRAITS, linear_predictor
 
 REPORT = Path(__file__).with_suffix(".md")
-LATENT_PREFIX = "z_"
-CLINICAL_FACTORS = ("afp", "bclc", "child_pugh", "albi", "age")
 WORKFLOW_MODELS = ("clinical", "radiomics_ridge", "DLTR")
 
 
@@ -62,14 +61,6 @@ def held_out_parts(cohort: pd.DataFrame) -> dict[str, pd.DataFrame]:
         "internal test": cohort[cohort["split"] == "internal_test"],
         "external": cohort[cohort["split"].str.startswith("external")],
     }
-
-
-def simulated_effects(config: dict, cohort: str, endpoint: str) -> dict[str, float]:
-    """The effects that drew `endpoint` in the simulated cohort named `cohort` (config)."""
-    for spec in config["simulate"].values():
-        if spec.get("name") == cohort:
-            return dict(spec["endpoints"][endpoint]["effects"])
-    raise SystemExit(f"no simulate: entry of the config is named {cohort!r}")
 
 
 def oracle_rows(
@@ -146,9 +137,12 @@ def main() -> None:
     if len(missing):
         raise SystemExit(f"{root / 'truth' / 'latent.tsv'} lacks {len(missing)} sheet patients")
     cohort = sheet[["split", *args.endpoints]].join(latent)
+    simulated = simulated_cohorts(config)
+    if args.cohort not in simulated:
+        raise SystemExit(f"no simulate: entry of {args.config} is named {args.cohort!r}")
     rows = []
     for endpoint in args.endpoints:
-        effects = simulated_effects(config, args.cohort, endpoint)
+        effects = dict(simulated[args.cohort]["endpoints"][endpoint]["effects"])
         rows += oracle_rows(cohort, endpoint, effects)
         rows += workflow_rows(root / "evaluation" / endpoint / "auc.tsv", endpoint)
     table = pd.DataFrame(rows)

@@ -45,6 +45,8 @@ TRAITS: tuple[str, ...] = (
 CLINICAL_FACTORS: tuple[str, ...] = ("afp", "bclc", "child_pugh", "albi", "age")
 EFFECT_NAMES: tuple[str, ...] = TRAITS + CLINICAL_FACTORS
 SURVIVAL_EFFECT_NAMES: tuple[str, ...] = (*EFFECT_NAMES, "response")
+# Prefix of the latent z-score columns in the truth's latent table.
+LATENT_PREFIX = "z_"
 
 # Correlations between latent traits (pairs not listed are independent). Large HCCs outgrow
 # their blood supply (necrosis) and are more heterogeneous and infiltrative.
@@ -348,7 +350,7 @@ def simulate_cohort(cohort_cfg: Mapping[str, Any], seed: int) -> dict[str, Any]:
     appearance.index = factors.index
     latent = pd.concat(
         [
-            factors.add_prefix("z_"),
+            factors.add_prefix(LATENT_PREFIX),
             appearance,
             pd.DataFrame(
                 {k: v for k, v in endpoint_columns.items() if k.endswith("_probability")},

@@ -28,12 +28,11 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from sklearn.linear_model import LogisticRegression
+from oracle_ceiling import fit_latent_logistic, latent_trait_columns, write_report
 
 from hccrad.cohort import read_sheet
 from hccrad.evaluate import delong_auc, delong_test
 from hccrad.models import deep_score_table, fit_all, predict_all, without_exclusions
-from hccrad.simulate import LATENT_PREFIX, TRAITS
 
 REPORT = Path(__file__).with_suffix(".md")
 COHORT = "sim_tace"
@@ -92,7 +91,7 @@ def draw_rows(draw: Path, seed: int, endpoints: list[str], config: dict) -> list
         exclusions = pd.read_csv(root / "exclusions.tsv", sep="\t", index_col="patient_id")
         sheet = without_exclusions(sheet, exclusions)
     latent = pd.read_csv(root / "truth" / "latent.tsv", sep="\t", index_col="patient_id")
-    traits = latent.loc[sheet.index, [f"{LATENT_PREFIX}{t}" for t in TRAITS]]
+    traits = latent.loc[sheet.index, latent_trait_columns()]
     train = sheet["split"] == "train"
     external = sheet["split"].str.startswith("external")
     rows = []
@@ -110,7 +109,7 @@ def draw_rows(draw: Path, seed: int, endpoints: list[str], config: dict) -> list
         )
         y = sheet.loc[scores.index, endpoint].astype(int)
         y_train = sheet.loc[train, endpoint].astype(int)
-        ceiling = LogisticRegression(max_iter=1000).fit(traits[train], y_train)
+        ceiling = fit_latent_logistic(traits[train], y_train)
         test = delong_test(y, scores["DLTR"], scores["clinical"])
         rows.append(
             {
@@ -145,22 +144,20 @@ def main() -> None:
         rows += draw_rows(draw, seed, args.endpoints, config)
     table = pd.DataFrame(rows).sort_values(["endpoint", "seed"], kind="stable")
     summary = (
-        table.groupby("endpoint", sort=False)
+        table.assign(above=table["DLTR"] > table["clinical"])
+        .groupby("endpoint", sort=False)
         .agg(
             draws=("seed", "size"),
             clinical=("clinical", "mean"),
             DLTR=("DLTR", "mean"),
             DLTR_MLP=("DLTR_MLP", "mean"),
             ceiling=("latent-trait ceiling", "mean"),
-            DLTR_above_clinical=("DLTR", "size"),
+            DLTR_above_clinical=("above", "sum"),
         )
         .reset_index()
     )
-    summary["DLTR_above_clinical"] = [
-        int((part["DLTR"] > part["clinical"]).sum())
-        for _, part in table.groupby("endpoint", sort=False)
-    ]
-    text = "\n".join(
+    write_report(
+        args.output,
         [
             "# DLTR against the clinical model over draws of the simulated response cohort",
             "",
@@ -177,10 +174,8 @@ def main() -> None:
             "",
             summary.to_markdown(index=False, floatfmt=".3f"),
             "",
-        ]
+        ],
     )
-    args.output.write_text(text)
-    print(text)
 
 
 if __name__ == "__main__":

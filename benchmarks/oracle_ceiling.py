@@ -43,9 +43,27 @@ def arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def latent_trait_columns() -> list[str]:
+    """The latent imaging traits' columns of the truth's latent table."""
+    return [f"{LATENT_PREFIX}{trait}" for trait in TRAITS]
+
+
+def fit_latent_logistic(latent: pd.DataFrame, outcome: pd.Series) -> LogisticRegression:
+    """An oracle model: logistic regression on latent values of the training patients."""
+    # The latent values are z-scores already: the default L2 penalty treats them alike.
+    return LogisticRegression(max_iter=1000).fit(latent, outcome)
+
+
+def write_report(output: Path, lines: list[str]) -> None:
+    """Write the report's lines to `output` and print them."""
+    text = "\n".join(lines)
+    output.write_text(text)
+    print(text)
+
+
 def latent_sets() -> dict[str, list[str]]:
     """The latent columns each oracle model sees."""
-    imaging = [f"{LATENT_PREFIX}{trait}" for trait in TRAITS]
+    imaging = latent_trait_columns()
     clinical = [f"{LATENT_PREFIX}{factor}" for factor in CLINICAL_FACTORS]
     return {
         "latent imaging traits": imaging,
@@ -94,8 +112,7 @@ def oracle_rows(
         if label.startswith("true probability") or score.any()
     ]
     for label, columns in latent_sets().items():
-        # The latent values are z-scores already: the default L2 penalty treats them alike.
-        model = LogisticRegression(max_iter=1000).fit(train[columns], train[endpoint])
+        model = fit_latent_logistic(train[columns], train[endpoint])
         rows.append(
             {
                 "endpoint": endpoint,
@@ -147,7 +164,8 @@ def main() -> None:
         rows += workflow_rows(root / "evaluation" / endpoint / "auc.tsv", endpoint)
     table = pd.DataFrame(rows)
     counts = {name: len(part) for name, part in held_out_parts(cohort).items()}
-    text = "\n".join(
+    write_report(
+        args.output,
         [
             "# What the simulated cohort allows at best (latent truth against the workflow)",
             "",
@@ -158,10 +176,8 @@ def main() -> None:
             "",
             table.to_markdown(index=False, floatfmt=".3f"),
             "",
-        ]
+        ],
     )
-    args.output.write_text(text)
-    print(text)
 
 
 if __name__ == "__main__":

@@ -31,13 +31,13 @@ from typing import Any
 
 import pandas as pd
 import yaml
-from sklearn.linear_model import LogisticRegression
+from oracle_ceiling import fit_latent_logistic, latent_trait_columns, write_report
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from hccrad.config import simulated_cohorts
 from hccrad.models import ClinicalLogistic, model_settings
-from hccrad.simulate import LATENT_PREFIX, TRAITS, simulate_cohort
+from hccrad.simulate import simulate_cohort
 
 REPORT = Path(__file__).with_suffix(".md")
 CEILING = "logistic on latent imaging traits"
@@ -79,15 +79,14 @@ def replicate_aucs(
     sheet, latent = drawn["sheet"], drawn["latent"]
     train = sheet["split"] == "train"
     external = sheet["split"].str.startswith("external")
-    traits = latent[[f"{LATENT_PREFIX}{trait}" for trait in TRAITS]]
+    traits = latent[latent_trait_columns()]
     settings = model_settings(models_cfg)
     rows = []
     for endpoint in endpoints:
         y = sheet[endpoint].astype(int)
         clinical = ClinicalLogistic(settings.clinical_covariates, settings.screening_p)
         clinical.fit(sheet.loc[train], y[train])
-        # Latent traits are z-scores already: the default L2 penalty treats them alike.
-        ceiling = LogisticRegression(max_iter=1000).fit(traits[train], y[train])
+        ceiling = fit_latent_logistic(traits[train], y[train])
         scores = {
             CLINICAL: clinical.predict_proba(sheet.loc[external])[:, 1],
             CEILING: ceiling.decision_function(traits[external]),
@@ -190,7 +189,8 @@ def main() -> None:
         if configured in args.development
         else []
     )
-    text = "\n".join(
+    write_report(
+        args.output,
         [
             "# Can an imaging model beat the clinical model? Replicates of the simulated cohort",
             "",
@@ -204,10 +204,8 @@ def main() -> None:
             summary(replicates).to_markdown(index=False),
             *ranks,
             "",
-        ]
+        ],
     )
-    args.output.write_text(text)
-    print(text)
 
 
 if __name__ == "__main__":

@@ -112,9 +112,9 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
         {
             "training patients (mean)": grouped["n_train"].mean().round(0).astype(int),
             "training events (mean)": grouped["events_train"].mean().round(1),
-            f"{CLINICAL}, external AUC": grouped[CLINICAL].agg(_mean_sd),
-            f"{CEILING}, external AUC": grouped[CEILING].agg(_mean_sd),
-            "ceiling minus clinical": grouped["margin"].agg(_mean_sd),
+            f"{CLINICAL}, external AUC": grouped[CLINICAL].agg(mean_sd),
+            f"{CEILING}, external AUC": grouped[CEILING].agg(mean_sd),
+            "ceiling minus clinical": grouped["margin"].agg(mean_sd),
             "replicates with the ceiling above clinical": grouped["margin"].agg(
                 lambda m: f"{(m > 0).mean():.0%}"
             ),
@@ -148,7 +148,7 @@ def _with_rank(value: float, replicates: pd.Series) -> str:
     return f"{value:.3f} ({(replicates < value).mean():.0%} of replicates lower)"
 
 
-def _mean_sd(values: pd.Series) -> str:
+def mean_sd(values: pd.Series) -> str:
     """'mean (SD)' to three decimals."""
     return f"{values.mean():.3f} ({values.std(ddof=1):.3f})"
 

@@ -255,6 +255,13 @@ def test_overestimated_risk_has_negative_intercept(calibrated):
     assert fit.intercept == pytest.approx(-1, abs=0.1)
 
 
+def test_constant_probabilities_have_an_intercept_and_no_slope():
+    y = np.r_[np.ones(12, dtype=int), np.zeros(18, dtype=int)]
+    fit = evaluate.calibration_intercept_slope(y, np.full(y.size, 0.3))
+    assert fit.intercept == pytest.approx(np.log(12 / 18) - np.log(0.3 / 0.7))
+    assert np.isnan([fit.slope, fit.slope_ci_low, fit.slope_ci_high]).all()
+
+
 def test_hosmer_lemeshow_not_small_for_calibrated_and_small_for_shifted(calibrated):
     y, probability, linear_predictor = calibrated
     good = evaluate.hosmer_lemeshow(y, probability)

@@ -268,6 +268,19 @@ def test_single_class_cohort_is_a_note_naming_patients(chain):
     assert auc.loc[("DLTR_MLP", "external_C"), "note"] == ""  # other cohorts unaffected
 
 
+def test_constant_scores_get_a_calibration_note_not_a_crash(chain):
+    """A model predicting one probability for everyone (e.g. the prevalence) has no slope."""
+    predictions = chain["predictions"].copy()
+    dltr_mlp = (predictions["model"] == "DLTR_MLP").to_numpy()
+    predictions.loc[dltr_mlp, "score"] = 0.4
+    tables = evaluate.evaluate_predictions(predictions, chain["thresholds"])
+    calibration = tables["calibration"].set_index(["model", "cohort"])
+    row = calibration.loc[("DLTR_MLP", "external")]
+    assert "every score is the same" in row["note"]
+    assert np.isnan(row["slope"]) and np.isfinite(row["intercept"])
+    assert np.isfinite(calibration.loc[("DLTR", "external"), "slope"])
+
+
 def test_survival_tables_are_consistent(chain):
     strata = chain["survival"]
     cutoffs = strata["cutoffs"].set_index(["outcome", "model"])

@@ -506,21 +506,27 @@ def _logit_clipped(probabilities: np.ndarray) -> np.ndarray:
 def calibration_intercept_slope(
     y_true: ArrayLike, y_prob: ArrayLike, *, alpha: float = 0.05, context: str = "outcome"
 ) -> CalibrationFit:
-    """Calibration-in-the-large (logit(p) as offset) and calibration slope (GLM on logit(p))."""
+    """Calibration-in-the-large (logit(p) as offset) and calibration slope (GLM on logit(p)).
+
+    The slope and its CI are NaN when every probability is the same (a model that predicts the
+    prevalence): a slope needs spread in the predictions; the intercept is still defined.
+    """
     y = check_binary_outcome(y_true, context=context)
     linear_predictor = _logit_clipped(check_probabilities(y_prob, y_true, context=context))
     binomial = sm.families.Binomial()
     # Intercept with the slope fixed at 1: is the average predicted risk right?
     in_the_large = sm.GLM(y, np.ones((y.size, 1)), family=binomial, offset=linear_predictor).fit()
-    # Slope: < 1 means predictions too extreme (overfitting), > 1 too modest.
-    slope_fit = sm.GLM(y, sm.add_constant(linear_predictor), family=binomial).fit()
     intercept_ci = in_the_large.conf_int(alpha=alpha)[0]
-    slope_ci = slope_fit.conf_int(alpha=alpha)[1]
+    slope, slope_ci = np.nan, (np.nan, np.nan)
+    if np.ptp(linear_predictor) > 0:
+        # Slope: < 1 means predictions too extreme (overfitting), > 1 too modest.
+        slope_fit = sm.GLM(y, sm.add_constant(linear_predictor), family=binomial).fit()
+        slope, slope_ci = slope_fit.params[1], slope_fit.conf_int(alpha=alpha)[1]
     return CalibrationFit(
         intercept=float(in_the_large.params[0]),
         intercept_ci_low=float(intercept_ci[0]),
         intercept_ci_high=float(intercept_ci[1]),
-        slope=float(slope_fit.params[1]),
+        slope=float(slope),
         slope_ci_low=float(slope_ci[0]),
         slope_ci_high=float(slope_ci[1]),
     )
@@ -890,7 +896,9 @@ def _calibration_rows(
                         y, scores[model], alpha=settings.alpha, context=context
                     )
                 )
-            if any(issubclass(w.category, PerfectSeparationWarning) for w in caught):
+            if np.isnan(row["slope"]):
+                notes.append("calibration slope: every score is the same, slope not defined")
+            elif any(issubclass(w.category, PerfectSeparationWarning) for w in caught):
                 # Scores that separate the classes (an overfitted model on training) make the
                 # slope unidentifiable; its huge value and CI are kept but flagged.
                 notes.append("calibration slope: perfect separation, slope not identified")

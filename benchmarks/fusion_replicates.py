@@ -66,6 +66,7 @@ from hccrad.simulate import LATENT_PREFIX, TRAITS, simulate_cohort
 
 REPORT = Path(__file__).with_suffix(".md")
 SCORE = "dltr_score"
+CV_SUFFIX = " (training CV)"
 
 
 def arguments() -> argparse.Namespace:
@@ -206,7 +207,7 @@ def replicate_aucs(
                 oof = cross_val_predict(
                     make(), table[train], y[train], cv=folds, method="predict_proba"
                 )[:, 1]
-                row[f"{name} (training CV)"] = roc_auc_score(y[train], oof)
+                row[f"{name}{CV_SUFFIX}"] = roc_auc_score(y[train], oof)
             rows.append(row)
     return rows
 
@@ -228,7 +229,9 @@ def summary(table: pd.DataFrame, names: list[str]) -> pd.DataFrame:
                         f"{(group[name] > best_input).mean():.0%}" if fusion else ""
                     ),
                     "training CV AUC, mean (SD)": (
-                        mean_sd(group[f"{name} (training CV)"]) if fusion else ""
+                        mean_sd(group[f"{name}{CV_SUFFIX}"])
+                        if fusion and f"{name}{CV_SUFFIX}" in group
+                        else ""
                     ),
                 }
             )
@@ -253,8 +256,8 @@ def main() -> None:
             )
         )
     table = pd.DataFrame(rows)
-    names = [c for c in table.columns if c.endswith("(training CV)")]
-    names = [c.removesuffix(" (training CV)") for c in names]
+    # The candidates' names, in their order; --cv-draws 0 leaves no CV columns to find them by.
+    names = list(candidates([], model_settings(config["models"]), 0))
     write_report(
         args.output,
         [

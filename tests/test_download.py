@@ -8,11 +8,14 @@ Ids use the TCGA tissue-source-site code Z9, which TCGA never issued: no real pa
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from pathlib import Path
 
 import pandas as pd
+import pydicom
 import pytest
+from pydicom.data import get_testdata_file
 from werkzeug import Request, Response
 
 from hccrad.download import (
@@ -169,16 +172,35 @@ def s3_listing(prefix: str, objects: dict[str, bytes], multipart: str = "") -> s
 SERIES = "6e96252b-0b0c-48c5-928e-9f40537a7533"  # a crdc_series_uuid of the shipped index
 
 
+def dicom_instance(number: int) -> bytes:
+    """A small real CT instance (pydicom's CT_small test file) with its own SOP instance UID."""
+    dataset = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    dataset.SOPInstanceUID = dataset.file_meta.MediaStorageSOPInstanceUID = (
+        f"{dataset.SOPInstanceUID}.{number}"
+    )
+    buffer = io.BytesIO()
+    dataset.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
 def test_idc_series_download_checks_count_and_md5(httpserver, tmp_path):
-    instances = {f"inst{i}.dcm": PAYLOAD[: 100 + i] for i in range(3)}
+    # inst2's ETag is a multipart one (no md5): it is accepted after pydicom reads it.
+    instances = {f"inst{i}.dcm": dicom_instance(i) for i in range(3)}
     httpserver.expect_request(
         "/", query_string={"list-type": "2", "prefix": f"{SERIES}/"}
     ).respond_with_data(s3_listing(SERIES, instances, multipart="inst2.dcm"))
     for name, data in instances.items():
         httpserver.expect_request(f"/{SERIES}/{name}").respond_with_data(data)
-    paths = download_series(httpserver.url_for("/"), SERIES, tmp_path / "s", 3, policy=FAST)
+    files = download_series(httpserver.url_for("/"), SERIES, tmp_path / "s", 3, policy=FAST)
+    paths = [f.path for f in files]
     assert sorted(p.name for p in paths) == sorted(instances)
     assert all(p.read_bytes() == instances[p.name] for p in paths)
+    assert [f.checked.split(";")[0] for f in files] == [
+        "size and md5 from the server",
+        "size and md5 from the server",
+        "size from the server",
+    ]
+    assert "pixel data decoded" in files[2].checked
     objects, token = parse_s3_listing(s3_listing(SERIES, instances, multipart="inst2.dcm"))
     assert token is None
     assert [o.md5 is None for o in objects] == [False, False, True]

@@ -19,6 +19,7 @@ Conventions
 from __future__ import annotations
 
 import gzip
+import io
 import re
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -81,6 +82,23 @@ _TCGA_SAMPLE_BARCODE = re.compile(r"^(TCGA-[A-Z0-9]{2}-[A-Z0-9]{4})-(\d{2})([A-Z
 _HTSEQ_COUNTER_PREFIX = "__"
 _SYMBOL_COLUMNS = ("gene_name", "symbol")
 _BIOTYPE_COLUMNS = ("gene_type", "biotype")
+_TRUNCATED_FIX = (
+    "truncated or corrupt? Fix: download or copy the file again (a GDC download rerun fetches "
+    "it again once the damaged file is deleted)"
+)
+# What each kind of bad count means and how to fix it (one message line per kind).
+_COUNT_PROBLEMS = {
+    "missing value": f": the file ends early or has empty cells; {_TRUNCATED_FIX}",
+    "not a number": ". Fix: counts must be integers; export the raw counts again (no 'NA' or text)",
+    "non-integer count": (
+        ": TPM, FPKM or normalised values, not read counts. Fix: give raw integer counts "
+        "(GDC STAR 'unstranded', 'stranded_first' or 'stranded_second' as "
+        "radiogenomics.expression.count_column, or HTSeq counts), never TPM or FPKM"
+    ),
+    "negative count": (
+        ": log-scaled or centred values, not read counts. Fix: give raw integer counts"
+    ),
+}
 
 
 class CountsFormatError(ValueError):
@@ -149,13 +167,14 @@ def _read_table(path: Path, sep: str, *, skip_first_line: bool, header: bool) ->
                 na_values=[""],
             )
     except (EOFError, OSError, zlib.error, UnicodeDecodeError) as error:
-        raise CountsFormatError(
-            f"{path}: cannot be read ({error}); truncated or corrupt?"
-        ) from error
+        raise CountsFormatError(f"{path}: cannot be read ({error}); {_TRUNCATED_FIX}") from error
     except pd.errors.EmptyDataError as error:
-        raise CountsFormatError(f"{path}: the file is empty") from error
+        raise CountsFormatError(f"{path}: the file is empty; {_TRUNCATED_FIX}") from error
     except pd.errors.ParserError as error:
-        raise CountsFormatError(f"{path}: malformed table ({error})") from error
+        raise CountsFormatError(
+            f"{path}: malformed table ({error}). Fix: give a tab-separated table (comma for "
+            ".csv) with the same number of fields on every line"
+        ) from error
 
 
 def _first_line(path: Path) -> str:
@@ -164,9 +183,7 @@ def _first_line(path: Path) -> str:
         with _open_text(path) as handle:
             return handle.readline().rstrip("\r\n")
     except (EOFError, OSError, zlib.error, UnicodeDecodeError) as error:
-        raise CountsFormatError(
-            f"{path}: cannot be read ({error}); truncated or corrupt?"
-        ) from error
+        raise CountsFormatError(f"{path}: cannot be read ({error}); {_TRUNCATED_FIX}") from error
 
 
 def _validated_counts(
@@ -175,7 +192,7 @@ def _validated_counts(
     """Return a count column as int64, or raise naming the file, column and first bad gene."""
     numeric = pd.to_numeric(values, errors="coerce")
     problems = (
-        ("missing value (truncated file?)", numeric.isna() & values.isna()),
+        ("missing value", numeric.isna() & values.isna()),
         ("not a number", numeric.isna() & values.notna()),
         ("non-integer count", numeric.notna() & (numeric % 1 != 0)),
         ("negative count", numeric < 0),
@@ -183,9 +200,10 @@ def _validated_counts(
     for what, bad in problems:
         if bad.any():
             first = int(np.flatnonzero(bad.to_numpy())[0])
+            value = str(values.iloc[first])  # as written: '12.5', not np.float64(12.5)
             raise CountsFormatError(
                 f"{path}: column {column!r} has {int(bad.sum())} {what}(s), first at gene "
-                f"{gene_ids.iloc[first]!r} (value {values.iloc[first]!r})"
+                f"{gene_ids.iloc[first]!r} (value {value!r}){_COUNT_PROBLEMS[what]}"
             )
     return numeric.to_numpy(dtype=np.int64)
 
@@ -245,7 +263,7 @@ def read_star_counts(
         raise CountsFormatError(f"{path}: missing STAR summary row(s) {absent_summary}")
     genes_table = table.loc[~summary_mask]
     if genes_table.empty:
-        raise CountsFormatError(f"{path}: no gene rows after the N_* rows (truncated file?)")
+        raise CountsFormatError(f"{path}: no gene rows after the N_* rows; {_TRUNCATED_FIX}")
     gene_ids = gene_ids[~summary_mask]
     validated = {
         column: _validated_counts(genes_table[column], path, column, gene_ids)
@@ -255,7 +273,7 @@ def read_star_counts(
     for column in ("gene_name", "gene_type"):
         if genes_table[column].isna().any():
             first = gene_ids[genes_table[column].isna()].iloc[0]
-            raise CountsFormatError(f"{path}: empty {column!r} at gene {first!r} (truncated file?)")
+            raise CountsFormatError(f"{path}: empty {column!r} at gene {first!r}; {_TRUNCATED_FIX}")
     _raise_on_duplicates(pd.Index(gene_ids), path, "in the file")
     ids, keep = unversioned_gene_ids(gene_ids, par_y)
     _raise_on_duplicates(ids[keep], path, "after removing the version")
@@ -290,6 +308,28 @@ def _sample_name_from_path(path: Path) -> str:
     return name
 
 
+def _raise_on_duplicated_samples(path: Path, sep: str) -> None:
+    """Raise when a counts matrix names one sample in two columns (read before pandas renames)."""
+    # pandas renames a repeated column "X" to "X.1" and has no option to refuse: read the
+    # header as a row of values instead.
+    header = pd.read_csv(
+        io.StringIO(_first_line(path)), sep=sep, header=None, dtype=str, keep_default_na=False
+    )
+    names = pd.Series(header.iloc[0].to_numpy()[1:])
+    repeated = names[names.duplicated(keep=False)]
+    if repeated.empty:
+        return
+    name = str(repeated.iloc[0])
+    columns = [int(i) + 2 for i in repeated.index[repeated == name]]
+    parsed = parse_tcga_barcode(name)
+    patient = f"patient {parsed.patient_id}, " if parsed else ""
+    raise CountsFormatError(
+        f"{path}: {patient}sample {name!r} is the header of columns {columns}: two columns for "
+        "one sample, and which to use is unknown. Fix: keep one column per sample, or give a "
+        "re-sequenced aliquot its own barcode (e.g. ...-01A-11R-A28V-07 or vial 01B)"
+    )
+
+
 def read_counts_matrix(path: str | Path, par_y: ParY = "drop") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Read a genes x samples counts TSV/CSV or a headerless 2-column HTSeq file: counts, genes.
 
@@ -304,6 +344,8 @@ def read_counts_matrix(path: str | Path, par_y: ParY = "drop") -> tuple[pd.DataF
         raise CountsFormatError(f"{path}: expected a gene id column and at least one sample column")
     # A headerless file (legacy GDC HTSeq counts) starts with a gene id and an integer.
     headerless = first_fields[1].strip().isdigit()
+    if not headerless:
+        _raise_on_duplicated_samples(path, sep)
     table = _read_table(path, sep, skip_first_line=False, header=not headerless)
     if headerless:
         if table.shape[1] != 2:
@@ -321,9 +363,6 @@ def read_counts_matrix(path: str | Path, par_y: ParY = "drop") -> tuple[pd.DataF
     sample_columns = [c for c in table.columns[1:] if c not in (symbol_column, biotype_column)]
     if not sample_columns:
         raise CountsFormatError(f"{path}: no sample columns")
-    duplicated_samples = pd.Index(sample_columns)[pd.Index(sample_columns).duplicated()]
-    if len(duplicated_samples):
-        raise CountsFormatError(f"{path}: duplicated sample column(s) {list(duplicated_samples)}")
     _raise_on_duplicates(pd.Index(gene_ids), path, "in the file")
     ids, keep = unversioned_gene_ids(gene_ids, par_y)
     _raise_on_duplicates(ids[keep], path, "after removing the version")
@@ -353,9 +392,15 @@ def read_sample_sheet(path: str | Path) -> pd.DataFrame:
         if sheet[column].isna().any():
             row = int(np.flatnonzero(sheet[column].isna().to_numpy())[0]) + 2
             raise CountsFormatError(f"{path}: empty {column!r} on line {row}")
-    duplicated = sheet.loc[sheet["File ID"].duplicated(), "File ID"]
-    if len(duplicated):
-        raise CountsFormatError(f"{path}: duplicated File ID(s) {list(duplicated[:5])}")
+    repeated = sheet["File ID"].duplicated(keep=False).to_numpy()
+    if repeated.any():
+        file_id = sheet["File ID"].to_numpy()[repeated][0]
+        lines = [int(i) + 2 for i in np.flatnonzero(sheet["File ID"].to_numpy() == file_id)]
+        samples = sorted(set(sheet.loc[sheet["File ID"] == file_id, "Sample ID"]))
+        raise CountsFormatError(
+            f"{path}: File ID {file_id!r} is on lines {lines} (sample(s) {samples}): one file "
+            "listed twice. Fix: remove the repeated row; one row per file"
+        )
     pooled = sheet.loc[sheet["Sample ID"].str.contains(","), "File ID"]
     if len(pooled):
         raise CountsFormatError(
@@ -467,14 +512,17 @@ def select_patient_samples(
     kept = ordered.loc[first].set_index("patient_id")
     for row in ordered.loc[~first].itertuples():
         chosen = kept.loc[row.patient_id]
-        exclusions.append(
-            {
-                "sample": row.sample,
-                "patient_id": row.patient_id,
-                "reason": f"another sample of the patient is used: {chosen['barcode']} "
-                f"({_why_preferred(chosen, pd.Series(row._asdict()))})",
-            }
-        )
+        why = _why_preferred(chosen, pd.Series(row._asdict()))
+        if chosen["barcode"] == row.barcode:
+            # Two files of one sample (a re-sequenced aliquot, or a copy): one is used, and the
+            # reason says how to choose the other.
+            reason = (
+                f"another file of the same sample {row.barcode} is used: {chosen['sample']} "
+                f"({why}); to use this one, remove the other's row from the sample sheet"
+            )
+        else:
+            reason = f"another sample of the patient is used: {chosen['barcode']} ({why})"
+        exclusions.append({"sample": row.sample, "patient_id": row.patient_id, "reason": reason})
     selection = kept[["sample", "barcode", "sample_type", "vial", "library_size"]].sort_index()
     selection.index.name = "patient_id"
     exclusion_table = pd.DataFrame(exclusions, columns=list(EXCLUSION_COLUMNS))
@@ -488,16 +536,21 @@ def counts_by_patient(counts: pd.DataFrame, selection: pd.DataFrame) -> pd.DataF
     return by_patient
 
 
-def locate_sample_sheet_file(sheet_row: pd.Series, directory: Path) -> Path:
+def locate_sample_sheet_file(
+    sheet_row: pd.Series, directory: Path, line: int | None = None
+) -> Path:
     """Find a sheet's file where the GDC client puts it (``dir/File ID/File Name``) or flat."""
     nested = directory / str(sheet_row["File ID"]) / str(sheet_row["File Name"])
     flat = directory / str(sheet_row["File Name"])
     for candidate in (nested, flat):
         if candidate.is_file():
             return candidate
+    where = f" (sample sheet line {line})" if line is not None else ""
     raise FileNotFoundError(
-        f"file {sheet_row['File ID']} of sample {sheet_row['Sample ID']} "
-        f"not found as {nested} or {flat}"
+        f"{nested}: patient {sheet_row.get('Case ID')}, sample {sheet_row['Sample ID']}{where}: "
+        f"file {sheet_row['File ID']} not found there nor as {flat}. Fix: download it again "
+        "(rerun the download; verified files are kept, only missing ones are fetched) or "
+        "remove its row from the sample sheet"
     )
 
 
@@ -513,23 +566,41 @@ def read_star_files(
     columns: list[np.ndarray] = []
     reference: StarCounts | None = None
     reference_path: Path | None = None
-    for _, row in tqdm(sheet.iterrows(), total=len(sheet), desc="STAR files", disable=not progress):
-        path = locate_sample_sheet_file(row, directory)
-        star = read_star_counts(path, count_column, par_y)
+    used: dict[Path, int] = {}
+    rows = tqdm(sheet.iterrows(), total=len(sheet), desc="STAR files", disable=not progress)
+    for position, (_, row) in enumerate(rows):
+        line = position + 2  # the header is line 1
+        path = locate_sample_sheet_file(row, directory, line)
+        where = (
+            f"{path}: patient {row.get('Case ID')}, sample {row['Sample ID']} "
+            f"(sample sheet line {line})"
+        )
+        if path.resolve() in used:
+            raise CountsFormatError(
+                f"{where}: the same file as line {used[path.resolve()]}, so two samples would get "
+                "the same counts. Fix: give each row its own file (File Name, File ID)"
+            )
+        used[path.resolve()] = line
+        try:
+            star = read_star_counts(path, count_column, par_y)
+        except CountsFormatError as error:
+            raise CountsFormatError(f"{where}: {str(error).removeprefix(f'{path}: ')}") from error
         if reference is None:
             reference, reference_path = star, path
         elif not star.counts.index.equals(reference.counts.index):
             missing = reference.counts.index.difference(star.counts.index)
             extra = star.counts.index.difference(reference.counts.index)
             raise CountsFormatError(
-                f"{path}: gene ids differ from {reference_path} ({len(star.counts)} vs "
-                f"{len(reference.counts)} genes, {len(missing)} missing, {len(extra)} extra, or a "
-                "different order): truncated file or another gene model?"
+                f"{where}: gene ids differ from {reference_path} ({len(star.counts)} vs "
+                f"{len(reference.counts)} genes, {len(missing)} missing, e.g. "
+                f"{list(missing[:3])}, {len(extra)} extra, or a different order): a truncated "
+                "file or another gene model. Fix: download or copy the file again, or remove "
+                "its row from the sample sheet"
             )
         elif star.gene_model != reference.gene_model:
             raise CountsFormatError(
-                f"{path}: gene model {star.gene_model!r} differs from {reference.gene_model!r} "
-                f"in {reference_path}"
+                f"{where}: gene model {star.gene_model!r} differs from {reference.gene_model!r} "
+                f"in {reference_path}. Fix: use files of one gene model (one GDC data release)"
             )
         columns.append(star.counts.to_numpy())
     if reference is None:

@@ -1,6 +1,9 @@
 # Imported cohorts (issue 7): a bring-your-own sheet through a column map, IDC imaging (DICOM
 # and DICOM SEG -> NIfTI), GDC RNA-seq and clinical data. Downloads go to download.data_dir;
 # the manifest is selected offline from the shipped IDC index, so a dry run needs no network.
+# No rule owns a folder of download.data_dir: Snakemake deletes a failed job's outputs, so a
+# download rule's output is the table of the files it verified (and, for the GDC, links to
+# them); verified files and partial ones survive a failure and the rerun fetches only the rest.
 
 
 include: "download_common.smk"
@@ -32,7 +35,7 @@ rule download_idc_patient:
     input:
         manifest="results/{cohort}/download/idc_manifest.tsv",
     output:
-        directory(f"{DATA_DIR}/{{cohort}}/idc/{{patient}}"),
+        "results/{cohort}/download/idc/{patient}.tsv",
     log:
         "logs/{cohort}/download_idc/{patient}.log",
     benchmark:
@@ -48,13 +51,14 @@ rule download_idc_patient:
     params:
         base_url=DOWNLOAD["idc_base_url"],
         policy=POLICY,
+        folder=lambda wildcards: f"{DATA_DIR}/{wildcards.cohort}/idc/{wildcards.patient}",
     script:
         "../scripts/download_idc_patient.py"
 
 
 rule dicom_to_nifti:
     input:
-        dicom=f"{DATA_DIR}/{{cohort}}/idc/{{patient}}",
+        verified="results/{cohort}/download/idc/{patient}.tsv",
         manifest="results/{cohort}/download/idc_manifest.tsv",
     output:
         directory("results/{cohort}/nifti/{patient}"),
@@ -72,6 +76,7 @@ rule dicom_to_nifti:
         runtime=30,
     params:
         labels=lambda wildcards: IMPORTED[wildcards.cohort]["idc"]["segment_labels"],
+        dicom=lambda wildcards: f"{DATA_DIR}/{wildcards.cohort}/idc/{wildcards.patient}",
     script:
         "../scripts/import_dicom.py"
 
@@ -80,6 +85,7 @@ rule download_gdc_rnaseq:
     output:
         files=directory("results/{cohort}/rnaseq/files"),
         sample_sheet="results/{cohort}/rnaseq/gdc_sample_sheet.tsv",
+        verified="results/{cohort}/rnaseq/gdc_files.tsv",
     log:
         "logs/{cohort}/download_gdc_rnaseq.log",
     benchmark:
@@ -96,6 +102,7 @@ rule download_gdc_rnaseq:
         base_url=DOWNLOAD["gdc_base_url"],
         project=lambda wildcards: IMPORTED[wildcards.cohort]["gdc"]["project"],
         policy=POLICY,
+        folder=lambda wildcards: f"{DATA_DIR}/{wildcards.cohort}/gdc",
     script:
         "../scripts/download_gdc_rnaseq.py"
 

@@ -1,20 +1,28 @@
-"""Download one patient's selected IDC series (DICOM instances, checked) into its folder."""
+"""Download one patient's selected IDC series (DICOM instances, checked) into its folder.
+
+The folder (under download.data_dir) is no rule's output, so a failed job keeps the verified
+instances; the rule's output is the table of what was verified.
+"""
 
 from pathlib import Path
 
-import pandas as pd
-
-from hccrad.download import RetryPolicy, download_patient
+from hccrad.cohort import read_patients
+from hccrad.download import RetryPolicy, download_patient, verified_table
 from hccrad.idc import patient_series
 from hccrad.runlog import log_to
 
 log = log_to(snakemake.log[0])
-manifest = pd.read_csv(snakemake.input.manifest, sep="\t")
+manifest = read_patients(snakemake.input.manifest, index=False)
 rows = patient_series(manifest, snakemake.wildcards.patient)
-paths = download_patient(
-    snakemake.params.base_url,
-    rows,
-    Path(snakemake.output[0]),
-    RetryPolicy(**snakemake.params.policy),
+folder = Path(snakemake.params.folder)
+files = download_patient(
+    snakemake.params.base_url, rows, folder, RetryPolicy(**snakemake.params.policy)
 )
-log.info("%s: %d instances of %d series", snakemake.wildcards.patient, len(paths), len(rows))
+verified_table(files, folder).to_csv(snakemake.output[0], sep="\t", index=False)
+log.info(
+    "%s: %d instances of %d series in %s",
+    snakemake.wildcards.patient,
+    len(files),
+    len(rows),
+    folder,
+)

@@ -2,16 +2,15 @@
 
 from pathlib import Path
 
-import pandas as pd
-
+from hccrad.cohort import read_patients
 from hccrad.dicom import convert_patient
 from hccrad.idc import patient_series
 from hccrad.runlog import log_to
 
 log = log_to(snakemake.log[0])
-manifest = pd.read_csv(snakemake.input.manifest, sep="\t")
+manifest = read_patients(snakemake.input.manifest, index=False)
 rows = patient_series(manifest, snakemake.wildcards.patient)
 report = convert_patient(
-    Path(snakemake.input.dicom), rows, Path(snakemake.output[0]), snakemake.params.labels
+    Path(snakemake.params.dicom), rows, Path(snakemake.output[0]), snakemake.params.labels
 )
 log.info("%s: %s", snakemake.wildcards.patient, report)

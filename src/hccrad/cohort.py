@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +31,29 @@ class SheetError(ValueError):
     """A cohort sheet that breaks its contract; the message names the file, patient and fix."""
 
 
+def read_patients(
+    path: str | Path, *, index: bool = True, dtype: Mapping[str, Any] | None = None
+) -> pd.DataFrame:
+    """A patients table (TSV) with patient_id exactly as written, by default as its index.
+
+    Ids are strings (``001`` stays ``001``) and only empty cells are missing, so an id such as
+    ``NA`` survives; this is how write_table writes tables (NaN as an empty cell).
+    """
+    table = pd.read_csv(
+        path,
+        sep="\t",
+        dtype={ID_COLUMN: str, **(dtype or {})},
+        keep_default_na=False,
+        na_values=[""],
+    )
+    if ID_COLUMN not in table.columns:
+        raise SheetError(f"{path}: no {ID_COLUMN!r} column; the first column must be {ID_COLUMN}.")
+    return table.set_index(ID_COLUMN) if index else table
+
+
 def read_sheet(path: str | Path) -> pd.DataFrame:
     """Read a cohort sheet (TSV) with patient_id as a string index; empty cells are missing."""
-    sheet = pd.read_csv(path, sep="\t", dtype={ID_COLUMN: str, "centre": str, "bclc": str})
-    if ID_COLUMN not in sheet.columns:
-        raise SheetError(f"{path}: no {ID_COLUMN!r} column; the first column must be {ID_COLUMN}.")
-    return sheet.set_index(ID_COLUMN)
+    return read_patients(path, dtype={"centre": str, "bclc": str})
 
 
 def write_table(table: pd.DataFrame, path: str | Path) -> None:

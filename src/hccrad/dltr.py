@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
 
+from hccrad.cohort import read_patients
 from hccrad.deep import SCORE_NAME, CropSet, DeepConfig, load_crops
 from hccrad.evaluate import name_patients
 from hccrad.prepared import crop_files, read_exclusion
@@ -120,8 +121,7 @@ def score_table(
 
 def read_out_of_fold(path: str | Path) -> pd.Series:
     """The out-of-fold scores written by the selection step, indexed by patient_id."""
-    table = pd.read_csv(path, sep="\t", dtype={"patient_id": str})
-    return table.set_index("patient_id")[SCORE_NAME]
+    return read_patients(path)[SCORE_NAME]
 
 
 def selection_figure(table: pd.DataFrame, summary: pd.DataFrame, winner: str) -> plt.Figure:

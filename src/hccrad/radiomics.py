@@ -24,6 +24,7 @@ import radiomics
 import SimpleITK as sitk  # noqa: N813  (the name SimpleITK itself documents)
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
+from hccrad.cohort import read_patients
 from hccrad.imaging import (
     LIVER_LABEL,
     TUMOUR_LABEL,
@@ -195,7 +196,7 @@ def _read_table(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if path.suffix == ".parquet":
         return pd.read_parquet(path)
-    return pd.read_csv(path, sep="\t", index_col=0)
+    return read_patients(path)
 
 
 def perturb_mask(

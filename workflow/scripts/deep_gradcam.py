@@ -1,10 +1,9 @@
 """Grad-CAM maps of the DLTR network for a few held-out patients per centre (drawn later)."""
 
-import pandas as pd
 import torch
 
 from hccrad import deep, dltr
-from hccrad.cohort import read_sheet
+from hccrad.cohort import read_patients, read_sheet
 from hccrad.runlog import log_to
 
 log = log_to(snakemake.log[0])
@@ -18,7 +17,7 @@ held_out = sheet.loc[sheet["split"] != "train"]
 crops, _ = dltr.cohort_crops(
     dltr.prepared_folders(snakemake.input.prepared), list(held_out.index), config
 )
-scores = pd.read_csv(snakemake.input.scores, sep="\t", dtype={"patient_id": str})
+scores = read_patients(snakemake.input.scores, index=False)
 scores = scores.set_index("patient_id")[dltr.DLTR_SCORE]
 panels = deep.grad_cam_panels(
     model,

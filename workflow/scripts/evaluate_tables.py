@@ -2,11 +2,12 @@
 
 import pandas as pd
 
+from hccrad.cohort import read_patients
 from hccrad.evaluate import evaluate_predictions, evaluation_settings
 from hccrad.runlog import log_to
 
 log = log_to(snakemake.log[0])
-predictions = pd.read_csv(snakemake.input.predictions, sep="\t", dtype={"patient_id": str})
+predictions = read_patients(snakemake.input.predictions, index=False)
 thresholds = pd.read_csv(snakemake.input.thresholds, sep="\t")
 tables = evaluate_predictions(
     predictions,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hccrad.cohort import read_sheet
+from hccrad.cohort import read_patients, read_sheet
 from hccrad.model_card import model_card
 from hccrad.models import without_exclusions
 from hccrad.runlog import log_to
@@ -18,7 +18,7 @@ def table(path: str) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""]).fillna({"note": ""})
 
 
-exclusions = pd.read_csv(snakemake.input.exclusions, sep="\t", index_col="patient_id")
+exclusions = read_patients(snakemake.input.exclusions)
 sheet = without_exclusions(read_sheet(snakemake.input.sheet), exclusions)
 card = model_card(
     endpoint=snakemake.wildcards.endpoint,

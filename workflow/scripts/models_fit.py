@@ -5,7 +5,7 @@ import json
 import joblib
 import pandas as pd
 
-from hccrad.cohort import read_sheet
+from hccrad.cohort import read_patients, read_sheet
 from hccrad.models import (
     deep_score_table,
     describe_all,
@@ -23,7 +23,7 @@ log = log_to(snakemake.log[0])
 endpoint = snakemake.wildcards.endpoint
 settings = model_settings(snakemake.params.models)
 sheet = read_sheet(snakemake.input.sheet)
-exclusions = pd.read_csv(snakemake.input.exclusions, sep="\t", index_col="patient_id")
+exclusions = read_patients(snakemake.input.exclusions)
 sheet = without_exclusions(sheet, exclusions)
 # A response cohort without images has no feature tables: the clinical model only.
 features = {}
@@ -31,7 +31,7 @@ if hasattr(snakemake.input, "radiomics"):
     features["radiomics"] = pd.read_parquet(snakemake.input.radiomics)
 if hasattr(snakemake.input, "deep"):
     features["deep"] = deep_score_table(
-        pd.read_csv(snakemake.input.deep, sep="\t", index_col="patient_id"),
+        read_patients(snakemake.input.deep),
         sheet,
         settings.dltr_score_column,
     )

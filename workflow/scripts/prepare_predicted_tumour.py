@@ -2,16 +2,14 @@
 
 from pathlib import Path
 
-import pandas as pd
-
-from hccrad.cohort import read_sheet
+from hccrad.cohort import read_patients, read_sheet
 from hccrad.prepared import predicted_mask_path, tumour_predicted
 from hccrad.preprocess import prepare_with_predicted_tumour
 from hccrad.runlog import log_to
 
 log = log_to(snakemake.log[0])
 patient = snakemake.wildcards.patient
-predictions = pd.read_csv(snakemake.input.predictions, sep="\t", index_col="patient_id")
+predictions = read_patients(snakemake.input.predictions)
 exclusion = prepare_with_predicted_tumour(
     patient,
     read_sheet(snakemake.input.sheet).loc[patient],

@@ -2,9 +2,7 @@
 
 from pathlib import Path
 
-import pandas as pd
-
-from hccrad.cohort import read_sheet
+from hccrad.cohort import read_patients, read_sheet
 from hccrad.runlog import log_to
 from hccrad.segment import segment_config
 from hccrad.segment_eval import head_auroc, metrics_summary, patient_metrics, training_baseline
@@ -12,7 +10,7 @@ from hccrad.segment_eval import head_auroc, metrics_summary, patient_metrics, tr
 log = log_to(snakemake.log[0])
 config = segment_config(snakemake.params.segment)
 sheet = read_sheet(snakemake.input.sheet)
-predictions = pd.read_csv(snakemake.input.predictions, sep="\t", index_col="patient_id")
+predictions = read_patients(snakemake.input.predictions)
 folders = {Path(folder).name: folder for folder in snakemake.input.prepared}
 # The baseline's phase and side are chosen on the training patients alone.
 baseline, candidates = training_baseline(folders, sheet, config.phases)

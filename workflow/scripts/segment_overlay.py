@@ -2,14 +2,13 @@
 
 from pathlib import Path
 
-import pandas as pd
-
+from hccrad.cohort import read_patients
 from hccrad.runlog import log_to
 from hccrad.segment_eval import overlay_figure, overlay_patients
 from hccrad.style import save_figure
 
 log = log_to(snakemake.log[0])
-metrics = pd.read_csv(snakemake.input.metrics, sep="\t", dtype={"patient_id": str})
+metrics = read_patients(snakemake.input.metrics, index=False)
 folders = {Path(folder).name: folder for folder in snakemake.input.prepared}
 patients = overlay_patients(metrics, snakemake.params.per_centre)
 figure = overlay_figure(patients, folders, snakemake.input.masks, metrics, snakemake.params.phase)

@@ -2,13 +2,12 @@
 
 from pathlib import Path
 
-import pandas as pd
-
+from hccrad.cohort import read_patients
 from hccrad.runlog import log_to
 from hccrad.segment_eval import auto_radiomics
 
 log = log_to(snakemake.log[0])
-predictions = pd.read_csv(snakemake.input.predictions, sep="\t", index_col="patient_id")
+predictions = read_patients(snakemake.input.predictions)
 folders = {Path(folder).name: folder for folder in snakemake.input.prepared}
 features, left_out = auto_radiomics(
     folders,

@@ -14,11 +14,13 @@ endpoint = snakemake.wildcards.endpoint
 
 def rows(path: str) -> pd.DataFrame:
     """This outcome's and model's rows of a survival table."""
-    table = pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""])
+    table = pd.read_csv(
+        path, sep="\t", keep_default_na=False, na_values=[""], dtype={"patient_id": str}
+    )
     return table[(table["outcome"] == outcome) & (table["model"] == model)]
 
 
-groups = rows(snakemake.input.risk_groups).astype({"patient_id": str})
+groups = rows(snakemake.input.risk_groups)
 patients = groups.set_index("patient_id")
 # One row per patient and cohort it belongs to (external patients are also in their centre).
 members = pd.concat(

@@ -1,13 +1,11 @@
 """Risk groups from each model's score (cutoff fixed on training), KM, log-rank, Cox, C-index."""
 
-import pandas as pd
-
-from hccrad.cohort import read_sheet
+from hccrad.cohort import read_patients, read_sheet
 from hccrad.runlog import log_to
 from hccrad.survival import stratify_survival, survival_settings
 
 log = log_to(snakemake.log[0])
-predictions = pd.read_csv(snakemake.input.predictions, sep="\t", dtype={"patient_id": str})
+predictions = read_patients(snakemake.input.predictions, index=False)
 sheet = read_sheet(snakemake.input.sheet)
 settings = survival_settings(snakemake.params.survival)
 tables = stratify_survival(predictions, sheet, snakemake.params.outcomes, settings)

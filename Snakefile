@@ -1,9 +1,19 @@
 # hccrad: TACE response in hepatocellular carcinoma from imaging, and the biology behind it.
 # Run `snakemake --cores all` (the default simulated cohorts) or see README.md.
 
+from pathlib import Path
+
 from snakemake.utils import min_version
 
+from hccrad.config import read_yaml
+
 min_version("9.0")
+
+# Snakemake reports a YAML syntax error (a tab, say) in a config file without the file or
+# the line (snakemake.common.configfile drops PyYAML's message); reading the default config
+# here first names both. A --configfile is read before this file runs: see config/README.md.
+if Path("config/config.yaml").is_file():
+    read_yaml("config/config.yaml")
 
 
 configfile: "config/config.yaml"

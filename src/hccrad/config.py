@@ -2,16 +2,52 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from hccrad.genesets import read_gmt
 
 
 class ConfigError(ValueError):
     """A configuration value that cannot work; the message names the key and the fix."""
+
+
+def read_yaml(path: str | Path, what: str = "config file") -> Any:
+    """A YAML file's content, or ConfigError naming the file, line and column of a syntax error."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {error.start} is {error.object[error.start]:#04x}). "
+            f"Fix: save the {what} as UTF-8."
+        ) from error
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(yaml_error_message(path, text, error, what)) from error
+
+
+def yaml_error_message(path: str | Path, text: str, error: yaml.YAMLError, what: str) -> str:
+    """One line for a YAML syntax error: file, line and column, the problem and the fix."""
+    mark = getattr(error, "problem_mark", None)
+    if mark is None:  # not a parse error with a position (e.g. a reader error on bad bytes)
+        return f"{path}: not valid YAML ({' '.join(str(error).split())}). Fix: correct the {what}."
+    # PyYAML counts lines and columns from 0; editors count from 1.
+    line, column = mark.line + 1, mark.column + 1
+    source = text.splitlines()[mark.line] if mark.line < len(text.splitlines()) else ""
+    if "\t" in source[: len(source) - len(source.lstrip())] or "'\\t'" in str(error.problem):
+        return (
+            f"{path}, line {line}, column {column}: a tab character; YAML indents with spaces "
+            f"only. Fix: replace the tab(s) on line {line} of the {what} with spaces."
+        )
+    problem = " ".join(filter(None, [getattr(error, "context", None), error.problem]))
+    return f"{path}, line {line}, column {column}: {problem}. Fix: correct the {what} there."
 
 
 def known_keys(settings_class: type, section: Mapping[str, Any], name: str) -> dict[str, Any]:
@@ -104,6 +140,58 @@ def imported_cohorts(config: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     return dict(config.get("sheets", {}))
 
 
+def _check_planted_pathways(
+    key: str, spec: Mapping[str, Any], gene_sets: Mapping[str, Sequence[str]], gmt: str
+) -> None:
+    """ConfigError for a planted pathway that would plant no gene."""
+    planted = spec.get("planted_pathways", [])
+    for index, pathway in enumerate(planted):
+        name = pathway["pathway"]
+        where = f"simulate.{key}.planted_pathways[{index}].pathway = {name!r}"
+        if name not in gene_sets:
+            raise ConfigError(
+                f"{where} is not a gene set of {gmt} (e.g. {', '.join(sorted(gene_sets)[:3])})."
+            )
+        # The simulated gene universe holds every gene of every set of the GMT
+        # (hccrad.rnaseq_sim.gene_universe), so a set's genes exist exactly when it has any.
+        if not gene_sets[name]:
+            raise ConfigError(
+                f"{where}: the gene set has no gene in {gmt}, so nothing would be planted. "
+                "Fix: list its genes in the GMT file or plant another pathway."
+            )
+    fraction = spec.get("rnaseq", {}).get("responsive_fraction")
+    if planted and fraction == 0:
+        raise ConfigError(
+            f"simulate.{key}.rnaseq.responsive_fraction = 0: no gene of the "
+            f"{len(planted)} planted pathway(s) would follow its trait. Fix: set it above 0 "
+            f"(default 0.8) or remove simulate.{key}.planted_pathways."
+        )
+
+
+def _check_radiogenomics_size(config: Mapping[str, Any], cohorts: Mapping[str, Any]) -> None:
+    """ConfigError when a simulated radiogenomics cohort is smaller than the analysis needs."""
+    minimum = config.get("radiogenomics", {}).get("min_matched_patients")
+    name = config["cohorts"]["radiogenomics"]
+    # An imported cohort's size is known only once its sheet is read (correlate_features
+    # checks the matched patients then); a simulated one's is known now.
+    if minimum is None or name not in simulated_cohorts(config):
+        return
+    spec = cohorts[name]
+    n_patients = sum(centre["n_patients"] for centre in spec["centres"])
+    if n_patients < minimum:
+        raise ConfigError(
+            f"cohort {spec['name']!r} simulates {n_patients} patient(s), fewer than "
+            f"radiogenomics.min_matched_patients = {minimum}: the radiogenomics analysis would "
+            f"stop once they are matched. Fix: raise its centres' n_patients or lower "
+            "radiogenomics.min_matched_patients."
+        )
+
+
+def radiomics_for(radiomics: Mapping[str, Any], modality: str) -> dict[str, Any]:
+    """The radiomics section with one modality's PyRadiomics settings (radiomics.settings.<m>)."""
+    return {**radiomics, "settings": dict(radiomics["settings"][modality])}
+
+
 def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
     """Raise ConfigError for cross-references that the schema cannot check."""
     imported = imported_cohorts(config)
@@ -122,6 +210,7 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
                 f"cohorts.{role} = {name!r} is a {cohorts[name]['role']} cohort, not {role}."
             )
     _check_liver_only(config, cohorts)
+    _check_radiogenomics_size(config, cohorts)
     response = cohorts[config["cohorts"]["response"]]
     for endpoint in config["endpoints"]:
         if config["cohorts"]["response"] in imported:
@@ -136,13 +225,7 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
         raise ConfigError(f"gene_sets: {gmt} does not exist; point it to a GMT file.")
     gene_sets = read_gmt(gmt)
     for key, spec in config.get("simulate", {}).items():
-        for index, planted in enumerate(spec.get("planted_pathways", [])):
-            if planted["pathway"] not in gene_sets:
-                raise ConfigError(
-                    f"simulate.{key}.planted_pathways[{index}].pathway = "
-                    f"{planted['pathway']!r} is not a gene set of {config['gene_sets']} "
-                    f"(e.g. {', '.join(sorted(gene_sets)[:3])})."
-                )
+        _check_planted_pathways(key, spec, gene_sets, config["gene_sets"])
         for index, centre in enumerate(spec["centres"]):
             if centre["role"] == "development" and "internal_test_fraction" not in centre:
                 raise ConfigError(
@@ -164,3 +247,27 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
             f"deep.min_epochs = {deep['min_epochs']} exceeds deep.max_epochs = "
             f"{deep['max_epochs']}: no epoch could be kept. Lower min_epochs or raise max_epochs."
         )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m hccrad.config FILE...``: name the file and line of any YAML syntax error."""
+    # Snakemake reads --configfile files while parsing its command line, before the workflow
+    # runs, and reports a syntax error without the file or line; this says where it is.
+    paths = list(sys.argv[1:] if argv is None else argv)
+    if not paths:
+        print("usage: python -m hccrad.config CONFIG.yaml [MORE.yaml ...]", file=sys.stderr)
+        return 2
+    status = 0
+    for path in paths:
+        try:
+            read_yaml(path)
+        except (ConfigError, OSError) as error:
+            print(error, file=sys.stderr)
+            status = 1
+        else:
+            print(f"{path}: valid YAML")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,20 +2,18 @@
 
 from pathlib import Path
 
-import pandas as pd
-
-from hccrad.cohort import write_table
+from hccrad.cohort import read_patients, write_table
 from hccrad.runlog import log_to
-from hccrad.sheet_import import check_sheet, cohort_sheet, load_column_map, read_table
+from hccrad.sheet_import import check_sheet, cohort_sheet, load_column_map, read_mapped_table
 
 log = log_to(snakemake.log[0])
 spec = snakemake.params.cohort
 column_map = load_column_map(snakemake.input.column_map)
-table = read_table(snakemake.input.table, column_map.get("sheet_name", 0))
+table = read_mapped_table(snakemake.input.table, column_map)
 manifest, skipped = (
     (
-        pd.read_csv(snakemake.input.manifest, sep="\t"),
-        pd.read_csv(snakemake.input.manifest_exclusions, sep="\t"),
+        read_patients(snakemake.input.manifest, index=False),
+        read_patients(snakemake.input.manifest_exclusions, index=False),
     )
     if spec["images"] == "idc"
     else (None, None)

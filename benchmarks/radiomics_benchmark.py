@@ -119,7 +119,7 @@ def workflow_params(config_path: Path, folder: Path) -> str:
     params = yaml.safe_load(
         (config_path.parent.parent / config["radiomics"]["params"]["mri"]).read_text()
     )
-    params["setting"] |= dict(config["radiomics"].get("settings", {}))
+    params["setting"] |= dict(config["radiomics"]["settings"]["mri"])
     params["setting"]["resampledPixelSpacing"] = config["imaging"]["spacing_mm"]
     path = folder / "workflow_params.yaml"
     path.write_text(yaml.safe_dump(params))

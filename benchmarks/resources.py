@@ -31,6 +31,7 @@ import SimpleITK as sitk  # noqa: N813
 import yaml
 
 from hccrad.cohort import read_sheet
+from hccrad.config import radiomics_for
 from hccrad.versions import machine_description
 
 # Real CT grids: 0.7 mm in plane (512 x 512 over a 360 mm field) and slice counts spanning
@@ -189,7 +190,7 @@ def radiomics_cost(
                     RADIOMICS,
                     str(patient),
                     str(folder),
-                    json.dumps(config["radiomics"]),
+                    json.dumps(radiomics_for(config["radiomics"], "mri")),
                     params,
                     json.dumps(spacing),
                 )

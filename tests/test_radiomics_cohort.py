@@ -12,6 +12,7 @@ import pytest
 from scipy import ndimage
 from scipy.stats import spearmanr
 
+from hccrad.config import radiomics_for
 from hccrad.imaging import ImageQCError
 from hccrad.phantom import PHASES, render_patient, write_nifti
 from hccrad.preprocess import gather_exclusions, patient_radiomics, prepare_patient
@@ -35,7 +36,7 @@ def cohort(
     simulated = simulate_cohort(spec, 21)
     sheet, latent = simulated["sheet"], simulated["latent"]
     imaging_cfg = {**config["imaging"], "spacing_mm": [3.0, 3.0, 3.0]}
-    radiomics_cfg = config["radiomics"]
+    radiomics_cfg = radiomics_for(config["radiomics"], "mri")
     params = ROOT / radiomics_cfg["params"]["mri"]
     base = tmp_path_factory.mktemp("cohort")
     rows = []

@@ -14,6 +14,7 @@ import torch
 from conftest import load_default_config
 
 from hccrad import segment, segment_eval
+from hccrad.config import radiomics_for
 from hccrad.imaging import Exclusion
 from hccrad.preprocess import write_exclusion
 
@@ -419,7 +420,7 @@ def test_auto_radiomics_uses_the_predicted_mask_and_lists_who_is_left_out(tmp_pa
     rows.append({"patient_id": "P9", "status": "predicted", "tumour_empty": True})
     predictions = pd.DataFrame(rows).set_index("patient_id")
     spacing = [SPACING[0], SPACING[1], SPACING[2]]
-    radiomics_cfg = config["radiomics"]
+    radiomics_cfg = radiomics_for(config["radiomics"], "mri")
     features, left_out = segment_eval.auto_radiomics(
         folders, predictions, masks, params, radiomics_cfg, spacing
     )

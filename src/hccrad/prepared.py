@@ -13,9 +13,17 @@ from pathlib import Path
 import pandas as pd
 
 
-def read_exclusion(folder: str | Path) -> pd.DataFrame:
-    """The patient's exclusion record (empty when the patient is fine)."""
-    return pd.read_csv(Path(folder) / "exclusion.tsv", sep="\t", dtype=str)
+def read_exclusion(where: str | Path) -> pd.DataFrame:
+    """A patient's exclusion record (empty when the patient is fine).
+
+    ``where``: a prepared folder (its ``exclusion.tsv``) or a record file itself, such as the
+    radiomics step's ``<patient>_exclusion.tsv``.
+    """
+    path = Path(where)
+    if path.is_dir():
+        path = path / "exclusion.tsv"
+    # Every cell as written: an id such as 001 or NA stays a string; only empty cells are missing.
+    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[""])
 
 
 def crop_files(folder: str | Path) -> list[Path]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -15,10 +15,17 @@ from hccrad.phantom import LABELS
 from hccrad.style import LABEL_COLOURS, apply_style
 
 
-def qc_patients(sheet: pd.DataFrame, per_centre: int) -> list[str]:
-    """The first ``per_centre`` patients of each centre, in sheet order (deterministic)."""
+def qc_patients(sheet: pd.DataFrame, per_centre: int, excluded: Collection[str] = ()) -> list[str]:
+    """The first ``per_centre`` patients of each centre not excluded, in sheet order."""
+    # An excluded patient's files may be unreadable (imaging.on_error: exclude): show the next.
+    kept = sheet.drop(index=[p for p in excluded if p in sheet.index])
+    if kept.empty:
+        raise ValueError(
+            f"every patient of the sheet is excluded ({len(sheet)}): no image to show; see the "
+            "cohort's exclusions.tsv for each patient's file and fix"
+        )
     return [
-        pid for _, group in sheet.groupby("centre", sort=True) for pid in group.index[:per_centre]
+        pid for _, group in kept.groupby("centre", sort=True) for pid in group.index[:per_centre]
     ]
 
 

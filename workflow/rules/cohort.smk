@@ -4,6 +4,9 @@
 rule qc_figure:
     input:
         sheet="results/{cohort}/sheet.tsv",
+        images=table_images,
+        # Excluded patients (their files may be unreadable) are not shown.
+        prepared=per_patient("results/{cohort}/prepared/{patient}"),
     output:
         png=report(
             "results/{cohort}/qc/cohort_qc.png",

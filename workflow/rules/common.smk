@@ -5,10 +5,11 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from hccrad.cohort import read_sheet, robustness_patients
+from hccrad.cohort import read_patients, read_sheet, robustness_patients
 from hccrad.config import (
     check_config,
     imported_cohorts,
+    radiomics_for,
     simulated_cohorts,
     tumour_masks,
 )
@@ -116,6 +117,11 @@ def patient_shard(wildcards):
     return f"results/{wildcards.cohort}/images/shard{shard}"
 
 
+def radiomics_section(wildcards):
+    """The radiomics config with the settings of the cohort's modality (MRI and CT differ)."""
+    return radiomics_for(config["radiomics"], modality(wildcards.cohort))
+
+
 def radiomics_params(wildcards):
     """The PyRadiomics parameter file for the cohort's modality."""
     return resolve(config["radiomics"]["params"][modality(wildcards.cohort)])
@@ -138,15 +144,19 @@ def per_patient(pattern):
 
 
 def perturbed_tables(wildcards):
-    """Perturbed-mask features of the robustness patients (training patients of the sheet)."""
+    """Perturbed-mask features of the robustness patients (training patients with features)."""
     sheet_checkpoint = (
         checkpoints.import_sheet
         if wildcards.cohort in IMPORTED
         else checkpoints.gather_sheet
     )
     sheet_path = sheet_checkpoint.get(cohort=wildcards.cohort).output.sheet
+    # Patients excluded in preparation or extraction (on_error: exclude) have no features.
+    gathered = checkpoints.gather_radiomics.get(cohort=wildcards.cohort).output
+    sheet = read_sheet(sheet_path)
     patients = robustness_patients(
-        read_sheet(sheet_path), config["radiomics"]["robustness"]["n_patients"]
+        sheet.drop(index=read_patients(gathered.exclusions).index),
+        config["radiomics"]["robustness"]["n_patients"],
     )
     return [
         f"results/{wildcards.cohort}/radiomics/perturbed/{patient}.parquet"

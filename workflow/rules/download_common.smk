@@ -3,7 +3,7 @@
 from functools import lru_cache
 
 from hccrad.idc import read_index, select_series
-from hccrad.sheet_import import check_imported, sheet_patients
+from hccrad.sheet_import import check_imported, planned_sheet, sheet_files
 
 DOWNLOAD = config["download"]
 DATA_DIR = DOWNLOAD["data_dir"].rstrip("/")
@@ -37,17 +37,49 @@ def imported_patients(cohort):
     if not spec["table"]:
         # The table itself is downloaded (GDC clinical): the imaged patients are the cohort.
         return imaged
-    kept = sheet_patients(
-        resolve(spec["table"]), resolve(spec["column_map"]), config["seed"]
-    )
+    kept = list(table_sheet(cohort).index)
     return kept if imaged is None else sorted(set(kept) & set(imaged))
 
 
+@lru_cache
+def table_sheet(cohort):
+    """The sheet a cohort's own table imports to, read once when the DAG is planned."""
+    spec = IMPORTED[cohort]
+    return planned_sheet(
+        resolve(spec["table"]), resolve(spec["column_map"]), config["seed"]
+    )
+
+
+@lru_cache
+def table_files(cohort):
+    """Each patient's image and mask files named in a BYO table (images: sheet)."""
+    return sheet_files(table_sheet(cohort))
+
+
 def imported_images(wildcards):
-    """A patient's converted images (IDC cohorts); BYO sheets name their files themselves."""
-    if IMPORTED[wildcards.cohort]["images"] == "idc":
+    """A patient's images: converted (IDC cohorts) or the files its table row names.
+
+    Inputs of the patient's preparation, so that an image replaced at the same path (a
+    corrected export) reruns that patient and what depends on it, and no other patient.
+    """
+    images = IMPORTED[wildcards.cohort]["images"]
+    if images == "idc":
         return f"results/{wildcards.cohort}/nifti/{wildcards.patient}"
+    if images == "sheet":
+        return table_files(wildcards.cohort).get(wildcards.patient, [])
     return []
+
+
+def table_images(wildcards):
+    """Every file a BYO table names (images: sheet), for the figures that read them directly.
+
+    Other cohorts' images are inputs of their sheet already (simulated shards, IDC NIfTI).
+    """
+    if IMPORTED.get(wildcards.cohort, {}).get("images") != "sheet":
+        return []
+    return sorted(
+        {f for files in table_files(wildcards.cohort).values() for f in files}
+    )
 
 
 def import_inputs(wildcards):

@@ -1,4 +1,6 @@
 # PyRadiomics per patient, gathered into a cohort table; robustness to the contour (ICC).
+# Each patient's exclusion record (carried over from preparation, or the extraction's own with
+# imaging.on_error: exclude) is gathered into results/<cohort>/exclusions.tsv.
 
 
 rule patient_radiomics:
@@ -8,6 +10,7 @@ rule patient_radiomics:
     output:
         features="results/{cohort}/radiomics/patients/{patient}.parquet",
         diagnostics="results/{cohort}/radiomics/patients/{patient}_diagnostics.tsv",
+        exclusion="results/{cohort}/radiomics/patients/{patient}_exclusion.tsv",
     log:
         "logs/{cohort}/patient_radiomics/{patient}.log",
     benchmark:
@@ -19,8 +22,9 @@ rule patient_radiomics:
         mem_mb=2000,
         runtime=20,
     params:
-        radiomics=config["radiomics"],
+        radiomics=radiomics_section,
         spacing_mm=config["imaging"]["spacing_mm"],
+        on_error=config["imaging"]["on_error"],
     script:
         "../scripts/patient_radiomics.py"
 
@@ -29,6 +33,7 @@ rule patient_perturbed_radiomics:
     input:
         prepared=prepared_patient,
         params=radiomics_params,
+        exclusion="results/{cohort}/radiomics/patients/{patient}_exclusion.tsv",
     output:
         "results/{cohort}/radiomics/perturbed/{patient}.parquet",
     log:
@@ -42,20 +47,24 @@ rule patient_perturbed_radiomics:
         mem_mb=2000,
         runtime=30,
     params:
-        radiomics=config["radiomics"],
+        radiomics=radiomics_section,
         spacing_mm=config["imaging"]["spacing_mm"],
         seed=config["seed"],
+        on_error=config["imaging"]["on_error"],
     script:
         "../scripts/patient_perturbed_radiomics.py"
 
 
-rule gather_radiomics:
+# A checkpoint: the robustness patients are training patients that were not excluded.
+checkpoint gather_radiomics:
     input:
         features=per_patient("results/{cohort}/radiomics/patients/{patient}.parquet"),
         diagnostics=per_patient(
             "results/{cohort}/radiomics/patients/{patient}_diagnostics.tsv"
         ),
-        prepared=per_patient("results/{cohort}/{prepared}/{patient}"),
+        exclusions=per_patient(
+            "results/{cohort}/radiomics/patients/{patient}_exclusion.tsv"
+        ),
     output:
         features="results/{cohort}/radiomics/features.parquet",
         diagnostics="results/{cohort}/radiomics/diagnostics.tsv",

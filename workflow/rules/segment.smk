@@ -179,7 +179,7 @@ rule segment_radiomics:
         mem_mb=2000,
         runtime=60,
     params:
-        radiomics=config["radiomics"],
+        radiomics=radiomics_section,
         spacing_mm=config["imaging"]["spacing_mm"],
     script:
         "../scripts/segment_radiomics.py"

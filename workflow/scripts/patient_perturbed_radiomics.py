@@ -11,6 +11,8 @@ table = patient_perturbed_radiomics(
     snakemake.params.radiomics,
     snakemake.params.spacing_mm,
     snakemake.params.seed,
+    exclusion=snakemake.input.exclusion,
+    on_error=snakemake.params.on_error,
 )
 table.to_parquet(snakemake.output[0])
-log.info("perturbations: %s", ", ".join(table["perturbation"]))
+log.info("perturbations: %s", ", ".join(table["perturbation"]) or "none (patient excluded)")

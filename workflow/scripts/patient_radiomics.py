@@ -1,16 +1,20 @@
-"""PyRadiomics features of one prepared patient, every phase and region."""
+"""PyRadiomics features of one prepared patient, every phase and region (or its exclusion)."""
 
-from hccrad.preprocess import patient_radiomics
+from hccrad.preprocess import radiomics_or_exclusion
 from hccrad.runlog import log_to
 
 log = log_to(snakemake.log[0])
-features, diagnostics = patient_radiomics(
+result = radiomics_or_exclusion(
     snakemake.wildcards.patient,
     snakemake.input.prepared,
     snakemake.input.params,
     snakemake.params.radiomics,
     snakemake.params.spacing_mm,
+    snakemake.params.on_error,
 )
-features.to_parquet(snakemake.output.features)
-diagnostics.to_csv(snakemake.output.diagnostics, sep="\t", index=False)
-log.info("%d features", features.shape[1])
+result.write(snakemake.output.features, snakemake.output.diagnostics, snakemake.output.exclusion)
+if len(result.exclusion):
+    record = result.exclusion.iloc[0]
+    log.info("excluded at %s: %s: %s", record["step"], record["file"], record["reason"])
+else:
+    log.info("%d features", result.features.shape[1])

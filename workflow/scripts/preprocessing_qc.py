@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from hccrad.cohort import read_sheet
-from hccrad.prepared import crop_files
+from hccrad.prepared import crop_files, read_exclusion
 from hccrad.qc import crops_figure, qc_patients
 from hccrad.runlog import log_to
 from hccrad.style import save_figure
@@ -11,11 +11,10 @@ from hccrad.style import save_figure
 log = log_to(snakemake.log[0])
 sheet = read_sheet(snakemake.input.sheet)
 folders = {Path(folder).name: folder for folder in snakemake.input.prepared}
-crops = {}
-for patient in qc_patients(sheet, snakemake.params.per_centre):
-    files = crop_files(folders[patient])
-    if files:
-        crops[patient] = files[0]
-    else:
-        log.info("patient %s has no crop (excluded); not shown", patient)
+# Excluded patients have no crops: the next patient of their centre is shown.
+excluded = [patient for patient, folder in folders.items() if len(read_exclusion(folder))]
+crops = {
+    patient: crop_files(folders[patient])[0]
+    for patient in qc_patients(sheet, snakemake.params.per_centre, excluded)
+}
 save_figure(crops_figure(crops, sheet), snakemake.output.png)

@@ -1,12 +1,15 @@
 """QC figure of a cohort: mid-tumour slices of every phase with liver and tumour outlined."""
 
 from hccrad.cohort import read_sheet
+from hccrad.preprocess import gather_exclusions
 from hccrad.qc import qc_figure, qc_patients
 from hccrad.runlog import log_to
 from hccrad.style import save_figure
 
 log = log_to(snakemake.log[0])
 sheet = read_sheet(snakemake.input.sheet)
-patients = qc_patients(sheet, snakemake.params.per_centre)
+# Patients excluded in preparation (imaging.on_error: exclude) may have unreadable files.
+excluded = gather_exclusions(snakemake.input.prepared, snakemake.wildcards.cohort).index
+patients = qc_patients(sheet, snakemake.params.per_centre, excluded)
 save_figure(qc_figure(sheet, patients), snakemake.output.png)
 log.info("QC figure of %s", ", ".join(patients))

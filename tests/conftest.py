@@ -39,6 +39,9 @@ def tiny_config(seed: int = 7) -> dict[str, Any]:
     config["radiomics"]["robustness"]["n_patients"] = 4
     config["simulate"]["radiogenomics"]["rnaseq"]["n_genes"] = 6000
     config["simulate"]["radiogenomics"]["rnaseq"]["n_noncoding"] = 100
+    # Five radiogenomics patients test the wiring, not the statistics: below the default
+    # min_matched_patients (20), which check_config would refuse; 3 is the schema's floor.
+    config["radiogenomics"]["min_matched_patients"] = 3
     config["deep"] |= {
         "architectures": ["resnet18"],
         "spatial_size": [12, 12, 12],

@@ -873,7 +873,15 @@ def training_outcome(sheet: pd.DataFrame, endpoint: str) -> pd.Series:
     if len(train) == 0:
         raise ValueError(f"endpoint {endpoint!r}: the cohort sheet has no patient in split 'train'")
     outcome = sheet.loc[train, endpoint]
-    # check_binary_outcome names the patients (missing, not 0/1, or all of a single class).
+    values = pd.to_numeric(outcome, errors="coerce")
+    if values.notna().all() and values.nunique() == 1 and values.iloc[0] in (0, 1):
+        raise ValueError(
+            f"endpoint {endpoint!r} in split 'train': all {len(train)} training patient(s) have "
+            f"{endpoint} = {values.iloc[0]:g} (a single class); a model needs both to learn. Fix: "
+            f"check the {endpoint!r} column of the cohort sheet (or its column map), or drop "
+            f"{endpoint!r} from endpoints."
+        )
+    # check_binary_outcome names the patients (missing or not 0/1).
     y = check_binary_outcome(outcome, context=f"endpoint {endpoint!r} in split 'train'")
     return pd.Series(y, index=train, name=endpoint)
 
@@ -985,6 +993,28 @@ def build_estimators(
     return estimators
 
 
+def _require_cv_classes(y: pd.Series, endpoint: str, cv_folds: int) -> None:
+    """ValueError when the rarer training class has fewer patients than CV folds."""
+    # Stratified CV (LASSO penalty, MLP penalty, DLR stacking) gives every fold one patient of
+    # each class at least; with fewer, a fold trains on a single class and scikit-learn stops
+    # with a message that names neither the endpoint nor the fix.
+    n_positive = int(y.sum())
+    counts = {1: n_positive, 0: len(y) - n_positive}
+    rare = min(counts, key=lambda label: (counts[label], label))
+    if counts[rare] >= cv_folds:
+        return
+    fix = (
+        f"lower models.cv_folds to {counts[rare]} or add training patients with {endpoint} = {rare}"
+        if counts[rare] >= 2
+        else f"add training patients with {endpoint} = {rare}"
+    )
+    raise ValueError(
+        f"endpoint {endpoint!r} in split 'train': {counts[1]} patient(s) with {endpoint} = 1 "
+        f"and {counts[0]} with 0; models.cv_folds = {cv_folds} needs at least {cv_folds} of "
+        f"each class. Fix: {fix}."
+    )
+
+
 def fit_all(
     sheet: pd.DataFrame,
     features: Mapping[str, pd.DataFrame],
@@ -1000,6 +1030,8 @@ def fit_all(
     settings = model_settings(cfg)
     inputs, columns = assemble_inputs(sheet, features)
     y = training_outcome(sheet, endpoint)
+    if columns:  # every imaging model tunes or stacks by CV; the clinical model alone does not
+        _require_cv_classes(y, endpoint, settings.cv_folds)
     train = inputs.loc[y.index]
     clinical = ClinicalLogistic(settings.clinical_covariates, settings.screening_p).fit(train, y)
     fitted = {"clinical": (clinical, list(settings.clinical_covariates))}

@@ -204,6 +204,33 @@ def match_patients(
     return analysed, table
 
 
+# Patients named in a message; the rest are counted.
+MAX_PATIENTS_NAMED = 10
+
+
+def _some(names: Sequence[str]) -> str:
+    """The first few of ``names``, then how many more."""
+    more = len(names) - MAX_PATIENTS_NAMED
+    shown = "; ".join(names[:MAX_PATIENTS_NAMED]) or "none"
+    return f"{shown} (+{more} more)" if more > 0 else shown
+
+
+def _too_few_matched(
+    analysed: Sequence[str], patients: pd.DataFrame, min_patients: int, cohort: str
+) -> str:
+    """One line: how many matched, who did not and why, and the fix."""
+    unmatched = patients.loc[~patients["analysed"], "reason"]
+    return (
+        f"{cohort}: only {len(analysed)} patient(s) have both imaging features and RNA-seq "
+        f"({_some(list(analysed))}); at least {max(min_patients, 3)} are needed "
+        f"(radiogenomics.min_matched_patients = {min_patients}). Not matched, "
+        f"{len(unmatched)}: {_some([f'{p} ({why})' for p, why in unmatched.items()])}. Fix: "
+        "make the RNA-seq samples' patient barcodes and the cohort sheet's patient ids name "
+        "the same patients (ids exactly as written), add patients, or lower "
+        "radiogenomics.min_matched_patients."
+    )
+
+
 def imaging_matrix(
     deep: pd.DataFrame | None,
     selected: Sequence[str],
@@ -261,8 +288,14 @@ def assemble_imaging(
     top_k: int = 10,
     dltr_score: pd.Series | None = None,
     radiomics: pd.DataFrame | None = None,
+    min_patients: int = 3,
+    cohort: str = "the radiogenomics cohort",
 ) -> ImagingFeatures:
-    """Match patients across the inputs, select deep features on training rows, build the matrix."""
+    """Match patients across the inputs, select deep features on training rows, build the matrix.
+
+    Fewer than ``min_patients`` matched (radiogenomics.min_matched_patients; at least 3, the
+    fewest a correlation can be computed on) is a RadiogenomicsInputError naming who failed.
+    """
     tables: dict[str, Iterable[str]] = {"RNA-seq": expression_patients}
     if deep_selection != "none":
         if deep is None or train_deep is None or train_outcome is None:
@@ -273,11 +306,8 @@ def assemble_imaging(
     if radiomics is not None:
         tables["radiomic features"] = radiomics.dropna().index
     analysed, patients = match_patients(sheet_patients, tables)
-    if len(analysed) < 3:
-        raise RadiogenomicsInputError(
-            f"only {len(analysed)} patient(s) have imaging features and RNA-seq; at least 3 are "
-            f"needed. Patients and what they lack: {patients['reason'].to_dict()}"
-        )
+    if len(analysed) < max(min_patients, 3):
+        raise RadiogenomicsInputError(_too_few_matched(analysed, patients, min_patients, cohort))
     rows, selected = [], []
     if deep_selection != "none":
         assert deep is not None and train_deep is not None and train_outcome is not None

@@ -96,6 +96,13 @@ def planted_effects(
         members = set(gene_sets[spec["pathway"]])
         in_universe = np.flatnonzero(genes["gene_name"].isin(members).to_numpy())
         chosen = in_universe[rng.random(in_universe.size) < responsive_fraction]
+        if chosen.size == 0:  # the truth files and the log would claim a plant that is not
+            raise ValueError(
+                f"planted pathway {spec['pathway']!r}: none of its {in_universe.size} gene(s) "
+                f"in the simulated universe was drawn to follow {spec['trait']!r} "
+                f"(rnaseq.responsive_fraction = {responsive_fraction}). Fix: raise "
+                "simulate.radiogenomics.rnaseq.responsive_fraction or plant a larger gene set."
+            )
         sign = 1.0 if spec.get("direction", "positive") == "positive" else -1.0
         strength = float(spec["strength"])
         for g in chosen:

@@ -479,7 +479,14 @@ def harrell_c_index(
     score = _check_numeric_column(data, score_col, context)
     # lifelines expects "higher = longer survival"; a risk score is negated.
     predicted = -score if higher_is_riskier else score
-    return float(concordance_index(data[time_col], predicted, data[event_col]))
+    try:
+        return float(concordance_index(data[time_col], predicted, data[event_col]))
+    except ZeroDivisionError as error:  # lifelines: "No admissable pairs in the dataset."
+        raise ValueError(
+            f"{context}: no comparable pair for the C-index ({int(data[event_col].sum())} "
+            f"event(s) in {event_col} among {len(data)} patient(s); a pair needs an event "
+            "before another patient's time)"
+        ) from error
 
 
 @dataclass(frozen=True)
@@ -684,6 +691,24 @@ def _td_auc_rows(
     return rows, note
 
 
+def _require_training_events(
+    train: pd.DataFrame, outcome: str, event_col: str, predictions: pd.DataFrame
+) -> None:
+    """ValueError naming the outcome when its training split has no event to fit on."""
+    # The cutoff's direction, maxstat and the censoring weights are all learnt on training:
+    # without an event there, no risk group, figure or statistic of this outcome can exist.
+    if int(train[event_col].sum()) > 0:
+        return
+    key = "survival.stratify"
+    if "endpoint" in predictions and len(predictions):
+        key += f".{predictions['endpoint'].iloc[0]}"
+    raise ValueError(
+        f"survival outcome {outcome!r}: no event ({event_col} = 1) among the {len(train)} "
+        f"patient(s) of split 'train', so no risk-group cutoff can be learnt. Fix: check "
+        f"{event_col} in the cohort sheet, or drop {outcome!r} from {key}."
+    )
+
+
 def stratify_survival(
     predictions: pd.DataFrame,
     sheet: pd.DataFrame,
@@ -717,6 +742,7 @@ def stratify_survival(
         # The sheet's own column names, so that every message names the column at fault.
         columns = (settings.outcomes[outcome]["time"], settings.outcomes[outcome]["event"])
         time_col, event_col = columns
+        _require_training_events(data.loc[train], outcome, event_col, predictions)
         for model in scores.columns:
             frame = data.assign(split=patients["split"], score=scores[model])
             labels = {"outcome": outcome, "model": model}
@@ -731,7 +757,14 @@ def stratify_survival(
             )
             # Direction learnt on training: does a higher score mean shorter survival?
             riskier = (
-                harrell_c_index(frame.loc[train], *columns, "score", higher_is_riskier=True) >= 0.5
+                harrell_c_index(
+                    frame.loc[train],
+                    *columns,
+                    "score",
+                    higher_is_riskier=True,
+                    context=f"survival outcome {outcome!r}, {model} in split 'train'",
+                )
+                >= 0.5
             )
             high = (score_group == HIGH) if riskier else (score_group == LOW)
             frame = frame.assign(

@@ -67,6 +67,7 @@ rule correlate_features:
     params:
         settings=RG_CFG,
         seed=config["seed"],
+        cohort=RADIOGENOMICS_COHORT,
     script:
         "../scripts/correlate_features.py"
 

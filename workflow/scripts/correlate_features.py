@@ -39,6 +39,8 @@ imaging = assemble_imaging(
     top_k=features_cfg["top_k"],
     dltr_score=scores,
     radiomics=radiomics,
+    min_patients=settings["min_matched_patients"],
+    cohort=f"cohort {snakemake.params.cohort!r}",
 )
 features = imaging.matrix
 expression = expression.loc[:, features.columns]

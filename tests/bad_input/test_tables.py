@@ -60,7 +60,7 @@ def write_csv(
     path: Path, rows: list[list[str]], header: list[str] = HEADER, sep: str = ","
 ) -> Path:
     """A text table exactly as given (no quoting: the cells are what a user typed)."""
-    path.write_text("".join(sep.join(row) + "\n" for row in [header, *rows]))
+    path.write_text("".join(sep.join(row) + "\n" for row in [header, *rows]), encoding="utf-8")
     return path
 
 

@@ -222,7 +222,7 @@ rule enrichment_figure:
     params:
         settings=RG_CFG,
     script:
-        "../scripts/enrichment_figures.py"
+        "../scripts/enrichment_figure.py"
 
 
 rule figures:

@@ -52,4 +52,4 @@ rule preprocessing_qc_figure:
         per_centre=config["qc"]["patients_per_centre"],
         modality=lambda wildcards: modality(wildcards.cohort),
     script:
-        "../scripts/preprocessing_qc.py"
+        "../scripts/preprocessing_qc_figure.py"

@@ -39,7 +39,7 @@ rule fit_models:
         models=config["models"],
         seed=config["seed"],
     script:
-        "../scripts/models_fit.py"
+        "../scripts/fit_models.py"
 
 
 rule evaluate_models:
@@ -76,7 +76,7 @@ rule evaluate_models:
         evaluation=config["evaluation"],
         seed=config["seed"],
     script:
-        "../scripts/evaluate_tables.py"
+        "../scripts/evaluate_models.py"
 
 
 rule evaluation_figure:
@@ -122,7 +122,7 @@ rule evaluation_figure:
         mem_mb=2000,
         runtime=10,
     script:
-        "../scripts/evaluate_figures.py"
+        "../scripts/evaluation_figure.py"
 
 
 rule survival_tables:
@@ -202,7 +202,7 @@ rule km_figure:
         mem_mb=1500,
         runtime=5,
     script:
-        "../scripts/survival_km.py"
+        "../scripts/km_figure.py"
 
 
 rule forest_figure:
@@ -235,7 +235,7 @@ rule forest_figure:
     params:
         models=config["survival"]["figure_models"],
     script:
-        "../scripts/survival_forest.py"
+        "../scripts/forest_figure.py"
 
 
 rule model_card:

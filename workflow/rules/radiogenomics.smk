@@ -28,7 +28,7 @@ rule expression:
     params:
         expression=RG_CFG["expression"],
     script:
-        "../scripts/expression_import.py"
+        "../scripts/expression.py"
 
 
 rule correlate_features:

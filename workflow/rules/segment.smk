@@ -156,7 +156,7 @@ rule segment_overlay_figure:
         per_centre=config["segment"]["overlay"]["patients_per_centre"],
         phase=config["segment"]["overlay"]["phase"],
     script:
-        "../scripts/segment_overlay.py"
+        "../scripts/segment_overlay_figure.py"
 
 
 rule segment_radiomics:

@@ -7,7 +7,7 @@ AUC has an SD of 0.08, and the default draw lies near the top of its range). Thi
 workflow itself once per config seed, each in its own working directory (the seed draws the
 patients, their images, the splits and the networks' training alike; every other setting is
 the config's), up to the DLTR scores of the response cohort, and then fits the workflow's
-clinical, DLTR and DLTR_MLP models on each draw (hccrad.models.fit_all, as models_fit does,
+clinical, DLTR and DLTR_MLP models on each draw (hccrad.models.fit_all, as fit_models does,
 without the radiomics table, which no model compared here uses) and scores the external
 centres: AUC per model, the paired DeLong test of DLTR against the clinical model, and the
 noise-free ceiling (a logistic model on the draw's latent imaging traits, as in

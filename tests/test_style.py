@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,37 @@ def test_report_captions_name_only_their_rules_params():
             assert set(used) <= params, f"{caption} of rule {rule} uses {set(used) - params}"
             checked += 1
     assert checked > 20
+
+
+def _scripts_by_rule() -> dict[str, Path]:
+    """The `script:` file of each rule and checkpoint in the Snakefile and workflow/rules."""
+    scripts = {}
+    for path in [ROOT / "Snakefile", *sorted((ROOT / "workflow" / "rules").glob("*.smk"))]:
+        parts = re.split(r"^(?:rule|checkpoint) (\w+):\n", path.read_text(), flags=re.MULTILINE)
+        for rule, text in zip(parts[1::2], parts[2::2], strict=True):
+            if match := re.search(r'^    script:\n        "([^"]+)"', text, flags=re.MULTILINE):
+                scripts[rule] = (path.parent / match.group(1)).resolve().relative_to(ROOT)
+    return scripts
+
+
+def test_every_script_is_named_after_its_rule():
+    # Issue 29: `rule fit_models` runs workflow/scripts/fit_models.py: each name finds the other.
+    scripts = _scripts_by_rule()
+    assert len(scripts) > 40
+    for rule, script in scripts.items():
+        assert script == Path("workflow", "scripts", f"{rule}.py"), f"rule {rule} runs {script}"
+        assert (ROOT / script).is_file(), f"rule {rule}: {script} does not exist"
+
+
+def test_every_script_belongs_to_exactly_one_rule():
+    used = Counter(str(script) for script in _scripts_by_rule().values())
+    on_disk = {str(p.relative_to(ROOT)) for p in (ROOT / "workflow" / "scripts").glob("*.py")}
+    assert on_disk - set(used) == set(), "scripts no rule runs"
+    assert {s for s, n in used.items() if n > 1} == set(), "scripts shared by rules"
+
+
+def test_every_figure_rule_is_in_figures_smk():
+    # One place for the rules `make figures` reruns; the stage files hold no *_figure rule.
+    for path in (ROOT / "workflow" / "rules").glob("*.smk"):
+        rules = re.findall(r"^(?:rule|checkpoint) (\w+_figure):", path.read_text(), re.MULTILINE)
+        assert path.name == "figures.smk" or not rules, f"{path.name} holds {rules}"

@@ -1,33 +1,4 @@
-# Descriptions of each cohort: QC figure of the images and masks, Table 1.
-
-
-rule qc_figure:
-    input:
-        sheet="results/{cohort}/sheet.tsv",
-        images=table_images,
-        # Excluded patients (their files may be unreadable) are not shown.
-        prepared=per_patient("results/{cohort}/prepared/{patient}"),
-    output:
-        png=report(
-            "results/{cohort}/qc/cohort_qc.png",
-            caption="../report/cohort_qc.rst",
-            category="Cohorts",
-            subcategory="{cohort}",
-            labels={"cohort": "{cohort}", "figure": "image QC"},
-        ),
-        pdf="results/{cohort}/qc/cohort_qc.pdf",
-    log:
-        "logs/{cohort}/qc_figure.log",
-    conda:
-        ENV
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    params:
-        per_centre=config["qc"]["patients_per_centre"],
-    script:
-        "../scripts/qc_figure.py"
+# Descriptions of each cohort: Table 1 (its figure and the image QC figure: figures.smk).
 
 
 rule table_one:

@@ -28,7 +28,7 @@ rule idc_manifest:
     params:
         selection=lambda wildcards: IMPORTED[wildcards.cohort]["idc"],
     script:
-        "../scripts/download_idc_manifest.py"
+        "../scripts/idc_manifest.py"
 
 
 rule download_idc_patient:
@@ -78,7 +78,7 @@ rule dicom_to_nifti:
         labels=lambda wildcards: IMPORTED[wildcards.cohort]["idc"]["segment_labels"],
         dicom=lambda wildcards: f"{DATA_DIR}/{wildcards.cohort}/idc/{wildcards.patient}",
     script:
-        "../scripts/import_dicom.py"
+        "../scripts/dicom_to_nifti.py"
 
 
 rule download_gdc_rnaseq:

@@ -1,6 +1,8 @@
-# Figures drawn from results tables alone (issue 9): no rule here trains, fits or reads images,
-# so `snakemake figures --forcerun <the *_figure rules>` redraws every figure in minutes
-# (see README, "For reviewers"). Every rule that draws a figure is named *_figure.
+# Every figure of the study, one *_figure rule each, in the order of the stages they draw
+# (issue 29: cohort, imaging, radiomics, deep, segment, models, radiogenomics). They draw from
+# results tables (or saved maps, masks and the QC panels' images) alone: no rule here trains,
+# fits or extracts, so `snakemake figures --forcerun <the *_figure rules>` redraws every figure
+# in minutes (see README, "For reviewers").
 
 
 include: "figures_common.smk"
@@ -34,6 +36,35 @@ rule rule_graph_figure:
         "../scripts/rule_graph_figure.py"
 
 
+rule qc_figure:
+    input:
+        sheet="results/{cohort}/sheet.tsv",
+        images=table_images,
+        # Excluded patients (their files may be unreadable) are not shown.
+        prepared=per_patient("results/{cohort}/prepared/{patient}"),
+    output:
+        png=report(
+            "results/{cohort}/qc/cohort_qc.png",
+            caption="../report/cohort_qc.rst",
+            category="Cohorts",
+            subcategory="{cohort}",
+            labels={"cohort": "{cohort}", "figure": "image QC"},
+        ),
+        pdf="results/{cohort}/qc/cohort_qc.pdf",
+    log:
+        "logs/{cohort}/qc_figure.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        per_centre=config["qc"]["patients_per_centre"],
+    script:
+        "../scripts/qc_figure.py"
+
+
 rule table_one_figure:
     input:
         tsv="results/{cohort}/table1.tsv",
@@ -56,6 +87,36 @@ rule table_one_figure:
         runtime=5,
     script:
         "../scripts/table_one_figure.py"
+
+
+rule preprocessing_qc_figure:
+    input:
+        sheet="results/{cohort}/sheet.tsv",
+        prepared=per_patient("results/{cohort}/{prepared}/{patient}"),
+    output:
+        png=report(
+            "results/{cohort}/qc/preprocessing_qc.png",
+            caption="../report/preprocessing_qc.rst",
+            category="Cohorts",
+            subcategory="{cohort}",
+            labels={"cohort": "{cohort}", "figure": "preprocessing QC"},
+        ),
+        pdf="results/{cohort}/qc/preprocessing_qc.pdf",
+    log:
+        "logs/{cohort}/preprocessing_qc_figure.log",
+    benchmark:
+        "results/benchmarks/preprocessing_qc_figure/{cohort}.tsv"
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        per_centre=config["qc"]["patients_per_centre"],
+        modality=lambda wildcards: modality(wildcards.cohort),
+    script:
+        "../scripts/preprocessing_qc_figure.py"
 
 
 rule icc_figure:
@@ -130,6 +191,173 @@ rule gradcam_figure:
         runtime=5,
     script:
         "../scripts/gradcam_figure.py"
+
+
+rule segment_overlay_figure:
+    input:
+        metrics="results/{cohort}/segment/metrics.tsv",
+        prepared=per_patient("results/{cohort}/prepared/{patient}"),
+        masks="results/{cohort}/segment/masks",
+    output:
+        png=report(
+            "results/{cohort}/segment/overlay.png",
+            caption="../report/segment_overlay.rst",
+            category="Segmentation",
+            labels={"figure": "predicted vs reference contours"},
+        ),
+        pdf="results/{cohort}/segment/overlay.pdf",
+    log:
+        "logs/{cohort}/segment_overlay_figure.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        per_centre=config["segment"]["overlay"]["patients_per_centre"],
+        phase=config["segment"]["overlay"]["phase"],
+    script:
+        "../scripts/segment_overlay_figure.py"
+
+
+rule segment_icc_figure:
+    input:
+        icc="results/{cohort}/segment/radiomics_icc.tsv",
+    output:
+        png=report(
+            "results/{cohort}/segment/radiomics_icc.png",
+            caption="../report/segment_radiomics.rst",
+            category="Segmentation",
+            labels={"figure": "ICC reference vs predicted masks"},
+        ),
+        pdf="results/{cohort}/segment/radiomics_icc.pdf",
+    log:
+        "logs/{cohort}/segment_icc_figure.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        threshold=config["radiomics"]["robustness"]["icc_threshold"],
+    script:
+        "../scripts/segment_icc_figure.py"
+
+
+rule evaluation_figure:
+    input:
+        auc=f"{EVALUATION}/auc.tsv",
+        roc_curves=f"{EVALUATION}/roc_curves.tsv",
+        calibration=f"{EVALUATION}/calibration.tsv",
+        calibration_curves=f"{EVALUATION}/calibration_curves.tsv",
+        decision_curves=f"{EVALUATION}/decision_curves.tsv",
+    output:
+        roc=report(
+            f"{EVALUATION}/roc.png",
+            caption="../report/model_roc.rst",
+            category="Response models",
+            subcategory="{endpoint}",
+            labels={"endpoint": "{endpoint}", "figure": "ROC"},
+        ),
+        roc_pdf=f"{EVALUATION}/roc.pdf",
+        calibration=report(
+            f"{EVALUATION}/calibration.png",
+            caption="../report/model_calibration.rst",
+            category="Response models",
+            subcategory="{endpoint}",
+            labels={"endpoint": "{endpoint}", "figure": "calibration"},
+        ),
+        calibration_pdf=f"{EVALUATION}/calibration.pdf",
+        decision=report(
+            f"{EVALUATION}/decision_curves.png",
+            caption="../report/model_decision_curves.rst",
+            category="Response models",
+            subcategory="{endpoint}",
+            labels={"endpoint": "{endpoint}", "figure": "decision curves"},
+        ),
+        decision_pdf=f"{EVALUATION}/decision_curves.pdf",
+    log:
+        f"logs/{RESPONSE_COHORT}/evaluation_figure/{{endpoint}}.log",
+    wildcard_constraints:
+        endpoint=ENDPOINT_PATTERN,
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/evaluation_figure.py"
+
+
+rule km_figure:
+    input:
+        risk_groups=f"{SURVIVAL}/risk_groups.tsv",
+        km_curves=f"{SURVIVAL}/km_curves.tsv",
+        numbers_at_risk=f"{SURVIVAL}/numbers_at_risk.tsv",
+        logrank=f"{SURVIVAL}/logrank.tsv",
+    output:
+        png=report(
+            f"{SURVIVAL}/km/{{outcome}}/{{model}}.png",
+            caption="../report/survival_km.rst",
+            category="Survival",
+            subcategory="{endpoint}",
+            labels={
+                "endpoint": "{endpoint}",
+                "outcome": "{outcome}",
+                "figure": "Kaplan-Meier: {model}",
+            },
+        ),
+        pdf=f"{SURVIVAL}/km/{{outcome}}/{{model}}.pdf",
+    log:
+        f"logs/{RESPONSE_COHORT}/km_figure/{{endpoint}}_{{outcome}}_{{model}}.log",
+    wildcard_constraints:
+        endpoint=ENDPOINT_PATTERN,
+        outcome=OUTCOME_PATTERN,
+        model=MODEL_PATTERN,
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=5,
+    script:
+        "../scripts/km_figure.py"
+
+
+rule forest_figure:
+    input:
+        cox=f"{SURVIVAL}/cox.tsv",
+    output:
+        png=report(
+            f"{SURVIVAL}/forest_{{outcome}}.png",
+            caption="../report/survival_forest.rst",
+            category="Survival",
+            subcategory="{endpoint}",
+            labels={
+                "endpoint": "{endpoint}",
+                "outcome": "{outcome}",
+                "figure": "forest plot",
+            },
+        ),
+        pdf=f"{SURVIVAL}/forest_{{outcome}}.pdf",
+    log:
+        f"logs/{RESPONSE_COHORT}/forest_figure/{{endpoint}}_{{outcome}}.log",
+    wildcard_constraints:
+        endpoint=ENDPOINT_PATTERN,
+        outcome=OUTCOME_PATTERN,
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1500,
+        runtime=5,
+    params:
+        models=config["survival"]["figure_models"],
+    script:
+        "../scripts/forest_figure.py"
 
 
 rule heatmap_figure:
@@ -222,7 +450,7 @@ rule enrichment_figure:
     params:
         settings=RG_CFG,
     script:
-        "../scripts/enrichment_figures.py"
+        "../scripts/enrichment_figure.py"
 
 
 rule figures:

@@ -1,6 +1,6 @@
 # Response models per endpoint, their evaluation and survival stratification (issue 5).
 # Everything is fitted on the training split of the response cohort; the other splits and the
-# external centres are only scored.
+# external centres are only scored. Their figures are drawn by figures.smk.
 
 
 include: "models_common.smk"
@@ -39,7 +39,7 @@ rule fit_models:
         models=config["models"],
         seed=config["seed"],
     script:
-        "../scripts/models_fit.py"
+        "../scripts/fit_models.py"
 
 
 rule evaluate_models:
@@ -76,53 +76,7 @@ rule evaluate_models:
         evaluation=config["evaluation"],
         seed=config["seed"],
     script:
-        "../scripts/evaluate_tables.py"
-
-
-rule evaluation_figure:
-    input:
-        auc=f"{EVALUATION}/auc.tsv",
-        roc_curves=f"{EVALUATION}/roc_curves.tsv",
-        calibration=f"{EVALUATION}/calibration.tsv",
-        calibration_curves=f"{EVALUATION}/calibration_curves.tsv",
-        decision_curves=f"{EVALUATION}/decision_curves.tsv",
-    output:
-        roc=report(
-            f"{EVALUATION}/roc.png",
-            caption="../report/model_roc.rst",
-            category="Response models",
-            subcategory="{endpoint}",
-            labels={"endpoint": "{endpoint}", "figure": "ROC"},
-        ),
-        roc_pdf=f"{EVALUATION}/roc.pdf",
-        calibration=report(
-            f"{EVALUATION}/calibration.png",
-            caption="../report/model_calibration.rst",
-            category="Response models",
-            subcategory="{endpoint}",
-            labels={"endpoint": "{endpoint}", "figure": "calibration"},
-        ),
-        calibration_pdf=f"{EVALUATION}/calibration.pdf",
-        decision=report(
-            f"{EVALUATION}/decision_curves.png",
-            caption="../report/model_decision_curves.rst",
-            category="Response models",
-            subcategory="{endpoint}",
-            labels={"endpoint": "{endpoint}", "figure": "decision curves"},
-        ),
-        decision_pdf=f"{EVALUATION}/decision_curves.pdf",
-    log:
-        f"logs/{RESPONSE_COHORT}/evaluation_figure/{{endpoint}}.log",
-    wildcard_constraints:
-        endpoint=ENDPOINT_PATTERN,
-    conda:
-        ENV
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    script:
-        "../scripts/evaluate_figures.py"
+        "../scripts/evaluate_models.py"
 
 
 rule survival_tables:
@@ -168,74 +122,6 @@ rule survival_tables:
         outcomes=lambda wildcards: survival_outcomes(wildcards.endpoint),
     script:
         "../scripts/survival_tables.py"
-
-
-rule km_figure:
-    input:
-        risk_groups=f"{SURVIVAL}/risk_groups.tsv",
-        km_curves=f"{SURVIVAL}/km_curves.tsv",
-        numbers_at_risk=f"{SURVIVAL}/numbers_at_risk.tsv",
-        logrank=f"{SURVIVAL}/logrank.tsv",
-    output:
-        png=report(
-            f"{SURVIVAL}/km/{{outcome}}/{{model}}.png",
-            caption="../report/survival_km.rst",
-            category="Survival",
-            subcategory="{endpoint}",
-            labels={
-                "endpoint": "{endpoint}",
-                "outcome": "{outcome}",
-                "figure": "Kaplan-Meier: {model}",
-            },
-        ),
-        pdf=f"{SURVIVAL}/km/{{outcome}}/{{model}}.pdf",
-    log:
-        f"logs/{RESPONSE_COHORT}/km_figure/{{endpoint}}_{{outcome}}_{{model}}.log",
-    wildcard_constraints:
-        endpoint=ENDPOINT_PATTERN,
-        outcome=OUTCOME_PATTERN,
-        model=MODEL_PATTERN,
-    conda:
-        ENV
-    threads: 1
-    resources:
-        mem_mb=1500,
-        runtime=5,
-    script:
-        "../scripts/survival_km.py"
-
-
-rule forest_figure:
-    input:
-        cox=f"{SURVIVAL}/cox.tsv",
-    output:
-        png=report(
-            f"{SURVIVAL}/forest_{{outcome}}.png",
-            caption="../report/survival_forest.rst",
-            category="Survival",
-            subcategory="{endpoint}",
-            labels={
-                "endpoint": "{endpoint}",
-                "outcome": "{outcome}",
-                "figure": "forest plot",
-            },
-        ),
-        pdf=f"{SURVIVAL}/forest_{{outcome}}.pdf",
-    log:
-        f"logs/{RESPONSE_COHORT}/forest_figure/{{endpoint}}_{{outcome}}.log",
-    wildcard_constraints:
-        endpoint=ENDPOINT_PATTERN,
-        outcome=OUTCOME_PATTERN,
-    conda:
-        ENV
-    threads: 1
-    resources:
-        mem_mb=1500,
-        runtime=5,
-    params:
-        models=config["survival"]["figure_models"],
-    script:
-        "../scripts/survival_forest.py"
 
 
 rule model_card:

@@ -1,6 +1,7 @@
 # RNA-seq of the radiogenomics cohort: import, normalisation, correlation, DE, enrichment (issue 6).
 # The imaging side is the DLTR network of radiogenomics.endpoint, trained on the response cohort:
 # deep features are selected on its training split, then correlated in the radiogenomics cohort.
+# Its figures are drawn by figures.smk.
 
 
 include: "radiogenomics_common.smk"
@@ -28,7 +29,7 @@ rule expression:
     params:
         expression=RG_CFG["expression"],
     script:
-        "../scripts/expression_import.py"
+        "../scripts/expression.py"
 
 
 rule correlate_features:

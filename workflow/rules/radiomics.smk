@@ -1,6 +1,7 @@
 # PyRadiomics per patient, gathered into a cohort table; robustness to the contour (ICC).
 # Each patient's exclusion record (carried over from preparation, or the extraction's own with
 # imaging.on_error: exclude) is gathered into results/<cohort>/exclusions.tsv.
+# The ICC figure is drawn by figures.smk.
 
 
 rule patient_radiomics:

@@ -3,7 +3,7 @@
 # predicts every patient, is scored against the reference masks beside an Otsu baseline, and its
 # masks give radiomic features that are compared with the reference-mask ones. A cohort with
 # `masks: liver_only` gets its tumours from this network (prepared_auto/, read by radiomics and
-# deep learning through prepared_dir).
+# deep learning through prepared_dir). Its figures are drawn by figures.smk.
 
 
 include: "segment_common.smk"
@@ -131,34 +131,6 @@ rule segment_evaluate:
         "../scripts/segment_evaluate.py"
 
 
-rule segment_overlay_figure:
-    input:
-        metrics="results/{cohort}/segment/metrics.tsv",
-        prepared=per_patient("results/{cohort}/prepared/{patient}"),
-        masks="results/{cohort}/segment/masks",
-    output:
-        png=report(
-            "results/{cohort}/segment/overlay.png",
-            caption="../report/segment_overlay.rst",
-            category="Segmentation",
-            labels={"figure": "predicted vs reference contours"},
-        ),
-        pdf="results/{cohort}/segment/overlay.pdf",
-    log:
-        "logs/{cohort}/segment_overlay_figure.log",
-    conda:
-        ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    params:
-        per_centre=config["segment"]["overlay"]["patients_per_centre"],
-        phase=config["segment"]["overlay"]["phase"],
-    script:
-        "../scripts/segment_overlay.py"
-
-
 rule segment_radiomics:
     input:
         params=radiomics_params,
@@ -223,28 +195,3 @@ rule segment_compare:
         alpha=config["evaluation"]["alpha"],
     script:
         "../scripts/segment_compare.py"
-
-
-rule segment_icc_figure:
-    input:
-        icc="results/{cohort}/segment/radiomics_icc.tsv",
-    output:
-        png=report(
-            "results/{cohort}/segment/radiomics_icc.png",
-            caption="../report/segment_radiomics.rst",
-            category="Segmentation",
-            labels={"figure": "ICC reference vs predicted masks"},
-        ),
-        pdf="results/{cohort}/segment/radiomics_icc.pdf",
-    log:
-        "logs/{cohort}/segment_icc_figure.log",
-    conda:
-        ENV
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    params:
-        threshold=config["radiomics"]["robustness"]["icc_threshold"],
-    script:
-        "../scripts/segment_icc_figure.py"

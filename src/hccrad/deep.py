@@ -214,7 +214,7 @@ class DeepConfig:
     # to 0, the liver's mean on z-scored MRI. A 96 mm box holds much more liver and body than
     # tumour, and with 70-140 training patients the network did not learn to find the tumour in
     # it: on the training split's CV the blanked crops scored higher (see
-    # benchmarks/deep_selection_benchmark.md). None: the whole crop.
+    # config/README.md, `deep.tumour_margin_mm`). None: the whole crop.
     tumour_margin_mm: float | None = None
     folds: int = 3
     max_epochs: int = 20

@@ -9,7 +9,7 @@ scaled on its own). No internal-test or external patient is read: the choice of 
 augmentation must not see them.
 
 Run from the repository root after the default workflow has prepared the crops:
-``.venv/bin/python benchmarks/deep_augmentation_benchmark.py`` (CPU, about 5 minutes per
+``.venv/bin/python studies/deep_augmentation_benchmark.py`` (CPU, about 5 minutes per
 variant on 2 idle cores). Appends one row per variant to deep_augmentation_benchmark.md.
 """
 
@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
-from deep_selection_benchmark import cohort_parser, with_row  # this folder: scripts run from it
+from crops_cli import cohort_parser, with_row  # this folder: scripts run from it
 from sklearn.metrics import roc_auc_score
 
 from hccrad import deep, dltr

@@ -37,13 +37,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests workflow benchmarks
-	$(BIN)/ruff format --check src tests workflow benchmarks
+	$(BIN)/ruff check src tests workflow benchmarks studies
+	$(BIN)/ruff format --check src tests workflow benchmarks studies
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests workflow benchmarks
+	$(BIN)/ruff format src tests workflow benchmarks studies
 	$(BIN)/snakefmt Snakefile workflow/rules
 
 report: $(STAMP)

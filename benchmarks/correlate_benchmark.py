@@ -24,10 +24,10 @@ from scipy import stats
 from threadpoolctl import threadpool_info
 
 from hccrad.correlate import (
-    _p_values_threaded,
     benjamini_hochberg,
     correlate,
     p_values,
+    p_values_threaded,
     rank_rows,
     standardise_rows,
 )
@@ -98,7 +98,7 @@ def stage_times(features: pd.DataFrame, expression: pd.DataFrame) -> dict[str, f
     times["P values, 1 thread"] = median_seconds(lambda: p_values(rho, n_samples, "spearman"), 1)
     threads = len(os.sched_getaffinity(0))
     times[f"P values, {threads} threads"] = median_seconds(
-        lambda: _p_values_threaded(rho, n_samples, "spearman", threads), 1
+        lambda: p_values_threaded(rho, n_samples, "spearman", threads), 1
     )
     p = p_values(rho, n_samples, "spearman")
     times["BH per feature"] = median_seconds(lambda: benjamini_hochberg(p, axis=1), 1)

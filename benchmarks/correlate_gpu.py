@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hccrad.correlate import _Product, correlate, rank_rows, standardise_rows
+from hccrad.correlate import CorrelationProduct, correlate, rank_rows, standardise_rows
 
 F, G, N = 512, 20_000, 60
 
@@ -45,7 +45,7 @@ def permutation_seconds(
     rng = np.random.default_rng(1)
     unit_features = standardise_rows(rank_rows(features.to_numpy()))
     unit_genes = standardise_rows(rank_rows(expression.to_numpy()))
-    product = _Product(unit_features, device, "float64")
+    product = CorrelationProduct(unit_features, device, "float64")
     batch = np.stack([rng.permutation(N) for _ in range(4)])
     product.null_histogram(unit_genes, batch[:1], 10_000)  # warm-up
     if device is not None:

@@ -84,7 +84,7 @@ def training_rate(
         network = deep.build_network(network_config).to(device)
         if device.type == "cuda":
             network.to(memory_format=torch.channels_last_3d)
-        loader = deep._loader(
+        loader = deep.training_loader(
             deep.crop_input(crops, network_config),
             labels,
             config,
@@ -94,7 +94,7 @@ def training_rate(
         )
         optimiser = torch.optim.AdamW(network.parameters(), lr=config.learning_rate)
         loss_fn = torch.nn.BCEWithLogitsLoss()
-        amp_dtype = deep._amp_dtype(device)
+        amp_dtype = deep.autocast_dtype(device)
         network.train()
         seconds = 0.0
         for epoch in range(2):
@@ -102,7 +102,7 @@ def training_rate(
                 torch.cuda.synchronize()
             start = time.perf_counter()
             for batch in loader:
-                images = deep._to_device(batch["image"], device)
+                images = deep.batch_to_device(batch["image"], device)
                 targets = batch["label"].to(device).float()
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     loss = loss_fn(network(images).squeeze(1).float(), targets)
@@ -127,7 +127,7 @@ def inference_rate(architecture: str, config: deep.DeepConfig, crops: deep.CropS
 
 def augmentation_rate(config: deep.DeepConfig, crops: deep.CropSet, labels: np.ndarray) -> float:
     """Volumes/second through the augmenting DataLoader alone (no network)."""
-    loader = deep._loader(crops.images, labels, config, SEED, torch.device("cpu"))
+    loader = deep.training_loader(crops.images, labels, config, SEED, torch.device("cpu"))
     start = time.perf_counter()
     n = sum(len(batch["label"]) for batch in loader)
     return n / (time.perf_counter() - start)

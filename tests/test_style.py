@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -12,7 +13,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-PYTHON_DIRS = [d for d in ("src", "tests", "workflow", "benchmarks") if (ROOT / d).is_dir()]
+PYTHON_DIRS = [
+    d for d in ("src", "tests", "workflow", "benchmarks", "studies") if (ROOT / d).is_dir()
+]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -108,3 +111,54 @@ def test_every_figure_rule_is_in_figures_smk():
     for path in (ROOT / "workflow" / "rules").glob("*.smk"):
         rules = re.findall(r"^(?:rule|checkpoint) (\w+_figure):", path.read_text(), re.MULTILINE)
         assert path.name == "figures.smk" or not rules, f"{path.name} holds {rules}"
+
+
+def private_hccrad_names(path: Path) -> list[str]:
+    """Names starting with `_` that a file imports from hccrad or reads off a hccrad module."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    bound, found = set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "hccrad":
+                    found += [part for part in alias.name.split(".") if part.startswith("_")]
+                    bound.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "hccrad":
+            found += [part for part in node.module.split(".") if part.startswith("_")]
+            for alias in node.names:
+                if alias.name.startswith("_"):
+                    found.append(alias.name)
+                else:
+                    bound.add(alias.asname or alias.name)
+    # `deep._fit` after `from hccrad import deep`, `hccrad.deep._fit` after `import hccrad`.
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            base = node.value
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            if isinstance(base, ast.Name) and base.id in bound:
+                found.append(f"{ast.unparse(node)} (line {node.lineno})")
+    return found
+
+
+def test_private_hccrad_names_are_found(tmp_path):
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import hccrad.deep\nfrom hccrad import deep\nfrom hccrad.correlate import _Product\n"
+        "deep._fit()\nhccrad.deep._loader()\nsuper()._fit_network()\n"
+    )
+    assert private_hccrad_names(script) == [
+        "_Product",
+        "deep._fit (line 4)",
+        "hccrad.deep._loader (line 5)",
+    ]
+
+
+@pytest.mark.parametrize("folder", ["benchmarks", "studies"])
+def test_benchmarks_and_studies_use_public_hccrad_names_only(folder):
+    # A benchmark measures, and a study reproduces, what users can call: a private helper can
+    # change or vanish without notice, and the script would then measure something else.
+    scripts = sorted((ROOT / folder).glob("*.py"))
+    assert scripts
+    private = {str(p.relative_to(ROOT)): private_hccrad_names(p) for p in scripts}
+    assert not {name: found for name, found in private.items() if found}

@@ -188,7 +188,7 @@ def _resolve_device(device: str) -> str | None:
     return device
 
 
-class _Product:
+class CorrelationProduct:
     """Matrix products of the standardised features with gene chunks, in numpy or torch."""
 
     def __init__(self, unit_features: np.ndarray, device: str | None, dtype: str) -> None:
@@ -354,7 +354,7 @@ def permutation_fdr(
     return fdr
 
 
-def _p_values_threaded(
+def p_values_threaded(
     rho: np.ndarray, n_samples: int, method: Method, n_threads: int
 ) -> np.ndarray:
     """P values of a dense r matrix, in column blocks on a thread pool.
@@ -397,8 +397,8 @@ def correlate(
     feature, so their correlation structure is kept), with permutations drawn from
     ``numpy.random.default_rng(seed)``; the same seed and inputs give the same output. The
     null is binned into ``permutation_bins`` bins of |r| (float32 products: see
-    ``_Product.null_histogram``). ``n_threads`` (default: the CPUs this process may use) runs
-    the P values in parallel; pass the rule's ``threads``.
+    ``CorrelationProduct.null_histogram``). ``n_threads`` (default: the CPUs this process may
+    use) runs the P values in parallel; pass the rule's ``threads``.
     """
     if method not in ("spearman", "pearson"):
         raise ValueError(f"method must be 'spearman' or 'pearson', got {method!r}")
@@ -409,7 +409,7 @@ def correlate(
     if method == "spearman":
         feature_values = rank_rows(feature_values)
     constant_feature_mask = constant_rows(feature_values)
-    product = _Product(standardise_rows(feature_values), _resolve_device(device), dtype)
+    product = CorrelationProduct(standardise_rows(feature_values), _resolve_device(device), dtype)
     rng = np.random.default_rng(seed)
     permutations = (
         np.stack([rng.permutation(n_samples) for _ in range(n_permutations)])
@@ -451,7 +451,7 @@ def correlate(
     null_counts[0] -= (
         n_permutations * int(constant_feature_mask.sum()) * int((~constant_gene_mask).sum())
     )
-    p = _p_values_threaded(rho, n_samples, method, n_threads or _usable_cpus())
+    p = p_values_threaded(rho, n_samples, method, n_threads or _usable_cpus())
     fdr_perm = permutation_fdr(np.abs(rho), null_counts, n_permutations) if n_permutations else None
     return CorrelationResult(
         features=pd.Index(features.index, name="feature"),

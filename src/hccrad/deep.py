@@ -214,7 +214,7 @@ class DeepConfig:
     # to 0, the liver's mean on z-scored MRI. A 96 mm box holds much more liver and body than
     # tumour, and with 70-140 training patients the network did not learn to find the tumour in
     # it: on the training split's CV the blanked crops scored higher (see
-    # benchmarks/deep_selection_benchmark.md). None: the whole crop.
+    # config/README.md, `deep.tumour_margin_mm`). None: the whole crop.
     tumour_margin_mm: float | None = None
     folds: int = 3
     max_epochs: int = 20
@@ -795,7 +795,7 @@ def augmentation(config: DeepConfig, *, with_mask: bool = False) -> Compose:
     return Compose(transforms)
 
 
-def _loader(
+def training_loader(
     images: np.ndarray,
     labels: np.ndarray,
     config: DeepConfig,
@@ -831,14 +831,14 @@ def _loader(
     )
 
 
-def _amp_dtype(device: torch.device) -> torch.dtype | None:
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
     """bfloat16 on GPUs that have it, float16 on older GPUs, none (float32) on the CPU."""
     if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def _to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+def batch_to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
     """Move a batch to the device (channels-last-3D on CUDA, where convolutions prefer it)."""
     if device.type == "cuda":
         return images.to(device, non_blocking=True, memory_format=torch.channels_last_3d)
@@ -867,7 +867,7 @@ def _train_network(
         network.to(device)
         if device.type == "cuda":
             network.to(memory_format=torch.channels_last_3d)
-        loader = _loader(
+        loader = training_loader(
             crop_input(crops, network_config),
             y_train,
             config,
@@ -890,7 +890,7 @@ def _train_network(
         n_positive = float(y_train.sum())
         pos_weight = torch.tensor([(len(y_train) - n_positive) / max(n_positive, 1.0)])
         loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(device))
-        amp_dtype = _amp_dtype(device)
+        amp_dtype = autocast_dtype(device)
         scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
         rows: list[dict[str, float]] = []
         best: tuple[float, float] = (-np.inf, -np.inf)
@@ -906,7 +906,7 @@ def _train_network(
             network.train()
             train_loss, seen = 0.0, 0
             for batch in loader:
-                images = _to_device(batch["image"], device)
+                images = batch_to_device(batch["image"], device)
                 targets = batch["label"].to(device).float()
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     loss = loss_fn(network(images).squeeze(1).float(), targets)
@@ -1069,11 +1069,11 @@ def cross_validate(
     train_sheet: pd.DataFrame, crops: CropSet, config: DeepConfig, *, endpoint: str = "response"
 ) -> pd.DataFrame:
     """Stratified k-fold CV of every architecture on the training split; one row per fold."""
-    return _cross_validate(train_sheet, crops, config, endpoint)[0]
+    return cross_validate_networks(train_sheet, crops, config, endpoint=endpoint)[0]
 
 
-def _cross_validate(
-    train_sheet: pd.DataFrame, crops: CropSet, config: DeepConfig, endpoint: str
+def cross_validate_networks(
+    train_sheet: pd.DataFrame, crops: CropSet, config: DeepConfig, *, endpoint: str = "response"
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, list[DeepModel]]]:
     """The fold table, every held-out score and the fold networks of each architecture."""
     labels = training_labels(train_sheet, endpoint)
@@ -1156,7 +1156,9 @@ def select_and_refit(
     train_sheet: pd.DataFrame, crops: CropSet, config: DeepConfig, *, endpoint: str = "response"
 ) -> Selection:
     """Cross-validate every architecture on the training split, then refit the winner on it."""
-    table, held_out, networks = _cross_validate(train_sheet, crops, config, endpoint)
+    table, held_out, networks = cross_validate_networks(
+        train_sheet, crops, config, endpoint=endpoint
+    )
     winner = choose_winner(table)
     logger.info("selected %s; refitting on the whole training split", winner)
     model = fit_model(train_sheet, crops, config, winner, endpoint=endpoint)
@@ -1195,12 +1197,14 @@ def _network_outputs(
     hook = last_linear.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
     network.eval()
     network.to(device)
-    amp_dtype = _amp_dtype(device)
+    amp_dtype = autocast_dtype(device)
     logits = []
     try:
         with torch.inference_mode():
             for start in range(0, len(images), batch_size):
-                batch = _to_device(torch.from_numpy(images[start : start + batch_size]), device)
+                batch = batch_to_device(
+                    torch.from_numpy(images[start : start + batch_size]), device
+                )
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     logits.append(network(batch).squeeze(1).float().cpu())
     finally:

@@ -637,7 +637,7 @@ class FusionMLP(ProbabilityClassifier):
     ``alphas`` by inner cross-validated log loss on those rows. Early stopping on a held-out part
     was the first design; with ~70 training patients it kept the iteration with the best
     accuracy on ~14 of them, a barely trained network near chance externally
-    (benchmarks/fusion_replicates.md).
+    (config/README.md, `models.mlp_alphas`).
     """
 
     def __init__(

@@ -4,7 +4,7 @@ The MONAI classifiers (ResNet, DenseNet, EfficientNet) end in a global average p
 whole crop, and at 32^3 crops their last feature map is one voxel wide: the tumour's outline,
 hence its size, is part of what they pool. On the default cohort's training split their
 out-of-fold proliferative scores followed tumour size more than the traits that define the
-endpoint (benchmarks/deep_selection_benchmark.md). This network keeps the resolution (one
+endpoint (config/README.md, `deep.architectures`). This network keeps the resolution (one
 stride-2 stem, then residual units at stride 1) and pools each feature channel over the
 tumour mask alone, as a mean and an SD, so that the tumour's outline and extent do not enter
 the pooling (what size does to the inside, partial volume at the edge and a necrotic core that

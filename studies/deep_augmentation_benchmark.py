@@ -9,7 +9,7 @@ scaled on its own). No internal-test or external patient is read: the choice of 
 augmentation must not see them.
 
 Run from the repository root after the default workflow has prepared the crops:
-``.venv/bin/python benchmarks/deep_augmentation_benchmark.py`` (CPU, about 5 minutes per
+``.venv/bin/python studies/deep_augmentation_benchmark.py`` (CPU, about 5 minutes per
 variant on 2 idle cores). Appends one row per variant to deep_augmentation_benchmark.md.
 """
 
@@ -25,9 +25,8 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
-from deep_selection_benchmark import cohort_parser, with_row  # this folder: scripts run from it
+from crops_cli import cohort_parser, with_row  # this folder: scripts run from it
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
 
 from hccrad import deep, dltr
 
@@ -116,22 +115,23 @@ SHIFTS = {"acquisition": acquisition_shift, "timing": timing_shift, "centre": ce
 
 
 def fold_aucs(
-    labels: pd.Series,
+    train_sheet: pd.DataFrame,
     crops: deep.CropSet,
     config: deep.DeepConfig,
+    endpoint: str,
     architecture: str,
     shift: str = "acquisition",
 ) -> tuple[list[float], list[float]]:
-    """Held-out AUC of each fold on clean and on shifted crops (the folds of deep selection)."""
-    folds = StratifiedKFold(
-        n_splits=config.folds, shuffle=True, random_state=deep._seed_for(config.seed, "folds")
+    """Held-out AUC of each fold on clean and on shifted crops (deep selection's own CV)."""
+    config = dataclasses.replace(config, architectures=(architecture,))
+    table, held_out, networks = deep.cross_validate_networks(
+        train_sheet, crops, config, endpoint=endpoint
     )
-    clean, shifted = [], []
-    for fold, (fit_rows, held_rows) in enumerate(folds.split(labels.index, labels), start=1):
-        model = deep._fit(architecture, labels.iloc[fit_rows], crops, config, f"fold {fold}")
-        held = crops.subset(labels.index[held_rows])
+    labels = deep.training_labels(train_sheet, endpoint)
+    clean, shifted = table["auc"].tolist(), []
+    for fold, model in enumerate(networks[architecture], start=1):
+        held = crops.subset(held_out.loc[held_out["fold"] == fold, "patient_id"])
         y = labels.loc[held.patients].to_numpy()
-        clean.append(roc_auc_score(y, deep.predict_scores(model, held, device="cpu")))
         moved = SHIFTS[shift](held, seed=fold)
         shifted.append(roc_auc_score(y, deep.predict_scores(model, moved, device="cpu")))
     return clean, shifted
@@ -150,14 +150,15 @@ def main() -> None:
     seed = settings["seed"] if args.seed is None else args.seed
     base = dltr.deep_config({**settings["deep"], "device": "cpu"}, seed)
     crops, excluded = dltr.cohort_crops(folders, train_ids, base)
-    labels = deep.training_labels(dltr.training_sheet(sheet, excluded), args.endpoint)
-    crops = crops.subset(labels.index)
+    train_sheet = dltr.training_sheet(sheet, excluded)
     if not args.output.exists():
         args.output.write_text(HEADER)
     for name in args.variants:
         config = dataclasses.replace(base, **VARIANTS[name])
         started = time.perf_counter()
-        clean, shifted = fold_aucs(labels, crops, config, args.architecture, args.shift)
+        clean, shifted = fold_aucs(
+            train_sheet, crops, config, args.endpoint, args.architecture, args.shift
+        )
         seconds = time.perf_counter() - started
         settings_text = ", ".join(f"{k} {v}" for k, v in VARIANTS[name].items()) or "as config"
         settings_text += f"; {args.endpoint}, seed {seed}, {args.shift} shift"

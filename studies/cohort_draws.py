@@ -2,7 +2,7 @@
 
 The default run draws one cohort (the config seed) and trains one DLTR on it; whether DLTR
 beats the clinical model there depends on that draw as much as on the method
-(benchmarks/oracle_replicates.md: over 200 draws the clinical model's proliferative external
+(studies/oracle_replicates.md: over 200 draws the clinical model's proliferative external
 AUC has an SD of 0.08, and the default draw lies near the top of its range). This runs the
 workflow itself once per config seed, each in its own working directory (the seed draws the
 patients, their images, the splits and the networks' training alike; every other setting is
@@ -13,9 +13,9 @@ centres: AUC per model, the paired DeLong test of DLTR against the clinical mode
 noise-free ceiling (a logistic model on the draw's latent imaging traits, as in
 oracle_ceiling.py). Nothing from it enters the workflow.
 
-``.venv/bin/python benchmarks/cohort_draws.py --seeds 1 2 3 --workdir /tmp/draws`` from the
+``.venv/bin/python studies/cohort_draws.py --seeds 1 2 3 --workdir /tmp/draws`` from the
 repository root runs what is missing (9-14 minutes per draw on 2 CPU cores) and writes
-benchmarks/cohort_draws.md; ``--no-run`` only summarises draws already run.
+studies/cohort_draws.md; ``--no-run`` only summarises draws already run.
 """
 
 from __future__ import annotations
@@ -161,7 +161,7 @@ def main() -> None:
         [
             "# DLTR against the clinical model over draws of the simulated response cohort",
             "",
-            f"`benchmarks/cohort_draws.py`, {datetime.date.today().isoformat()}, CPU: the "
+            f"`studies/cohort_draws.py`, {datetime.date.today().isoformat()}, CPU: the "
             f"default workflow with config seeds {', '.join(map(str, args.seeds))} (each seed "
             "draws the patients, images, splits and network training; every other setting is "
             f"{args.config}'s). External AUCs (centres pooled); DeLong test paired on the "

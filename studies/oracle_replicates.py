@@ -16,7 +16,7 @@ It reports, per endpoint and development-centre size, the external AUCs' mean an
 replicates and how often the ceiling lies above the clinical model. Nothing from it enters the
 workflow; it says what the default cohort's size allows any imaging model to show.
 
-``.venv/bin/python benchmarks/oracle_replicates.py --replicates 200 --development 100 200 400``
+``.venv/bin/python studies/oracle_replicates.py --replicates 200 --development 100 200 400``
 from the repository root (about a minute per 100 replicates and size on one core).
 """
 
@@ -194,7 +194,7 @@ def main() -> None:
         [
             "# Can an imaging model beat the clinical model? Replicates of the simulated cohort",
             "",
-            f"`benchmarks/oracle_replicates.py`, {datetime.date.today().isoformat()}: "
+            f"`studies/oracle_replicates.py`, {datetime.date.today().isoformat()}: "
             f"{args.replicates} draws (seeds 1-{args.replicates}) of `{args.cohort}` from "
             f"{args.config}, the development centre at each size shown and the external "
             "centres as configured. On each draw's training split: the workflow's clinical "

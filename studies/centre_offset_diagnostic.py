@@ -12,7 +12,7 @@ are prepared afresh from the sheet's images with the config's imaging settings, 
 here feeds the workflow (the latent truth exists only for simulated data).
 
 Run from the repository root after the default workflow has simulated the cohort:
-``.venv/bin/python benchmarks/centre_offset_diagnostic.py`` (about 3 minutes per setting on
+``.venv/bin/python studies/centre_offset_diagnostic.py`` (about 3 minutes per setting on
 2 cores; the default compares as acquired, N4, 3 x 3 x 6 mm and both). Rewrites
 centre_offset_diagnostic.md.
 """
@@ -154,7 +154,7 @@ def main() -> None:
         f"- Date: {datetime.date.today()}. CPU: {cpu_model()}. Cohort: `{args.cohort}` of "
         f"`{args.config}` ({len(sheet)} patients; centres "
         f"{', '.join(sorted(sheet['centre'].unique()))}). Script: "
-        f"`benchmarks/{Path(__file__).name}`.",
+        f"`studies/{Path(__file__).name}`.",
         "- Per phase, the largest tumour's mean, SD and mean |Laplacian| in its crop (liver "
         "z-units), regressed on the six latent tumour traits of the simulation and the centre "
         "(OLS). The offset is the centre's coefficient against the development centre at equal "

@@ -9,9 +9,9 @@ A model fitted on the training split's images can only approach the "logistic on
 traits" row (it has to measure them, through noise and the centres' acquisitions); the "true
 ... part" rows use the simulation's own effects (config), i.e. what unlimited training data
 would learn; the "true probability" row is the ceiling of any model. Writes
-benchmarks/oracle_ceiling.md; seconds to run.
+studies/oracle_ceiling.md; seconds to run.
 
-``.venv/bin/python benchmarks/oracle_ceiling.py`` from the repository root, after the default
+``.venv/bin/python studies/oracle_ceiling.py`` from the repository root, after the default
 workflow (or at least its simulate_patients and gather_sheet steps) has run.
 """
 
@@ -169,7 +169,7 @@ def main() -> None:
         [
             "# What the simulated cohort allows at best (latent truth against the workflow)",
             "",
-            f"`benchmarks/oracle_ceiling.py` on `{root}`: {int((cohort['split'] == 'train').sum())}"
+            f"`studies/oracle_ceiling.py` on `{root}`: {int((cohort['split'] == 'train').sum())}"
             f" training, {counts['internal test']} internal-test and {counts['external']} "
             "external patients. Oracle models are fitted on the training split's latent values "
             "(no image, no noise); AUCs on the held-out patients.",

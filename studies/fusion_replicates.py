@@ -23,7 +23,7 @@ itself can see). The candidates:
 - ``penalised logistic``: a logistic model on the same inputs, L2 penalty by inner CV (the
   linear reference).
 
-``.venv/bin/python benchmarks/fusion_replicates.py --replicates 100`` from the repository root.
+``.venv/bin/python studies/fusion_replicates.py --replicates 100`` from the repository root.
 """
 
 from __future__ import annotations
@@ -263,7 +263,7 @@ def main() -> None:
         [
             "# Fitting DLTR_MLP's fusion: replicates of the simulated cohort",
             "",
-            f"`benchmarks/fusion_replicates.py`, {datetime.date.today().isoformat()}: "
+            f"`studies/fusion_replicates.py`, {datetime.date.today().isoformat()}: "
             f"{args.replicates} draws (seeds 1-{args.replicates}) of `{args.cohort}` from "
             f"{args.config}, each with a surrogate DLTR score (see the script's docstring). "
             "External AUCs over the draws; the training CV AUC is out-of-fold on the training "

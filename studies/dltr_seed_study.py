@@ -5,7 +5,7 @@ refit, and the DLTR score (the mean probability of `deep.ensemble`'s networks) o
 then the AUC on the internal test split, on the external centres pooled and per centre. The
 seed is the config's seed, which draws the folds, the inner validation parts, the initial
 weights and the augmentation; crops, settings and patients stay fixed. Each run appends one row
-per seed to benchmarks/dltr_seed_study.md and, for two seeds or more, one row for the mean of
+per seed to studies/dltr_seed_study.md and, for two seeds or more, one row for the mean of
 their scores (repeated cross-validation's ensemble).
 
 Nothing is chosen from these numbers (the external AUCs are looked at, so choosing from them
@@ -13,10 +13,11 @@ would select on the test centres): they say how far one default run's external A
 its average over seeds, i.e. how much of a difference between models one seed can explain.
 
 Run from the repository root after the default workflow has prepared the crops:
-``.venv/bin/python benchmarks/dltr_seed_study.py --endpoint proliferative --seeds 1 2 3``
+``.venv/bin/python studies/dltr_seed_study.py --endpoint proliferative --seeds 1 2 3``
 (about 2 min per seed on 2 CPU cores, under a minute on a GPU). ``--set key=value`` changes
-one setting of the `deep:` block as in deep_selection_benchmark.py; ``--preparation`` labels
-crops prepared with other `imaging:` settings (``--results`` names their results folder).
+one setting of the `deep:` block as in benchmarks/deep_selection_benchmark.py;
+``--preparation`` labels crops prepared with other `imaging:` settings (``--results`` names
+their results folder).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 import yaml
-from deep_selection_benchmark import (
+from crops_cli import (
     add_settings_options,
     cohort_parser,
     device_name,
@@ -44,7 +45,7 @@ from hccrad import deep, dltr
 REPORT = Path(__file__).with_suffix(".md")
 HEADER = (
     "# DLTR external AUC over training seeds (default config, default simulated cohort)\n\n"
-    "One row per seed of `benchmarks/dltr_seed_study.py`: the workflow's selection and DLTR "
+    "One row per seed of `studies/dltr_seed_study.py`: the workflow's selection and DLTR "
     "score with only the config seed changed. CPU runs are bit-reproducible; CUDA runs use "
     "mixed precision and cuDNN autotuning, so their AUCs differ slightly from the CPU's.\n\n"
     "| date | device | preparation | settings | endpoint | seed | wall time, s | winner "

@@ -11,7 +11,7 @@ CORES ?= all
 # Tools print non-ASCII (snakefmt's emoji); keep Python on UTF-8 under a C/POSIX locale (CI).
 export PYTHONUTF8 := 1
 
-.PHONY: run test setup lint format report figures clean
+.PHONY: run test setup lint lint-bare format report figures clean
 
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
@@ -41,6 +41,14 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests workflow benchmarks studies
 	$(BIN)/snakefmt --check Snakefile workflow/rules
 	$(BIN)/snakemake --lint
+
+# `snakemake --lint` in an environment with Snakemake alone (its pinned version; no hccrad, no
+# analysis libraries): the parse must need nothing else (README.md, "Use as a module").
+LINTENV := .lintenv
+lint-bare:
+	test -x $(LINTENV)/bin/snakemake || \
+		($(PYTHON) -m venv $(LINTENV) && $(LINTENV)/bin/pip install snakemake==9.27.1)
+	env -u PYTHONPATH $(LINTENV)/bin/snakemake --lint
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests workflow benchmarks studies

@@ -1,9 +1,20 @@
 # hccrad: TACE response in hepatocellular carcinoma from imaging, and the biology behind it.
 # Run `snakemake --cores all` (the default simulated cohorts) or see README.md.
 
+import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 from snakemake.utils import min_version
+
+# The parse imports only hccrad's light modules (the standard library, PyYAML, jsonschema; see
+# workflow/rules/common.smk): where hccrad is not installed (an environment with only Snakemake,
+# for `snakemake --lint` or a dry run), they are read from this clone's src/. Jobs need hccrad
+# installed (envs/hccrad.yaml).
+if find_spec("hccrad") is None:
+    sys.path.insert(
+        0, str(Path(workflow.current_basedir.get_path_or_uri(secret_free=True), "src"))
+    )
 
 from hccrad.config import read_yaml
 

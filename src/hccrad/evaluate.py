@@ -26,6 +26,9 @@ from statsmodels.stats.proportion import proportion_confint
 from statsmodels.tools.sm_exceptions import PerfectSeparationError, PerfectSeparationWarning
 
 from hccrad.config import known_keys
+
+# Defined with the names the Snakefile's parse needs; imported from here by callers.
+from hccrad.plan import EVALUATION_TABLES as EVALUATION_TABLES
 from hccrad.seeding import rng_for
 
 ArrayLike = np.ndarray | pd.Series | Sequence[float]
@@ -35,17 +38,6 @@ ScoreTable = Mapping[str, ArrayLike] | pd.DataFrame
 # does not produce infinite offsets in the calibration regressions.
 PROBABILITY_EPS = 1e-8
 MAX_PATIENTS_NAMED = 10
-
-# The tables of evaluate_predictions, one TSV each (the workflow's outputs and targets).
-EVALUATION_TABLES: tuple[str, ...] = (
-    "auc",
-    "threshold_metrics",
-    "delong",
-    "calibration",
-    "calibration_curves",
-    "decision_curves",
-    "roc_curves",
-)
 
 
 # --------------------------------------------------------------------------- validation

@@ -36,6 +36,10 @@ from scipy import stats
 from hccrad.correlate import CorrelationResult, correlate
 from hccrad.enrich import GeneSetCollection, benjamini_hochberg, collapse_to_symbols
 
+# Defined with the checks the Snakefile's parse runs; imported from here by callers.
+from hccrad.plan import RadiogenomicsInputError as RadiogenomicsInputError
+from hccrad.plan import check_radiogenomics_settings as check_settings  # noqa: F401
+
 ID_COLUMN = "patient_id"
 DLTR_FEATURE = "dltr_score"
 RadiogenomicsRanking = Literal["max_abs_rho", "dltr_score", "de_stat"]
@@ -55,40 +59,6 @@ GENE_LIST_COLUMNS: tuple[str, ...] = (
     "pass_fdr_rule",
 )
 RULES: tuple[str, ...] = ("p_rule", "fdr_rule")
-
-
-class RadiogenomicsInputError(ValueError):
-    """Imaging and RNA-seq tables that cannot be analysed together; the message says why."""
-
-
-def check_settings(settings: Mapping[str, Any], endpoints: Sequence[str]) -> None:
-    """Raise for radiogenomics settings that the config schema cannot cross-check."""
-    if settings["endpoint"] not in endpoints:
-        raise RadiogenomicsInputError(
-            f"radiogenomics.endpoint = {settings['endpoint']!r} is not in endpoints "
-            f"{list(endpoints)}: no DLTR network is trained for it. Pick one of them."
-        )
-    features = settings["features"]
-    if settings["enrichment"]["ranking"] == "dltr_score" and not features["include_dltr_score"]:
-        raise RadiogenomicsInputError(
-            "radiogenomics.enrichment.ranking = 'dltr_score' needs "
-            "radiogenomics.features.include_dltr_score: true"
-        )
-    if (
-        features["deep"] == "none"
-        and not features["include_dltr_score"]
-        and not features["include_radiomics"]
-    ):
-        raise RadiogenomicsInputError(
-            "radiogenomics.features selects no imaging feature: set deep to top_k or all, or "
-            "include the DLTR score or radiomics"
-        )
-    enrichment = settings["enrichment"]
-    if enrichment["min_size"] > enrichment["max_size"]:
-        raise RadiogenomicsInputError(
-            f"radiogenomics.enrichment.min_size ({enrichment['min_size']}) exceeds max_size "
-            f"({enrichment['max_size']})"
-        )
 
 
 # --------------------------------------------------------------------------- matrices on disk

@@ -29,6 +29,10 @@ from scipy.optimize import brentq
 from scipy.special import expit
 from sklearn.model_selection import train_test_split
 
+# Defined with the names the Snakefile's parse needs; imported from here by callers.
+from hccrad.plan import patient_ids as patient_ids
+from hccrad.plan import shard_members as shard_members
+from hccrad.plan import tcga_like_ids as tcga_like_ids
 from hccrad.seeding import rng_for
 
 TRAITS: tuple[str, ...] = (
@@ -272,18 +276,6 @@ def assign_splits(
     return split
 
 
-def patient_ids(centres: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Stable patient ids for a response cohort: centre letter and a running number."""
-    return [f"{c['name']}-{i:04d}" for c in centres for i in range(1, c["n_patients"] + 1)]
-
-
-def tcga_like_ids(n_patients: int, tss_code: str) -> list[str]:
-    """TCGA-style patient barcodes (TCGA-<TSS>-<participant>) for the radiogenomics cohort."""
-    # The TSS code is configurable and defaults to one TCGA never issued, so that simulated
-    # barcodes can never be mistaken for real participants.
-    return [f"TCGA-{tss_code}-A{i:03d}" for i in range(1, n_patients + 1)]
-
-
 def simulate_cohort(cohort_cfg: Mapping[str, Any], seed: int) -> dict[str, Any]:
     """Simulate one cohort's patients: sheet columns, latent truth and the planted effects."""
     name = cohort_cfg["name"]
@@ -392,11 +384,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
-
-
-def shard_members(ids: Sequence[str], n_shards: int, shard: int) -> list[str]:
-    """Patients of one image shard (1-based), dealt round-robin so every shard mixes centres."""
-    return list(ids[shard - 1 :: n_shards])
 
 
 def image_paths(

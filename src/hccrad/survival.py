@@ -26,22 +26,12 @@ from hccrad.config import known_keys
 from hccrad.evaluate import TRAIN, evaluation_cohorts, name_patients, prediction_matrix
 from hccrad.models import ClinicalPreprocessor
 
+# Defined with the names the Snakefile's parse needs; imported from here by callers.
+from hccrad.plan import SURVIVAL_TABLES as SURVIVAL_TABLES
+
 HIGH = "high"
 LOW = "low"
 DEFAULT_MIN_EVENTS_PER_VARIABLE = 5
-
-# The tables of the survival analysis, one TSV each (the workflow's outputs and targets).
-SURVIVAL_TABLES: tuple[str, ...] = (
-    "cutoffs",
-    "risk_groups",
-    "km_curves",
-    "median_survival",
-    "numbers_at_risk",
-    "logrank",
-    "cox",
-    "concordance",
-    "td_auc",
-)
 
 
 # --------------------------------------------------------------------------- validation

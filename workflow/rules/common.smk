@@ -5,7 +5,6 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from hccrad.cohort import read_patients, read_sheet, robustness_patients
 from hccrad.config import (
     check_config,
     imported_cohorts,
@@ -13,16 +12,23 @@ from hccrad.config import (
     simulated_cohorts,
     tumour_masks,
 )
-from hccrad.simulate import patient_ids, shard_members, tcga_like_ids
+from hccrad.plan import patient_ids, shard_members, tcga_like_ids
+
+# The parse imports only modules of the standard library, PyYAML and jsonschema (hccrad.config,
+# hccrad.plan): every cluster job parses again, and `snakemake --lint` runs where only Snakemake
+# is installed. Modules that read tables with pandas (hccrad.cohort, hccrad.idc,
+# hccrad.sheet_import) are imported inside the functions that read a table to plan the DAG.
 
 validate(config, "../schemas/config.schema.yaml")
 # Every job inherits this. OpenMP threads that spin while waiting for a core held by another job
 # made a 2-thread network fit up to 10x slower on a 2-core machine (benchmarks/deep_benchmark.md;
 # the default run's response selection took 35 min instead of ~5). A user's own setting wins.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-# Shipped files (resources/, schemas) live beside the Snakefile; results go to the working
-# directory, so the workflow also runs from another folder (--directory, module use).
-BASE = Path(workflow.basedir)
+# Shipped files (resources/, config/, workflow/schemas, pyproject.toml) live in the repository
+# that holds this file; results go to the working directory, so the workflow also runs from
+# another folder (--directory) and as a module of another project. Found from this file at
+# include time: in a module, workflow.basedir is the deploying project's workflow folder.
+BASE = Path(workflow.current_basedir.get_path_or_uri(secret_free=True)).parents[1]
 
 
 def resolve(path):
@@ -153,6 +159,8 @@ def perturbed_tables(wildcards):
     sheet_path = sheet_checkpoint.get(cohort=wildcards.cohort).output.sheet
     # Patients excluded in preparation or extraction (on_error: exclude) have no features.
     gathered = checkpoints.gather_radiomics.get(cohort=wildcards.cohort).output
+    from hccrad.cohort import read_patients, read_sheet, robustness_patients
+
     sheet = read_sheet(sheet_path)
     patients = robustness_patients(
         sheet.drop(index=read_patients(gathered.exclusions).index),

@@ -2,9 +2,6 @@
 
 from functools import lru_cache
 
-from hccrad.idc import read_index, select_series
-from hccrad.sheet_import import check_imported, planned_sheet, sheet_files
-
 DOWNLOAD = config["download"]
 DATA_DIR = DOWNLOAD["data_dir"].rstrip("/")
 POLICY = {key: DOWNLOAD[key] for key in ("retries", "backoff_s", "timeout_s")}
@@ -13,13 +10,20 @@ GDC_COHORTS = sorted(c for c, spec in IMPORTED.items() if spec.get("gdc"))
 IDC_PATTERN = "|".join(IDC_COHORTS) or "(?!)"
 GDC_PATTERN = "|".join(GDC_COHORTS) or "(?!)"
 
-for _name, _spec in IMPORTED.items():
-    check_imported(_name, _spec, config, resolve)
+if IMPORTED:
+    # pandas, and only when the config imports a cohort (not at every parse: common.smk).
+    from hccrad.sheet_import import check_imported
+
+    for _name, _spec in IMPORTED.items():
+        check_imported(_name, _spec, config, resolve)
 
 
 @lru_cache
 def idc_manifest(cohort):
     """The cohort's download manifest and exclusions, from the shipped IDC index (offline)."""
+    # pandas: not at parse (common.smk).
+    from hccrad.idc import read_index, select_series
+
     spec = IMPORTED[cohort]["idc"]
     return select_series(read_index(resolve(spec["index"])), spec)
 
@@ -44,6 +48,8 @@ def imported_patients(cohort):
 @lru_cache
 def table_sheet(cohort):
     """The sheet a cohort's own table imports to, read once when the DAG is planned."""
+    from hccrad.sheet_import import planned_sheet  # pandas: not at parse (common.smk)
+
     spec = IMPORTED[cohort]
     return planned_sheet(
         resolve(spec["table"]), resolve(spec["column_map"]), config["seed"]
@@ -53,6 +59,8 @@ def table_sheet(cohort):
 @lru_cache
 def table_files(cohort):
     """Each patient's image and mask files named in a BYO table (images: sheet)."""
+    from hccrad.sheet_import import sheet_files  # pandas: not at parse (common.smk)
+
     return sheet_files(table_sheet(cohort))
 
 

@@ -162,3 +162,51 @@ def test_benchmarks_and_studies_use_public_hccrad_names_only(folder):
     assert scripts
     private = {str(p.relative_to(ROOT)): private_hccrad_names(p) for p in scripts}
     assert not {name: found for name, found in private.items() if found}
+
+
+# Backticked words of docs/architecture.md that name repository files; placeholders skipped.
+REPO_PREFIXES = (
+    "src/",
+    "workflow/",
+    "config/",
+    "resources/",
+    "tests/",
+    "benchmarks/",
+    "envs/",
+    "profiles/",
+)
+
+
+def test_architecture_page_names_only_existing_paths():
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    paths = [
+        word
+        for word in re.findall(r"`([^`\s]+)`", page)
+        if word.startswith(REPO_PREFIXES) and not set(word) & set("<{*")
+    ]
+    assert len(paths) > 50, paths
+    missing = sorted({p for p in paths if not (ROOT / p).exists()})
+    assert not missing, f"docs/architecture.md names paths that do not exist: {missing}"
+
+
+# Tests read the project's shared real data (conftest.SHARED); CI's script says it is there.
+OUTSIDE_CLONE_ALLOWED = ("tests/", ".ci/run")
+
+
+def test_nothing_refers_to_files_outside_the_clone():
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=False)
+    if listed.returncode != 0:
+        pytest.skip("not a git checkout: no list of tracked files")
+    offenders = []
+    for name in listed.stdout.decode().split("\0"):
+        path = ROOT / name
+        if not name or name.startswith(OUTSIDE_CLONE_ALLOWED) or not path.is_file():
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue  # binary data
+        offenders += [
+            f"{name}: {needle}" for needle in ("../shared", "DESIGN.md") if needle in text
+        ]
+    assert not offenders, offenders

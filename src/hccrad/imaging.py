@@ -1,8 +1,8 @@
 """Load, check, resample, normalise and crop a patient's multi-phase liver images and mask.
 
-Data contract (DESIGN.md): one 3D volume per contrast phase (NIfTI, NRRD or a DICOM series
-folder) and one integer label map per patient: 0 background, 1 liver, 2 tumour; several
-tumours are several connected components of label 2.
+Data contract (docs/architecture.md): one 3D volume per contrast phase (NIfTI, NRRD or a
+DICOM series folder) and one integer label map per patient: 0 background, 1 liver, 2 tumour;
+several tumours are several connected components of label 2.
 
 Assumption: the phases are co-registered and share the mask's voxel grid (size, spacing,
 origin, direction). The workflow does not register phases; a sheet whose phases live on

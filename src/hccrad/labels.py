@@ -1,4 +1,4 @@
-"""The mask's label values (DESIGN.md's data contract): 0 background, 1 liver, 2 tumour.
+"""The mask's label values (docs/architecture.md): 0 background, 1 liver, 2 tumour.
 
 A module of its own so that code which only reads masks (the deep-learning path) need not
 import hccrad.imaging and with it SimpleITK.

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
 import time
 from pathlib import Path
 
@@ -27,7 +26,13 @@ import torch
 import yaml
 
 from hccrad import deep, dltr
-from hccrad.versions import cpu_model
+from hccrad.script_options import (
+    add_settings_options,
+    cohort_parser,
+    device_name,
+    overrides,
+    with_row,
+)
 
 REPORT = Path(__file__).with_suffix(".md")
 HEADER = (
@@ -44,66 +49,12 @@ HEADER = (
 )
 
 
-def cohort_parser(description: str, report: Path) -> argparse.ArgumentParser:
-    """The options every deep benchmark on the workflow's crops shares."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--results", type=Path, default=Path("results"))
-    parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
-    parser.add_argument("--cohort", default="sim_tace")
-    parser.add_argument("--endpoint", default="response")
-    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1))
-    parser.add_argument("--output", type=Path, default=report)
-    return parser
-
-
-def add_settings_options(parser: argparse.ArgumentParser) -> None:
-    """--device and the repeatable --set key=value (one deep: setting, YAML value)."""
-    parser.add_argument("--device", default="auto")
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="change one deep: setting (YAML value); repeatable",
-    )
-
-
 def arguments() -> argparse.Namespace:
     """Command-line options."""
     parser = cohort_parser(__doc__.splitlines()[0], REPORT)
     add_settings_options(parser)
     parser.add_argument("--cv-only", action="store_true", help="cross-validation, no refit")
     return parser.parse_args()
-
-
-def overrides(pairs: list[str]) -> dict[str, object]:
-    """`key=value` pairs as a dict of YAML-parsed values."""
-    parsed = {}
-    for pair in pairs:
-        key, separator, value = pair.partition("=")
-        if not separator:
-            raise SystemExit(f"--set takes key=value, not {pair!r}")
-        parsed[key.strip()] = yaml.safe_load(value)
-    return parsed
-
-
-def with_row(text: str, row: str) -> str:
-    """The report with the row added at the end of its table (prose may follow the table)."""
-    lines = text.splitlines(keepends=True)
-    table = [i for i, line in enumerate(lines) if line.startswith("|")]
-    if not table:
-        return text + row
-    end = table[0]
-    while end + 1 < len(lines) and lines[end + 1].startswith("|"):
-        end += 1
-    return "".join(lines[: end + 1]) + row + "".join(lines[end + 1 :])
-
-
-def device_name(device: torch.device) -> str:
-    """A readable name of the device that ran."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({cpu_model()}, {os.cpu_count()} cores)"
 
 
 def main() -> None:

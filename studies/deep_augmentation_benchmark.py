@@ -25,10 +25,10 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
-from crops_cli import cohort_parser, with_row  # this folder: scripts run from it
 from sklearn.metrics import roc_auc_score
 
 from hccrad import deep, dltr
+from hccrad.script_options import cohort_parser, with_row
 
 REPORT = Path(__file__).with_suffix(".md")
 HEADER = (

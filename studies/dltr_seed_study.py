@@ -31,16 +31,16 @@ from pathlib import Path
 import pandas as pd
 import torch
 import yaml
-from crops_cli import (
+from sklearn.metrics import roc_auc_score
+
+from hccrad import deep, dltr
+from hccrad.script_options import (
     add_settings_options,
     cohort_parser,
     device_name,
     overrides,
     with_row,
 )
-from sklearn.metrics import roc_auc_score
-
-from hccrad import deep, dltr
 
 REPORT = Path(__file__).with_suffix(".md")
 HEADER = (

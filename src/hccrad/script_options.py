@@ -1,8 +1,7 @@
-"""Options and report helpers shared by the studies that run on the workflow's crops.
+"""Options and report helpers of the benchmark and study scripts that run on the workflow's crops.
 
-The same helpers as benchmarks/deep_selection_benchmark.py's, kept here so that studies/ does
-not import from benchmarks/ (run the studies from the repository root; Python finds this module
-beside them).
+One copy for benchmarks/ and studies/ alike (neither folder imports the other); the workflow
+itself never uses it.
 """
 
 from __future__ import annotations
@@ -10,11 +9,14 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 import yaml
 
 from hccrad.versions import cpu_model
+
+if TYPE_CHECKING:
+    import torch
 
 
 def cohort_parser(description: str, report: Path) -> argparse.ArgumentParser:
@@ -67,5 +69,7 @@ def with_row(text: str, row: str) -> str:
 def device_name(device: torch.device) -> str:
     """A readable name of the device that ran."""
     if device.type == "cuda":
+        import torch  # only a CUDA run asks: the option helpers need no torch
+
         return torch.cuda.get_device_name(device)
     return f"CPU ({cpu_model()}, {os.cpu_count()} cores)"

@@ -22,7 +22,7 @@ from hccrad.download import (
     DownloadError,
     RetryPolicy,
     download_series,
-    fetch,
+    fetch_verified,
     gdc_clinical_table,
     gdc_download_files,
     gdc_filters,
@@ -45,13 +45,13 @@ def md5(data: bytes) -> str:
 
 def test_plain_download_verifies_size_and_md5(httpserver, tmp_path):
     httpserver.expect_request("/data/f1").respond_with_data(PAYLOAD)
-    target = fetch(
+    target = fetch_verified(
         httpserver.url_for("/data/f1"),
         tmp_path / "f1.bin",
         md5=md5(PAYLOAD),
         size=len(PAYLOAD),
         policy=FAST,
-    )
+    ).path
     assert target.read_bytes() == PAYLOAD
     assert not (tmp_path / "f1.bin.part").exists()
 
@@ -68,13 +68,13 @@ def test_truncated_transfer_resumes_with_a_range_request(httpserver, tmp_path):
     # First transfer breaks off half way; the second asks only for the missing bytes.
     httpserver.expect_ordered_request("/data/f2").respond_with_data(PAYLOAD[:half])
     httpserver.expect_ordered_request("/data/f2").respond_with_handler(rest)
-    target = fetch(
+    target = fetch_verified(
         httpserver.url_for("/data/f2"),
         tmp_path / "f2.bin",
         md5=md5(PAYLOAD),
         size=len(PAYLOAD),
         policy=FAST,
-    )
+    ).path
     assert ranges == [f"bytes={half}-"]
     assert target.read_bytes() == PAYLOAD
 
@@ -84,7 +84,9 @@ def test_partial_file_from_an_earlier_run_resumes(httpserver, tmp_path):
     httpserver.expect_request("/data/f3", headers={"Range": "bytes=1000-"}).respond_with_data(
         PAYLOAD[1000:], status=206
     )
-    fetch(httpserver.url_for("/data/f3"), tmp_path / "f3.bin", md5=md5(PAYLOAD), policy=FAST)
+    fetch_verified(
+        httpserver.url_for("/data/f3"), tmp_path / "f3.bin", md5=md5(PAYLOAD), policy=FAST
+    )
     assert (tmp_path / "f3.bin").read_bytes() == PAYLOAD
 
 
@@ -93,7 +95,9 @@ def test_md5_mismatch_redownloads_then_succeeds(httpserver, tmp_path):
     corrupt[5] ^= 0xFF
     httpserver.expect_ordered_request("/data/f4").respond_with_data(bytes(corrupt))
     httpserver.expect_ordered_request("/data/f4").respond_with_data(PAYLOAD)
-    fetch(httpserver.url_for("/data/f4"), tmp_path / "f4.bin", md5=md5(PAYLOAD), policy=FAST)
+    fetch_verified(
+        httpserver.url_for("/data/f4"), tmp_path / "f4.bin", md5=md5(PAYLOAD), policy=FAST
+    )
     assert (tmp_path / "f4.bin").read_bytes() == PAYLOAD
     assert len(httpserver.log) == 2
 
@@ -101,7 +105,9 @@ def test_md5_mismatch_redownloads_then_succeeds(httpserver, tmp_path):
 def test_persistent_md5_mismatch_stops_with_a_clear_error(httpserver, tmp_path):
     httpserver.expect_request("/data/f5").respond_with_data(b"not the file")
     with pytest.raises(DownloadError, match=r"after 4 attempts.*md5 [0-9a-f]{32}, expected"):
-        fetch(httpserver.url_for("/data/f5"), tmp_path / "f5.bin", md5=md5(PAYLOAD), policy=FAST)
+        fetch_verified(
+            httpserver.url_for("/data/f5"), tmp_path / "f5.bin", md5=md5(PAYLOAD), policy=FAST
+        )
     assert len(httpserver.log) == 4  # the first try and three re-downloads
     assert not (tmp_path / "f5.bin").exists()
     assert not (tmp_path / "f5.bin.part").exists()
@@ -112,7 +118,7 @@ def test_server_error_then_success_backs_off(httpserver, tmp_path):
     httpserver.expect_ordered_request("/data/f6").respond_with_data("busy", status=500)
     httpserver.expect_ordered_request("/data/f6").respond_with_data("busy", status=503)
     httpserver.expect_ordered_request("/data/f6").respond_with_data(PAYLOAD)
-    fetch(
+    fetch_verified(
         httpserver.url_for("/data/f6"),
         tmp_path / "f6.bin",
         size=len(PAYLOAD),
@@ -126,14 +132,14 @@ def test_server_error_then_success_backs_off(httpserver, tmp_path):
 def test_not_found_stops_at_once_with_a_clear_error(httpserver, tmp_path):
     httpserver.expect_request("/data/missing").respond_with_data("no", status=404)
     with pytest.raises(DownloadError, match=r"HTTP 404.*does not exist on the server"):
-        fetch(httpserver.url_for("/data/missing"), tmp_path / "m.bin", policy=FAST)
+        fetch_verified(httpserver.url_for("/data/missing"), tmp_path / "m.bin", policy=FAST)
     assert len(httpserver.log) == 1
 
 
 def test_server_errors_until_the_end_give_up(httpserver, tmp_path):
     httpserver.expect_request("/data/down").respond_with_data("down", status=502)
     with pytest.raises(DownloadError, match=r"giving up .* after 4 attempts; last problem: HTTP"):
-        fetch(httpserver.url_for("/data/down"), tmp_path / "d.bin", policy=FAST)
+        fetch_verified(httpserver.url_for("/data/down"), tmp_path / "d.bin", policy=FAST)
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """Downloads over HTTP: resume, retry with back-off, size/md5 checks, no writes outside a folder.
 
-The same ``fetch`` serves the GDC (RNA-seq files by id, md5 from the /files endpoint) and the
+The same ``fetch_verified`` serves the GDC (RNA-seq files by id, md5 from the /files endpoint) and the
 Imaging Data Commons buckets (DICOM instances listed by the bucket's S3 listing, md5 = ETag).
 Every base URL comes from the config, so the tests point it at a local recorded server.
 """
@@ -397,23 +397,6 @@ def _verified_file(
     return VerifiedFile(
         path, url, path.stat().st_size, md5.lower() if md5 else file_md5(path), checked
     )
-
-
-def fetch(
-    url: str,
-    target: Path,
-    *,
-    md5: str | None = None,
-    size: int | None = None,
-    check: ContentCheck | None = None,
-    session: requests.Session | None = None,
-    policy: RetryPolicy = RetryPolicy(),
-    sleep: Callable[[float], None] = time.sleep,
-) -> Path:
-    """:func:`fetch_verified`, returning only the path."""
-    return fetch_verified(
-        url, target, md5=md5, size=size, check=check, session=session, policy=policy, sleep=sleep
-    ).path
 
 
 @dataclass(frozen=True)

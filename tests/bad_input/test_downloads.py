@@ -26,7 +26,6 @@ from hccrad.download import (
     RetryPolicy,
     download_patient,
     download_series,
-    fetch,
     fetch_verified,
     gdc_download_files,
     gdc_hits,
@@ -230,7 +229,7 @@ def test_file_answered_by_a_login_page_says_a_web_page_came_back_instead_of_the_
     httpserver.expect_request("/data/f1").respond_with_data(LOGIN_PAGE, content_type="text/html")
     target = tmp_path / "f1.rna_seq.augmented_star_gene_counts.tsv"
     with pytest.raises(DownloadError) as failure:
-        fetch(httpserver.url_for("/data/f1"), target, md5=md5(STAR), policy=FAST)
+        fetch_verified(httpserver.url_for("/data/f1"), target, md5=md5(STAR), policy=FAST)
     message = str(failure.value)
     assert httpserver.url_for("/data/f1") in message and str(target) in message
     assert "the server sent text/html, a web page (a proxy login page?)" in message
@@ -260,7 +259,7 @@ def test_cut_gzip_without_md5_is_refused_naming_the_file_the_check_and_the_fix(
     httpserver.expect_request("/data/g").respond_with_data(packed[:-20])
     target = tmp_path / "counts.txt.gz"
     with pytest.raises(DownloadError) as failure:
-        fetch(httpserver.url_for("/data/g"), target, policy=FAST)
+        fetch_verified(httpserver.url_for("/data/g"), target, policy=FAST)
     message = str(failure.value)
     assert httpserver.url_for("/data/g") in message and str(target) in message
     assert "fails its content check: the gzip stream does not decompress" in message
@@ -310,7 +309,7 @@ def test_dicom_without_md5_must_be_read_by_pydicom_before_it_is_accepted(httpser
 def test_missing_file_404_names_the_url_the_file_and_the_fix_at_once(httpserver, tmp_path):
     httpserver.expect_request("/data/gone").respond_with_data("not found", status=404)
     with pytest.raises(DownloadError) as failure:
-        fetch(httpserver.url_for("/data/gone"), tmp_path / "gone.tsv", policy=FAST)
+        fetch_verified(httpserver.url_for("/data/gone"), tmp_path / "gone.tsv", policy=FAST)
     message = str(failure.value)
     assert message.startswith(f"{httpserver.url_for('/data/gone')}: HTTP 404 (NOT FOUND)")
     assert "gone.tsv" in message and "does not exist on the server" in message
@@ -323,7 +322,7 @@ def test_server_error_500_after_every_retry_names_the_attempts_and_the_fix(https
     httpserver.expect_request("/data/down").respond_with_data("down", status=500)
     policy = RetryPolicy(retries=3, backoff_s=0.5, timeout_s=5.0)
     with pytest.raises(DownloadError) as failure:
-        fetch(
+        fetch_verified(
             httpserver.url_for("/data/down"), tmp_path / "d.tsv", policy=policy, sleep=waits.append
         )
     message = str(failure.value)
@@ -352,7 +351,7 @@ def test_body_shorter_than_content_length_names_the_cut_keeps_it_and_the_rerun_r
     httpserver.expect_request("/data/long").respond_with_handler(cut)
     target = tmp_path / "long.bin"
     with pytest.raises(DownloadError) as failure:
-        fetch(httpserver.url_for("/data/long"), target, md5=md5(big), policy=FAST)
+        fetch_verified(httpserver.url_for("/data/long"), target, md5=md5(big), policy=FAST)
     message = str(failure.value)
     assert httpserver.url_for("/data/long") in message and str(target) in message
     assert (
@@ -369,7 +368,7 @@ def test_body_shorter_than_content_length_names_the_cut_keeps_it_and_the_rerun_r
     httpserver.expect_request("/data/long").respond_with_handler(
         lambda request: Response(big[3 << 20 :], status=206)
     )
-    fetch(httpserver.url_for("/data/long"), target, md5=md5(big), policy=FAST)
+    fetch_verified(httpserver.url_for("/data/long"), target, md5=md5(big), policy=FAST)
     assert [r.headers.get("Range") for r, _ in httpserver.log] == [f"bytes={3 << 20}-"]
     assert target.read_bytes() == big
 
@@ -379,7 +378,7 @@ def test_wrong_md5_names_the_url_the_file_both_md5s_and_the_fix(httpserver, tmp_
     httpserver.expect_request("/data/f").respond_with_data(other)
     target = tmp_path / "f.bin"
     with pytest.raises(DownloadError) as failure:
-        fetch(httpserver.url_for("/data/f"), target, md5=md5(PAYLOAD), policy=FAST)
+        fetch_verified(httpserver.url_for("/data/f"), target, md5=md5(PAYLOAD), policy=FAST)
     message = str(failure.value)
     assert httpserver.url_for("/data/f") in message and str(target) in message
     assert f"md5 {md5(other)}, expected {md5(PAYLOAD)}" in message

@@ -168,6 +168,27 @@ def _check_planted_pathways(
         )
 
 
+def _check_imaging_ranges(config: Mapping[str, Any]) -> None:
+    """ConfigError for a [min, max] range written backwards, or a ring too thin for the grid."""
+    imaging = config["imaging"]
+    for key, (low, high) in imaging.get("plausible", {}).items():
+        if low > high:
+            raise ConfigError(
+                f"imaging.plausible.{key} = [{low}, {high}]: the minimum exceeds the maximum, "
+                "so every patient would be refused. Fix: write it as [min, max]."
+            )
+    radiomics = config["radiomics"]
+    finest = min(imaging["spacing_mm"])
+    # The ring holds liver voxels whose centres lie within ring_mm of the tumour (physical
+    # distance on the prepared grid): under one voxel's spacing, no voxel does.
+    if "peritumoural" in radiomics["regions"] and radiomics["ring_mm"] < finest:
+        raise ConfigError(
+            f"radiomics.ring_mm = {radiomics['ring_mm']} is below the finest prepared spacing "
+            f"({finest} mm, imaging.spacing_mm): the peritumoural ring would hold no voxel. Fix: "
+            f"set ring_mm to at least {finest}, or drop peritumoural from radiomics.regions."
+        )
+
+
 def _check_radiogenomics_size(config: Mapping[str, Any], cohorts: Mapping[str, Any]) -> None:
     """ConfigError when a simulated radiogenomics cohort is smaller than the analysis needs."""
     minimum = config.get("radiogenomics", {}).get("min_matched_patients")
@@ -211,6 +232,7 @@ def check_config(config: Mapping[str, Any], base_dir: str | Path = ".") -> None:
             )
     _check_liver_only(config, cohorts)
     _check_radiogenomics_size(config, cohorts)
+    _check_imaging_ranges(config)
     response = cohorts[config["cohorts"]["response"]]
     for endpoint in config["endpoints"]:
         if config["cohorts"]["response"] in imported:

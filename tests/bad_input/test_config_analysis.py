@@ -488,3 +488,27 @@ def test_snakemake_dry_run_refuses_unknown_key_before_any_job(tmp_path, config, 
     assert run.returncode != 0
     assert "min_matched_patient" in run.stdout + run.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_plausible_range_written_backwards_names_the_key_and_fix(config):
+    config["imaging"]["plausible"]["spacing_mm"] = [20.0, 0.1]
+    validate(config, SCHEMA)
+    with pytest.raises(ConfigError) as caught:
+        check_config(config, ROOT)
+    message = str(caught.value)
+    assert "imaging.plausible.spacing_mm = [20.0, 0.1]" in message
+    assert "Fix: write it as [min, max]" in message
+
+
+def test_ring_thinner_than_the_prepared_voxels_names_both_keys(config):
+    config["imaging"]["spacing_mm"] = [3.0, 3.0, 3.0]
+    config["radiomics"]["ring_mm"] = 2.0
+    validate(config, SCHEMA)
+    with pytest.raises(ConfigError) as caught:
+        check_config(config, ROOT)
+    message = str(caught.value)
+    assert "radiomics.ring_mm = 2.0 is below the finest prepared spacing (3.0 mm" in message
+    assert "set ring_mm to at least 3.0" in message
+    # Without the peritumoural region the ring is not drawn: nothing to refuse.
+    config["radiomics"]["regions"] = ["tumour"]
+    check_config(config, ROOT)

@@ -1,7 +1,8 @@
 """Downloads over HTTP: resume, retry with back-off, size/md5 checks, no writes outside a folder.
 
-The same ``fetch_verified`` serves the GDC (RNA-seq files by id, md5 from the /files endpoint) and the
-Imaging Data Commons buckets (DICOM instances listed by the bucket's S3 listing, md5 = ETag).
+The same ``fetch_verified`` serves the GDC (RNA-seq files by id, md5 from the /files endpoint)
+and the Imaging Data Commons buckets (DICOM instances listed by the bucket's S3 listing, md5 =
+ETag).
 Every base URL comes from the config, so the tests point it at a local recorded server.
 """
 

@@ -16,7 +16,7 @@ if find_spec("hccrad") is None:
         0, str(Path(workflow.current_basedir.get_path_or_uri(secret_free=True), "src"))
     )
 
-from hccrad.config import read_yaml
+from hccrad.core.config import read_yaml
 
 min_version("9.0")
 

@@ -1,4 +1,4 @@
-"""Throughput of hccrad.correlate vs a per-pair scipy loop and the GEMM floor; writes a .md table.
+"""hccrad.radiogenomics.correlate against a per-pair scipy loop and the GEMM floor; a .md table.
 
 Run from the repository root: ``.venv/bin/python benchmarks/correlate_benchmark.py``. It takes
 about 2 minutes on 2 idle cores (5 on a busy machine). Leave OPENBLAS_CORETYPE as the machine
@@ -23,7 +23,8 @@ import pandas as pd
 from scipy import stats
 from threadpoolctl import threadpool_info
 
-from hccrad.correlate import (
+from hccrad.core.versions import cpu_model, memory_gib
+from hccrad.radiogenomics.correlate import (
     benjamini_hochberg,
     correlate,
     p_values,
@@ -31,7 +32,6 @@ from hccrad.correlate import (
     rank_rows,
     standardise_rows,
 )
-from hccrad.versions import cpu_model, memory_gib
 
 REPORT = Path(__file__).with_suffix(".md")
 HEADLINE = {"F": 512, "G": 20_000, "N": 60}

@@ -1,4 +1,4 @@
-"""hccrad.correlate on a CUDA GPU against its numpy path: agreement and run time.
+"""hccrad.radiogenomics.correlate on a CUDA GPU against its numpy path: agreement and run time.
 
 Run where torch sees a GPU: ``PYTHONPATH=src python benchmarks/correlate_gpu.py``. Prints a
 Markdown section for benchmarks/correlate_benchmark.md.
@@ -14,7 +14,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from hccrad.correlate import CorrelationProduct, correlate, rank_rows, standardise_rows
+from hccrad.radiogenomics.correlate import (
+    CorrelationProduct,
+    correlate,
+    rank_rows,
+    standardise_rows,
+)
 
 F, G, N = 512, 20_000, 60
 

@@ -1,4 +1,4 @@
-"""Training and inference volumes/second of every hccrad.deep architecture; writes a .md table.
+"""Training and inference volumes/second of every hccrad.deep architecture; a .md table.
 
 Run from the repository root: ``.venv/bin/python benchmarks/deep_benchmark.py``. It takes 2-4
 minutes on 2 cores. On a GPU machine, ``--cuda-only --output benchmarks/deep_benchmark_cuda.md``
@@ -29,10 +29,11 @@ import numpy as np
 import torch
 import yaml
 
-from hccrad import deep, dltr
-from hccrad.labels import TUMOUR_LABEL
-from hccrad.torch_runtime import reproducible
-from hccrad.versions import machine_description
+from hccrad.core.labels import TUMOUR_LABEL
+from hccrad.core.torch_runtime import reproducible
+from hccrad.core.versions import machine_description
+from hccrad.deep import dltr
+from hccrad.deep import train as deep
 
 REPORT = Path(__file__).with_suffix(".md")
 N_CROPS = 24  # three training batches of 8 per timed epoch
@@ -310,7 +311,7 @@ def write_report(
     """Write the report (benchmarks/deep_benchmark.md unless told otherwise)."""
     device_name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     lines = [
-        "# Deep-learning benchmark (hccrad.deep)",
+        "# Deep-learning benchmark (hccrad.deep.train)",
         "",
         f"- Date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}",
         f"- Machine: {machine_description()}; load average "

@@ -25,19 +25,20 @@ import pandas as pd
 import torch
 import yaml
 
-from hccrad import deep, dltr
-from hccrad.script_options import (
+from hccrad.core.script_options import (
     add_settings_options,
     cohort_parser,
     device_name,
     overrides,
     with_row,
 )
+from hccrad.deep import dltr
+from hccrad.deep import train as deep
 
 REPORT = Path(__file__).with_suffix(".md")
 HEADER = (
     "# DLTR selection benchmark (default config, default simulated cohort)\n\n"
-    "One row per run of `hccrad.deep.select_and_refit` with the `deep:` block of "
+    "One row per run of `hccrad.deep.train.select_and_refit` with the `deep:` block of "
     "config/config.yaml (architectures x folds CV on the training split, then the winner's "
     'refit), on the crops that the default workflow prepared. "CV only" rows skip the refit; '
     "their settings column lists what differs from config/config.yaml. CPU runs are "
@@ -70,7 +71,7 @@ def main() -> None:
         {**settings["deep"], **deep_settings, "device": args.device},
         changed.get("seed", settings["seed"]),
     )
-    # pandas rather than hccrad.cohort.read_sheet: GPU machines may lack the schema libraries.
+    # pandas, not hccrad.cohorts.sheet.read_sheet: GPU machines may lack the schema libraries.
     sheet = pd.read_csv(
         args.results / args.cohort / "sheet.tsv", sep="\t", index_col="patient_id", dtype=str
     )

@@ -30,9 +30,10 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk  # noqa: N813
 
-from hccrad import imaging, radiomics
-from hccrad.seeding import rng_for
-from hccrad.versions import machine_description
+from hccrad.core.seeding import rng_for
+from hccrad.core.versions import machine_description
+from hccrad.imaging import read as imaging
+from hccrad.radiomics import extract as radiomics
 
 PHASES = imaging.MRI_PHASES
 REGIONS = radiomics.REGIONS

@@ -30,9 +30,9 @@ import pandas as pd
 import SimpleITK as sitk  # noqa: N813
 import yaml
 
-from hccrad.cohort import read_sheet
-from hccrad.config import radiomics_for
-from hccrad.versions import machine_description
+from hccrad.cohorts.sheet import read_sheet
+from hccrad.core.config import radiomics_for
+from hccrad.core.versions import machine_description
 
 # Real CT grids: 0.7 mm in plane (512 x 512 over a 360 mm field) and slice counts spanning
 # HCC-TACE-Seg's series (IDC: median 87, 90th percentile 125, 99th 225 slices).
@@ -50,7 +50,7 @@ PARAMS = (
 PREPARE = """
 import json, resource, sys, time
 import pandas as pd
-from hccrad.preprocess import prepare_patient
+from hccrad.imaging.prepare import prepare_patient
 
 row = pd.Series(json.loads(sys.argv[1]))
 imaging = json.loads(sys.argv[2])
@@ -62,7 +62,7 @@ print(json.dumps({"seconds": seconds, "peak_mib": peak_mib}))
 """
 RADIOMICS = """
 import json, resource, sys, time
-from hccrad.preprocess import patient_radiomics
+from hccrad.imaging.prepare import patient_radiomics
 
 radiomics = json.loads(sys.argv[3])
 start = time.perf_counter()

@@ -31,9 +31,9 @@ import statsmodels.formula.api as smf
 import yaml
 from scipy import ndimage
 
-from hccrad import imaging
-from hccrad.preprocess import prepare_patient
-from hccrad.versions import cpu_model
+from hccrad.core.versions import cpu_model
+from hccrad.imaging import read as imaging
+from hccrad.imaging.prepare import prepare_patient
 
 REPORT = Path(__file__).with_suffix(".md")
 TRAITS = (

@@ -7,7 +7,7 @@ AUC has an SD of 0.08, and the default draw lies near the top of its range). Thi
 workflow itself once per config seed, each in its own working directory (the seed draws the
 patients, their images, the splits and the networks' training alike; every other setting is
 the config's), up to the DLTR scores of the response cohort, and then fits the workflow's
-clinical, DLTR and DLTR_MLP models on each draw (hccrad.models.fit_all, as fit_models does,
+clinical, DLTR and DLTR_MLP models on each draw (hccrad.models.fit.fit_all, as fit_models does,
 without the radiomics table, which no model compared here uses) and scores the external
 centres: AUC per model, the paired DeLong test of DLTR against the clinical model, and the
 noise-free ceiling (a logistic model on the draw's latent imaging traits, as in
@@ -30,9 +30,9 @@ import pandas as pd
 import yaml
 from oracle_ceiling import fit_latent_logistic, latent_trait_columns, write_report
 
-from hccrad.cohort import read_sheet
-from hccrad.evaluate import delong_auc, delong_test
-from hccrad.models import deep_score_table, fit_all, predict_all, without_exclusions
+from hccrad.cohorts.sheet import read_sheet
+from hccrad.models.fit import deep_score_table, fit_all, predict_all, without_exclusions
+from hccrad.stats.discrimination import delong_auc, delong_test
 
 REPORT = Path(__file__).with_suffix(".md")
 COHORT = "sim_tace"

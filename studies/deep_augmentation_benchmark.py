@@ -1,7 +1,7 @@
 """Does acquisition-shift augmentation make DLTR robust to other centres? Training CV only.
 
 The external centres of a study scan with thicker slices, more noise and other contrast timing.
-This script asks whether training with those shifts simulated (``hccrad.deep`` options
+This script asks whether training with those shifts simulated (``hccrad.deep.train`` options
 ``blur_prob``, ``noise_prob``, ``phase_wise_intensity``) keeps a network's cross-validated AUC on
 the training split and raises it on the same held-out folds after a fixed, independent
 "acquisition shift" (slices averaged in pairs, i.e. twice as thick; Gaussian noise; each phase
@@ -27,8 +27,9 @@ import torch
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from hccrad import deep, dltr
-from hccrad.script_options import cohort_parser, with_row
+from hccrad.core.script_options import cohort_parser, with_row
+from hccrad.deep import dltr
+from hccrad.deep import train as deep
 
 REPORT = Path(__file__).with_suffix(".md")
 HEADER = (

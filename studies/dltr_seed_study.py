@@ -33,14 +33,15 @@ import torch
 import yaml
 from sklearn.metrics import roc_auc_score
 
-from hccrad import deep, dltr
-from hccrad.script_options import (
+from hccrad.core.script_options import (
     add_settings_options,
     cohort_parser,
     device_name,
     overrides,
     with_row,
 )
+from hccrad.deep import dltr
+from hccrad.deep import train as deep
 
 REPORT = Path(__file__).with_suffix(".md")
 HEADER = (
@@ -84,7 +85,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     settings = yaml.safe_load(args.config.read_text())
     changed = overrides(args.set)
-    # pandas rather than hccrad.cohort.read_sheet: GPU machines may lack the schema libraries.
+    # pandas, not hccrad.cohorts.sheet.read_sheet: GPU machines may lack the schema libraries.
     sheet = pd.read_csv(
         args.results / args.cohort / "sheet.tsv", sep="\t", index_col="patient_id", dtype=str
     )

@@ -25,8 +25,8 @@ import yaml
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from hccrad.config import simulated_cohorts
-from hccrad.simulate import CLINICAL_FACTORS, LATENT_PREFIX, TRAITS, linear_predictor
+from hccrad.cohorts.simulate import CLINICAL_FACTORS, LATENT_PREFIX, TRAITS, linear_predictor
+from hccrad.core.config import simulated_cohorts
 
 REPORT = Path(__file__).with_suffix(".md")
 WORKFLOW_MODELS = ("clinical", "radiomics_ridge", "DLTR")

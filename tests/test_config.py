@@ -10,7 +10,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from hccrad.config import ConfigError, check_config
+from hccrad.core.config import ConfigError, check_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = str(ROOT / "workflow/schemas/config.schema.yaml")

@@ -1,4 +1,4 @@
-"""Tests of hccrad.correlate against scipy and statsmodels."""
+"""Tests of hccrad.radiogenomics.correlate against scipy and statsmodels."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
-from hccrad.correlate import (
+from hccrad.radiogenomics.correlate import (
     ConstantRowsWarning,
     _resolve_device,
     benjamini_hochberg,

@@ -1,7 +1,7 @@
-"""Tests of hccrad.deep: crops, networks, reproducibility, selection, outputs and Grad-CAM.
+"""Tests of hccrad.deep.train: crops, networks, reproducibility, selection, outputs and Grad-CAM.
 
 The cohort is a small simulated one: phantom livers rendered at 4 mm, z-scored over the liver
-and cropped by hccrad.imaging to 64 mm (16^3 voxels), with a planted signal: responders'
+and cropped by hccrad.imaging.read to 64 mm (16^3 voxels), with a planted signal: responders'
 tumours enhance strongly in the arterial phase, non-responders' barely.
 """
 
@@ -20,11 +20,14 @@ import torch
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from hccrad import deep, imaging, phantom, simulate, tumour_pooled
-from hccrad.deep import CropSet, DeepConfig, DeepModel
-from hccrad.labels import TUMOUR_LABEL
-from hccrad.seeding import rng_for
-from hccrad.style import save_figure
+from hccrad.cohorts import phantom, simulate
+from hccrad.core.labels import TUMOUR_LABEL
+from hccrad.core.seeding import rng_for
+from hccrad.deep import train as deep
+from hccrad.deep import tumour_pooled
+from hccrad.deep.train import CropSet, DeepConfig, DeepModel
+from hccrad.figures.style import save_figure
+from hccrad.imaging import read as imaging
 
 SEED = 3
 N_PATIENTS = 72
@@ -105,7 +108,7 @@ def simulated_cohort(n_patients: int, seed: int) -> tuple[list[imaging.TumourCro
 
 
 def to_cropset(crops: list[imaging.TumourCrop], top_k: int = 1) -> CropSet:
-    """A CropSet from hccrad.imaging crops."""
+    """A CropSet from hccrad.imaging.read crops."""
     return deep.crops_from_arrays(
         [c.patient_id for c in crops],
         [c.image for c in crops],
@@ -503,7 +506,7 @@ def test_a_clip_that_cuts_into_the_tumour_is_reported_per_phase(
     crops = deep.crops_from_arrays(
         ["a", "b"], images, spatial_size=4, phases=["arterial", "hepatobiliary"], masks=mask
     )
-    with caplog.at_level(logging.INFO, logger="hccrad.deep"):
+    with caplog.at_level(logging.INFO, logger="hccrad.deep.train"):
         shares = deep.warn_if_tumour_clipped(crops, (-5.0, 10.0))
     assert shares.to_dict() == {"arterial": 0.0, "hepatobiliary": 0.5}
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]

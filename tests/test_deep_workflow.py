@@ -12,7 +12,8 @@ import pytest
 from conftest import tiny_config
 from PIL import Image
 
-from hccrad import deep, dltr
+from hccrad.deep import dltr
+from hccrad.deep import train as deep
 
 pytestmark = pytest.mark.workflow
 

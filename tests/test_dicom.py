@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sr.codedict import codes
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from hccrad.dicom import DicomError, convert_patient, convert_series
+from hccrad.cohorts.dicom import DicomError, convert_patient, convert_series
 
 SHAPE = (6, 8, 10)  # slices, rows, columns
 SPACING = (0.8, 0.7)  # row, column spacing (mm)

@@ -1,4 +1,4 @@
-"""Tests of hccrad.differential on negative-binomial counts with planted two-fold changes."""
+"""hccrad.radiogenomics.differential on negative-binomial counts with planted two-fold changes."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from matplotlib import image
 
-from hccrad.differential import RESULT_COLUMNS, differential_expression, plot_volcano
-from hccrad.style import save_figure
+from hccrad.figures.style import save_figure
+from hccrad.radiogenomics.differential import RESULT_COLUMNS, differential_expression, plot_volcano
 
 N_PER_GROUP = 12
 N_GENES = 300
@@ -86,7 +86,7 @@ def test_deterministic_and_independent_of_cpus(simulated):
 
 def test_quiet_output(simulated, capsys, caplog):
     counts, groups, _ = simulated
-    with caplog.at_level(logging.DEBUG, logger="hccrad.differential"):
+    with caplog.at_level(logging.DEBUG, logger="hccrad.radiogenomics.differential"):
         differential_expression(counts.iloc[:20], groups, shrink=False)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""

@@ -1,4 +1,4 @@
-"""Tests of hccrad.dltr: the deep config, a cohort's crops, score tables and the selection plot."""
+"""hccrad.deep.dltr: the deep config, a cohort's crops, score tables and the selection plot."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from hccrad import deep, dltr
-from hccrad.style import save_figure
+from hccrad.deep import dltr
+from hccrad.deep import train as deep
+from hccrad.figures.style import save_figure
 
 PHASES = np.array(["arterial", "portal_venous"])
 HEADER = "patient_id\tfile\treason\tfix\n"

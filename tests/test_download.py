@@ -18,7 +18,7 @@ import pytest
 from pydicom.data import get_testdata_file
 from werkzeug import Request, Response
 
-from hccrad.download import (
+from hccrad.cohorts.download import (
     DownloadError,
     RetryPolicy,
     download_series,
@@ -31,7 +31,7 @@ from hccrad.download import (
     parse_s3_listing,
     safe_target,
 )
-from hccrad.expression import read_sample_sheet, read_star_files
+from hccrad.radiogenomics.expression import read_sample_sheet, read_star_files
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 FAST = RetryPolicy(retries=3, backoff_s=0.0, timeout_s=5.0)

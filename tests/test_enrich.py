@@ -1,4 +1,4 @@
-"""Tests of hccrad.enrich against gseapy called directly, scipy, and planted gene lists."""
+"""hccrad.radiogenomics.enrich against gseapy called directly, scipy, and planted gene lists."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 from matplotlib import image
 from scipy import stats
 
-from hccrad.enrich import (
+from hccrad.figures.style import save_figure
+from hccrad.radiogenomics.enrich import (
     DEFAULT_PATHWAYS,
     GeneSetCollection,
     collapse_to_symbols,
@@ -29,7 +30,6 @@ from hccrad.enrich import (
     running_score_pathways,
     sorted_ranking,
 )
-from hccrad.style import save_figure
 
 ROOT = Path(__file__).resolve().parent.parent
 GMT = ROOT / "resources" / "genesets" / "h.all.v2025.1.Hs.symbols.gmt"

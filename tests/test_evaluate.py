@@ -1,4 +1,4 @@
-"""Tests of hccrad.evaluate: DeLong, thresholds, calibration and decision curves."""
+"""Tests of hccrad.stats.discrimination: DeLong, thresholds, calibration and decision curves."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from scipy.special import expit
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from hccrad import evaluate
+from hccrad.stats import discrimination as evaluate
 
 SEED = 20240611
 

@@ -1,4 +1,4 @@
-"""Tests of hccrad.expression: GDC counts readers, barcode matching, gene filter and VST."""
+"""hccrad.radiogenomics.expression: GDC counts readers, barcode matching, gene filter and VST."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from pydeseq2.preprocessing import deseq2_norm
 
-from hccrad.expression import (
+from hccrad.radiogenomics.expression import (
     SAMPLE_SHEET_COLUMNS,
     CountsFormatError,
     filter_expressed_genes,

@@ -1,4 +1,4 @@
-"""Tests of hccrad.imaging: reading, QC errors, resampling, normalisation, crops and outputs."""
+"""hccrad.imaging.read: reading, QC errors, resampling, normalisation, crops and outputs."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import SimpleITK as sitk  # noqa: N813
 from scipy import ndimage
 
-from hccrad import imaging
-from hccrad.imaging import ImageQCError, PatientVolumes
+from hccrad.imaging import read as imaging
+from hccrad.imaging.read import ImageQCError, PatientVolumes
 
 PHASES = imaging.MRI_PHASES
 SPACING = (0.8, 0.8, 2.5)

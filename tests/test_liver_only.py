@@ -9,19 +9,24 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk  # noqa: N813
 
-from hccrad.config import ConfigError, check_config
-from hccrad.imaging import ImageQCError
-from hccrad.phantom import PHASES, render_patient, write_nifti
-from hccrad.prepared import crop_files, predicted_mask_path, read_exclusion, tumour_predicted
-from hccrad.preprocess import (
+from hccrad.cohorts.phantom import PHASES, render_patient, write_nifti
+from hccrad.cohorts.simulate import simulate_cohort
+from hccrad.core.config import ConfigError, check_config
+from hccrad.core.seeding import rng_for
+from hccrad.imaging.prepare import (
     PREDICTED_TUMOUR_STEP,
     PREPARE_STEP,
     gather_exclusions,
     prepare_patient,
     prepare_with_predicted_tumour,
 )
-from hccrad.seeding import rng_for
-from hccrad.simulate import simulate_cohort
+from hccrad.imaging.prepared import (
+    crop_files,
+    predicted_mask_path,
+    read_exclusion,
+    tumour_predicted,
+)
+from hccrad.imaging.read import ImageQCError
 
 
 def _array(path) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Tests of hccrad.models: clinical screening, LASSO signatures, fusion, DLR and leakage guards."""
+"""hccrad.models.fit: clinical screening, LASSO signatures, fusion, DLR and leakage guards."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from scipy.special import expit
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
-from hccrad import models
-from hccrad.evaluate import youden_threshold
-from hccrad.simulate import simulate_cohort
+from hccrad.cohorts.simulate import simulate_cohort
+from hccrad.models import fit as models
+from hccrad.stats.discrimination import youden_threshold
 
 CONFIG = Path(__file__).resolve().parent.parent / "config" / "config.yaml"
 SEED = 20251123

@@ -17,16 +17,18 @@ import pytest
 import yaml
 from test_models import synthetic_features
 
-from hccrad import evaluate, models, survival
-from hccrad.figures_models import (
+from hccrad.cohorts.simulate import simulate_cohort
+from hccrad.figures.models import (
     calibration_figure,
     decision_curve_figure,
     forest_figure,
     km_figure,
     roc_figure,
 )
-from hccrad.model_card import model_card
-from hccrad.simulate import simulate_cohort
+from hccrad.models import fit as models
+from hccrad.reporting.model_card import model_card
+from hccrad.stats import discrimination as evaluate
+from hccrad.stats import survival
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 20251123

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from hccrad.phantom import LABELS, PHASES, Grid, render_patient, write_nifti
-from hccrad.seeding import rng_for
-from hccrad.simulate import simulate_traits, trait_appearance
+from hccrad.cohorts.phantom import LABELS, PHASES, Grid, render_patient, write_nifti
+from hccrad.cohorts.simulate import simulate_traits, trait_appearance
+from hccrad.core.seeding import rng_for
 
 CENTRE = {
     "name": "A",

@@ -1,4 +1,4 @@
-"""Radiogenomics glue (hccrad.radiogenomics) and planted-truth recovery of the whole analysis.
+"""hccrad.radiogenomics.gene_list and planted-truth recovery of the whole analysis.
 
 The recovery tests run the library pipeline (GDC STAR files -> one sample per patient ->
 expressed protein-coding genes -> VST -> correlation -> gene list -> ORA and GSEA) on the
@@ -21,11 +21,17 @@ import pytest
 from conftest import ROOT, load_default_config
 from sklearn.metrics import roc_auc_score
 
-from hccrad.correlate import ConstantRowsWarning, correlate
-from hccrad.enrich import GeneSetCollection, gsea_prerank, load_collection
-from hccrad.evaluate import youden_threshold
-from hccrad.expression import filter_expressed_genes, load_star_cohort, variance_stabilise
-from hccrad.radiogenomics import (
+from hccrad.cohorts.rnaseq_sim import simulate_rnaseq
+from hccrad.cohorts.simulate import TRAITS, simulate_cohort
+from hccrad.core.seeding import rng_for
+from hccrad.radiogenomics.correlate import ConstantRowsWarning, correlate
+from hccrad.radiogenomics.enrich import GeneSetCollection, gsea_prerank, load_collection
+from hccrad.radiogenomics.expression import (
+    filter_expressed_genes,
+    load_star_cohort,
+    variance_stabilise,
+)
+from hccrad.radiogenomics.gene_list import (
     DLTR_FEATURE,
     RadiogenomicsInputError,
     assemble_imaging,
@@ -48,9 +54,7 @@ from hccrad.radiogenomics import (
     univariable_auc,
     write_expression,
 )
-from hccrad.rnaseq_sim import simulate_rnaseq
-from hccrad.seeding import rng_for
-from hccrad.simulate import TRAITS, simulate_cohort
+from hccrad.stats.discrimination import youden_threshold
 
 GMT = ROOT / "resources/genesets/h.all.v2025.1.Hs.symbols.gmt"
 TPM = ROOT / "resources/tcga_lihc/linnorm_LIHC_tpm_10pairs.csv.gz"

@@ -1,4 +1,4 @@
-"""Tests of hccrad.radiomics: PyRadiomics' own baseline, trait-following features, regions,
+"""Tests of hccrad.radiomics.extract: PyRadiomics' own baseline, trait-following features, regions,
 mask perturbations, ICC and per-centre harmonisation."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 import SimpleITK as sitk  # noqa: N813
 import yaml
 
-from hccrad import radiomics
-from hccrad.imaging import ImageQCError, PatientVolumes, call_or_exclude, normalise_patient
+from hccrad.imaging.read import ImageQCError, PatientVolumes, call_or_exclude, normalise_patient
+from hccrad.radiomics import extract as radiomics
 
 PYRADIOMICS_DATA = Path(__file__).parent / "data" / "pyradiomics"
 BASELINE_CLASSES = ("firstorder", "glcm", "shape", "glrlm", "glszm", "gldm", "ngtdm")

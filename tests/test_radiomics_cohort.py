@@ -12,12 +12,12 @@ import pytest
 from scipy import ndimage
 from scipy.stats import spearmanr
 
-from hccrad.config import radiomics_for
-from hccrad.imaging import ImageQCError
-from hccrad.phantom import PHASES, render_patient, write_nifti
-from hccrad.preprocess import gather_exclusions, patient_radiomics, prepare_patient
-from hccrad.seeding import rng_for
-from hccrad.simulate import simulate_cohort
+from hccrad.cohorts.phantom import PHASES, render_patient, write_nifti
+from hccrad.cohorts.simulate import simulate_cohort
+from hccrad.core.config import radiomics_for
+from hccrad.core.seeding import rng_for
+from hccrad.imaging.prepare import gather_exclusions, patient_radiomics, prepare_patient
+from hccrad.imaging.read import ImageQCError
 
 N_PATIENTS = 16
 

@@ -26,8 +26,9 @@ from PIL import Image
 from pydicom.uid import generate_uid
 from snakemake.utils import update_config
 
-from hccrad import deep, dltr
-from hccrad.config import check_config
+from hccrad.core.config import check_config
+from hccrad.deep import dltr
+from hccrad.deep import train as deep
 
 COHORT = "hcc_tace_seg_clinical"
 

@@ -1,4 +1,4 @@
-"""hccrad.segment and hccrad.segment_eval: network, masks on the image grid, empty tumours,
+"""hccrad.segment: network, masks on the image grid, empty tumours,
 reproducible training, metrics, the threshold baseline and the evaluation tables."""
 
 from __future__ import annotations
@@ -13,10 +13,11 @@ import SimpleITK as sitk  # noqa: N813
 import torch
 from conftest import load_default_config
 
-from hccrad import segment, segment_eval
-from hccrad.config import radiomics_for
-from hccrad.imaging import Exclusion
-from hccrad.preprocess import write_exclusion
+from hccrad.core.config import radiomics_for
+from hccrad.imaging.prepare import write_exclusion
+from hccrad.imaging.read import Exclusion
+from hccrad.segment import evaluate as segment_eval
+from hccrad.segment import train as segment
 
 PHASES = ("arterial", "portal_venous", "hepatobiliary")
 SPACING = (3.0, 2.5, 4.0)  # x, y, z: anisotropic so an axis mix-up shows

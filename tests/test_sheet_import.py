@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from hccrad.cohort import SheetError
-from hccrad.download import gdc_clinical_table
-from hccrad.idc import read_index, select_series
-from hccrad.sheet_import import (
+from hccrad.cohorts.download import gdc_clinical_table
+from hccrad.cohorts.idc import read_index, select_series
+from hccrad.cohorts.sheet import SheetError
+from hccrad.cohorts.sheet_import import (
     check_imported,
     check_sheet,
     cohort_sheet,

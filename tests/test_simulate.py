@@ -8,7 +8,7 @@ import pytest
 import statsmodels.api as sm
 from lifelines import CoxPHFitter
 
-from hccrad.simulate import (
+from hccrad.cohorts.simulate import (
     EFFECT_NAMES,
     TRAITS,
     shard_members,

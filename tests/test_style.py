@@ -130,7 +130,7 @@ def private_hccrad_names(path: Path) -> list[str]:
                     found.append(alias.name)
                 else:
                     bound.add(alias.asname or alias.name)
-    # `deep._fit` after `from hccrad import deep`, `hccrad.deep._fit` after `import hccrad`.
+    # `train._fit` after `from hccrad.deep import train`; `hccrad.deep.train._fit` too
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
             base = node.value
@@ -144,13 +144,14 @@ def private_hccrad_names(path: Path) -> list[str]:
 def test_private_hccrad_names_are_found(tmp_path):
     script = tmp_path / "script.py"
     script.write_text(
-        "import hccrad.deep\nfrom hccrad import deep\nfrom hccrad.correlate import _Product\n"
-        "deep._fit()\nhccrad.deep._loader()\nsuper()._fit_network()\n"
+        "import hccrad.deep.train\nfrom hccrad.deep import train\n"
+        "from hccrad.radiogenomics.correlate import _Product\n"
+        "train._fit()\nhccrad.deep.train._loader()\nsuper()._fit_network()\n"
     )
     assert private_hccrad_names(script) == [
         "_Product",
-        "deep._fit (line 4)",
-        "hccrad.deep._loader (line 5)",
+        "train._fit (line 4)",
+        "hccrad.deep.train._loader (line 5)",
     ]
 
 

@@ -1,4 +1,4 @@
-"""Tests of hccrad.survival: risk groups, KM/log-rank, Cox, C-index and time-dependent AUC."""
+"""Tests of hccrad.stats.survival: risk groups, KM/log-rank, Cox, C-index and time-dependent AUC."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from lifelines.utils import concordance_index, median_survival_times
 from sksurv.metrics import cumulative_dynamic_auc
 from sksurv.util import Surv
 
-from hccrad import survival
+from hccrad.stats import survival
 
 SEED = 20240611
 ROSSI_COVARIATES = ["fin", "age", "race", "wexp", "mar", "paro", "prio"]

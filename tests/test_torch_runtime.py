@@ -1,4 +1,4 @@
-"""hccrad.torch_runtime: device choice and seeding shared by the deep and segmentation models."""
+"""hccrad.core.torch_runtime: device and seeds shared by the deep and segmentation models."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import logging
 import pytest
 import torch
 
-from hccrad import torch_runtime
-from hccrad.torch_runtime import reproducible, resolve_device
+from hccrad.core import torch_runtime
+from hccrad.core.torch_runtime import reproducible, resolve_device
 
 
 def test_unknown_device_names_the_setting() -> None:
@@ -39,7 +39,7 @@ def test_torch_runs_the_configured_threads_whatever_was_granted(
 ) -> None:
     previous = torch.get_num_threads()
     try:
-        with caplog.at_level(logging.WARNING, logger="hccrad.torch_runtime"):
+        with caplog.at_level(logging.WARNING, logger="hccrad.core.torch_runtime"):
             assert torch_runtime.set_torch_threads(2, granted=1) == 2
         assert torch.get_num_threads() == 2
         assert "granted 1 core(s) but the config asks for 2" in caplog.text

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from hccrad import deep, tumour_pooled
-from hccrad.deep import DeepConfig
-from hccrad.labels import TUMOUR_LABEL
+from hccrad.core.labels import TUMOUR_LABEL
+from hccrad.deep import train as deep
+from hccrad.deep import tumour_pooled
+from hccrad.deep.train import DeepConfig
 
 
 def test_masked_moments_are_the_mean_and_sd_over_the_mask() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hccrad import versions
+from hccrad.core import versions
 
 
 def test_pins_are_read_and_compared_with_what_is_installed(tmp_path, monkeypatch) -> None:

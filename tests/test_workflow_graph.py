@@ -9,8 +9,8 @@ import sys
 import pytest
 from PIL import Image
 
-from hccrad.style import save_figure
-from hccrad.workflow_graph import _layers, parse_rulegraph, rulegraph_figure
+from hccrad.figures.style import save_figure
+from hccrad.figures.workflow_graph import _layers, parse_rulegraph, rulegraph_figure
 
 DOT = """digraph snakemake_dag {
     graph[bgcolor=white, margin=0];
@@ -70,8 +70,8 @@ def test_figure_does_not_depend_on_string_hashing(tmp_path) -> None:
     # Sets of rule names iterate in a per-process order: the same graph must draw the same bytes.
     script = (
         "import sys; from pathlib import Path;"
-        "from hccrad.style import save_figure;"
-        "from hccrad.workflow_graph import parse_rulegraph, rulegraph_figure;"
+        "from hccrad.figures.style import save_figure;"
+        "from hccrad.figures.workflow_graph import parse_rulegraph, rulegraph_figure;"
         "save_figure(rulegraph_figure(parse_rulegraph(Path(sys.argv[1]).read_text())), sys.argv[2])"
     )
     # Five rules in one layer: their order in a set differs between the seeds below.

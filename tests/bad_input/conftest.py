@@ -22,7 +22,7 @@ import pytest
 import yaml
 from conftest import tiny_config, workflow_command
 
-from hccrad.phantom import Grid, ellipsoid, write_nifti
+from hccrad.cohorts.phantom import Grid, ellipsoid, write_nifti
 
 COHORT = "byo_ct"
 PHASE = "portal_venous"

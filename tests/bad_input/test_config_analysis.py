@@ -1,9 +1,10 @@
 """Bad config and analysis inputs: each stops with one line naming the key or file and the fix.
 
-Config (hccrad.config, the schema), YAML syntax (config files, column maps), planted pathways
+Config (hccrad.core.config, the schema), YAML syntax (config files, column maps), planted pathways
 that would plant nothing, too few patients matched between imaging and RNA-seq
-(hccrad.radiogenomics), an outcome without events (hccrad.survival) and a training split with
-one class (hccrad.models).
+(hccrad.radiogenomics.gene_list),
+an outcome without events (hccrad.stats.survival) and a training split with
+one class (hccrad.models.fit).
 """
 
 from __future__ import annotations
@@ -22,14 +23,15 @@ from conftest import ROOT, load_default_config
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from hccrad import models, survival
-from hccrad.cohort import SheetError
-from hccrad.config import ConfigError, check_config, read_yaml
-from hccrad.genesets import read_gmt
-from hccrad.radiogenomics import RadiogenomicsInputError, assemble_imaging
-from hccrad.rnaseq_sim import gene_universe, planted_effects
-from hccrad.sheet_import import load_column_map
-from hccrad.simulate import simulate_cohort
+from hccrad.cohorts.rnaseq_sim import gene_universe, planted_effects
+from hccrad.cohorts.sheet import SheetError
+from hccrad.cohorts.sheet_import import load_column_map
+from hccrad.cohorts.simulate import simulate_cohort
+from hccrad.core.config import ConfigError, check_config, read_yaml
+from hccrad.core.genesets import read_gmt
+from hccrad.models import fit as models
+from hccrad.radiogenomics.gene_list import RadiogenomicsInputError, assemble_imaging
+from hccrad.stats import survival
 
 SCHEMA = str(ROOT / "workflow/schemas/config.schema.yaml")
 GMT = ROOT / "resources/genesets/h.all.v2025.1.Hs.symbols.gmt"
@@ -181,7 +183,7 @@ def test_hccrad_config_command_names_file_and_line_of_a_tab(tmp_path):
     bad.write_text(text)
     good.write_text((ROOT / "config/config.yaml").read_text())
     run = subprocess.run(
-        [sys.executable, "-m", "hccrad.config", str(good), str(bad)],
+        [sys.executable, "-m", "hccrad.core.config", str(good), str(bad)],
         capture_output=True,
         encoding="utf-8",
         timeout=60,

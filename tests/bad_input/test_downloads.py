@@ -21,7 +21,7 @@ from snakemake.utils import update_config
 from test_download import STAR, dicom_instance, gdc_file_hit, gdc_page, s3_listing
 from werkzeug import Request, Response
 
-from hccrad.download import (
+from hccrad.cohorts.download import (
     DownloadError,
     RetryPolicy,
     download_patient,
@@ -33,7 +33,7 @@ from hccrad.download import (
     list_series,
     verified_table,
 )
-from hccrad.expression import load_star_cohort
+from hccrad.radiogenomics.expression import load_star_cohort
 
 FAST = RetryPolicy(retries=2, backoff_s=0.0, timeout_s=5.0)
 ATTEMPTS = FAST.retries + 1

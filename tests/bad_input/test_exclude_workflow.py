@@ -35,9 +35,9 @@ from bad_input.conftest import (
     write_patient,
     write_sheet_cohort,
 )
-from hccrad.config import radiomics_for
-from hccrad.imaging import Exclusion, ImageQCError
-from hccrad.preprocess import (
+from hccrad.cohorts.sheet_import import planned_sheet, sheet_files
+from hccrad.core.config import radiomics_for
+from hccrad.imaging.prepare import (
     DIAGNOSTICS_KEYS,
     PREPARE_STEP,
     RADIOMICS_STEP,
@@ -48,7 +48,7 @@ from hccrad.preprocess import (
     split_perturbed,
     write_exclusion,
 )
-from hccrad.sheet_import import planned_sheet, sheet_files
+from hccrad.imaging.read import Exclusion, ImageQCError
 
 HOSPITAL_IDS = ("001", "A-7", "12")
 # What patient_radiomics writes per patient (the rule's outputs).

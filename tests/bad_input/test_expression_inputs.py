@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hccrad.expression import (
+from hccrad.radiogenomics.expression import (
     SAMPLE_SHEET_COLUMNS,
     CountsFormatError,
     load_counts_matrix_cohort,

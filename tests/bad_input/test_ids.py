@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hccrad.cohort import SheetError, read_patients, read_sheet, write_table
-from hccrad.dltr import read_out_of_fold
-from hccrad.radiomics import gather_features
+from hccrad.cohorts.sheet import SheetError, read_patients, read_sheet, write_table
+from hccrad.deep.dltr import read_out_of_fold
+from hccrad.radiomics.extract import gather_features
 
 IDS = ["001", "A-7", "12", "NA", "0012"]
 

@@ -1,7 +1,7 @@
 """Bad images and masks: each is refused by name (patient, file, problem, fix), never read as zeros.
 
-Function-level cases of hccrad.imaging.read_image / load_patient and
-hccrad.preprocess.prepare_patient (on_error stop and exclude) on small synthetic CT volumes.
+Function-level cases of hccrad.imaging.read.read_image / load_patient and
+hccrad.imaging.prepare.prepare_patient (on_error stop and exclude) on small synthetic CT volumes.
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import pytest
 import SimpleITK as sitk  # noqa: N813
 from conftest import ROOT, load_default_config
 
-from hccrad import imaging
-from hccrad.config import radiomics_for
-from hccrad.imaging import ImageQCError, Plausible
-from hccrad.preprocess import gather_exclusions, patient_radiomics, prepare_patient
+from hccrad.core.config import radiomics_for
+from hccrad.imaging import read as imaging
+from hccrad.imaging.prepare import gather_exclusions, patient_radiomics, prepare_patient
+from hccrad.imaging.read import ImageQCError, Plausible
 
 PATIENT = "007"  # an id a hospital writes: it must stay "007" in every message
 PHASE = "portal_venous"

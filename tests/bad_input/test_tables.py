@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from hccrad.cohort import ID_COLUMN, SheetError, read_sheet, write_table
-from hccrad.sheet_import import (
+from hccrad.cohorts.sheet import ID_COLUMN, SheetError, read_sheet, write_table
+from hccrad.cohorts.sheet_import import (
     ID_PATTERN,
     NUMBER_COLUMNS,
     SPLIT_PATTERN,

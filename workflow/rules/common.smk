@@ -5,19 +5,19 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from hccrad.config import (
+from hccrad.core.config import (
     check_config,
     imported_cohorts,
     radiomics_for,
     simulated_cohorts,
     tumour_masks,
 )
-from hccrad.plan import patient_ids, shard_members, tcga_like_ids
+from hccrad.core.plan import patient_ids, shard_members, tcga_like_ids
 
-# The parse imports only modules of the standard library, PyYAML and jsonschema (hccrad.config,
-# hccrad.plan): every cluster job parses again, and `snakemake --lint` runs where only Snakemake
-# is installed. Modules that read tables with pandas (hccrad.cohort, hccrad.idc,
-# hccrad.sheet_import) are imported inside the functions that read a table to plan the DAG.
+# The parse imports only modules of the standard library, PyYAML and jsonschema (hccrad.core.config,
+# hccrad.core.plan): every cluster job parses again, and `snakemake --lint` runs where only Snakemake
+# is installed. Modules that read tables with pandas (hccrad.cohorts.sheet, hccrad.cohorts.idc,
+# hccrad.cohorts.sheet_import) are imported inside the functions that read a table to plan the DAG.
 
 validate(config, "../schemas/config.schema.yaml")
 # Every job inherits this. OpenMP threads that spin while waiting for a core held by another job
@@ -159,7 +159,7 @@ def perturbed_tables(wildcards):
     sheet_path = sheet_checkpoint.get(cohort=wildcards.cohort).output.sheet
     # Patients excluded in preparation or extraction (on_error: exclude) have no features.
     gathered = checkpoints.gather_radiomics.get(cohort=wildcards.cohort).output
-    from hccrad.cohort import read_patients, read_sheet, robustness_patients
+    from hccrad.cohorts.sheet import read_patients, read_sheet, robustness_patients
 
     sheet = read_sheet(sheet_path)
     patients = robustness_patients(

@@ -12,7 +12,7 @@ GDC_PATTERN = "|".join(GDC_COHORTS) or "(?!)"
 
 if IMPORTED:
     # pandas, and only when the config imports a cohort (not at every parse: common.smk).
-    from hccrad.sheet_import import check_imported
+    from hccrad.cohorts.sheet_import import check_imported
 
     for _name, _spec in IMPORTED.items():
         check_imported(_name, _spec, config, resolve)
@@ -22,7 +22,7 @@ if IMPORTED:
 def idc_manifest(cohort):
     """The cohort's download manifest and exclusions, from the shipped IDC index (offline)."""
     # pandas: not at parse (common.smk).
-    from hccrad.idc import read_index, select_series
+    from hccrad.cohorts.idc import read_index, select_series
 
     spec = IMPORTED[cohort]["idc"]
     return select_series(read_index(resolve(spec["index"])), spec)
@@ -48,7 +48,9 @@ def imported_patients(cohort):
 @lru_cache
 def table_sheet(cohort):
     """The sheet a cohort's own table imports to, read once when the DAG is planned."""
-    from hccrad.sheet_import import planned_sheet  # pandas: not at parse (common.smk)
+    from hccrad.cohorts.sheet_import import (
+        planned_sheet,
+    )  # pandas: not at parse (common.smk)
 
     spec = IMPORTED[cohort]
     return planned_sheet(
@@ -59,7 +61,9 @@ def table_sheet(cohort):
 @lru_cache
 def table_files(cohort):
     """Each patient's image and mask files named in a BYO table (images: sheet)."""
-    from hccrad.sheet_import import sheet_files  # pandas: not at parse (common.smk)
+    from hccrad.cohorts.sheet_import import (
+        sheet_files,
+    )  # pandas: not at parse (common.smk)
 
     return sheet_files(table_sheet(cohort))
 

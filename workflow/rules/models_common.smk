@@ -1,6 +1,6 @@
 # Helpers of the models, evaluation and survival rules (models.smk): paths, targets, checks.
 
-from hccrad.plan import EVALUATION_TABLES, SURVIVAL_TABLES
+from hccrad.core.plan import EVALUATION_TABLES, SURVIVAL_TABLES
 
 MODELS = f"results/{RESPONSE_COHORT}/models/{{endpoint}}"
 EVALUATION = f"results/{RESPONSE_COHORT}/evaluation/{{endpoint}}"

@@ -1,6 +1,6 @@
 # Settings, input functions and targets of the radiogenomics rules (radiogenomics.smk).
 
-from hccrad.plan import check_radiogenomics_settings
+from hccrad.core.plan import check_radiogenomics_settings
 
 RG_CFG = config["radiogenomics"]
 check_radiogenomics_settings(RG_CFG, config["endpoints"])

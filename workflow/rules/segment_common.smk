@@ -3,7 +3,7 @@
 
 def segment_training_prepared(wildcards):
     """Prepared folders of the training patients alone (from the sheet, via its checkpoint)."""
-    from hccrad.cohort import read_sheet  # pandas: not at parse (common.smk)
+    from hccrad.cohorts.sheet import read_sheet  # pandas: not at parse (common.smk)
 
     sheet = read_sheet(
         checkpoints.gather_sheet.get(cohort=wildcards.cohort).output.sheet

@@ -2,17 +2,17 @@
 
 import pandas as pd
 
-from hccrad.cohort import read_sheet
-from hccrad.correlate import correlate
-from hccrad.models import training_outcome
-from hccrad.radiogenomics import (
+from hccrad.cohorts.sheet import read_sheet
+from hccrad.core.runlog import log_to
+from hccrad.models.fit import training_outcome
+from hccrad.radiogenomics.correlate import correlate
+from hccrad.radiogenomics.gene_list import (
     assemble_imaging,
     correlation_summary,
     gene_list,
     long_table,
     read_expression,
 )
-from hccrad.runlog import log_to
 
 log = log_to(snakemake.log[0])
 settings = snakemake.params.settings

@@ -2,9 +2,10 @@
 
 import torch
 
-from hccrad import deep, dltr
-from hccrad.cohort import read_patients, read_sheet
-from hccrad.runlog import log_to
+from hccrad.cohorts.sheet import read_patients, read_sheet
+from hccrad.core.runlog import log_to
+from hccrad.deep import dltr
+from hccrad.deep import train as deep
 
 log = log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)

@@ -1,9 +1,10 @@
 """Architecture selection by CV on the training patients only, then the winner's refit: DLTR."""
 
-from hccrad import deep, dltr
-from hccrad.cohort import read_sheet
-from hccrad.runlog import log_to
-from hccrad.torch_runtime import set_torch_threads
+from hccrad.cohorts.sheet import read_sheet
+from hccrad.core.runlog import log_to
+from hccrad.core.torch_runtime import set_torch_threads
+from hccrad.deep import dltr
+from hccrad.deep import train as deep
 
 log = log_to(snakemake.log[0])
 set_torch_threads(snakemake.params.deep["threads"], snakemake.threads)

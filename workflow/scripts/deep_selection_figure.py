@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from hccrad.dltr import selection_figure
-from hccrad.runlog import log_to
-from hccrad.style import save_figure
+from hccrad.core.runlog import log_to
+from hccrad.deep.dltr import selection_figure
+from hccrad.figures.style import save_figure
 
 log = log_to(snakemake.log[0])
 table = pd.read_csv(snakemake.input.selection, sep="\t")

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from hccrad.cohort import read_patients
-from hccrad.dicom import convert_patient
-from hccrad.idc import patient_series
-from hccrad.runlog import log_to
+from hccrad.cohorts.dicom import convert_patient
+from hccrad.cohorts.idc import patient_series
+from hccrad.cohorts.sheet import read_patients
+from hccrad.core.runlog import log_to
 
 log = log_to(snakemake.log[0])
 manifest = read_patients(snakemake.input.manifest, index=False)

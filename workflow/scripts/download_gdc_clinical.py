@@ -1,7 +1,13 @@
 """Survival, age, sex and stage of a GDC project's cases (the /cases endpoint)."""
 
-from hccrad.download import GDC_CASE_FIELDS, RetryPolicy, gdc_clinical_table, gdc_filters, gdc_hits
-from hccrad.runlog import log_to
+from hccrad.cohorts.download import (
+    GDC_CASE_FIELDS,
+    RetryPolicy,
+    gdc_clinical_table,
+    gdc_filters,
+    gdc_hits,
+)
+from hccrad.core.runlog import log_to
 
 log = log_to(snakemake.log[0])
 policy = RetryPolicy(**snakemake.params.policy)

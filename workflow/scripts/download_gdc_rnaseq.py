@@ -6,7 +6,7 @@ the table of what was verified and the sample sheet, so a failed job keeps every
 
 from pathlib import Path
 
-from hccrad.download import (
+from hccrad.cohorts.download import (
     GDC_FILE_FIELDS,
     GDC_STAR_FILTER,
     RetryPolicy,
@@ -17,7 +17,7 @@ from hccrad.download import (
     link_files,
     verified_table,
 )
-from hccrad.runlog import log_to
+from hccrad.core.runlog import log_to
 
 log = log_to(snakemake.log[0])
 policy = RetryPolicy(**snakemake.params.policy)

@@ -6,10 +6,10 @@ instances; the rule's output is the table of what was verified.
 
 from pathlib import Path
 
-from hccrad.cohort import read_patients
-from hccrad.download import RetryPolicy, download_patient, verified_table
-from hccrad.idc import patient_series
-from hccrad.runlog import log_to
+from hccrad.cohorts.download import RetryPolicy, download_patient, verified_table
+from hccrad.cohorts.idc import patient_series
+from hccrad.cohorts.sheet import read_patients
+from hccrad.core.runlog import log_to
 
 log = log_to(snakemake.log[0])
 manifest = read_patients(snakemake.input.manifest, index=False)

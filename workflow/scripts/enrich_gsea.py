@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from hccrad.enrich import gsea_prerank, load_collection
-from hccrad.radiogenomics import ranking_statistic, rho_matrix
-from hccrad.runlog import log_to
+from hccrad.core.runlog import log_to
+from hccrad.radiogenomics.enrich import gsea_prerank, load_collection
+from hccrad.radiogenomics.gene_list import ranking_statistic, rho_matrix
 
 log = log_to(snakemake.log[0])
 settings = snakemake.params.settings

@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from hccrad.enrich import load_collection
-from hccrad.radiogenomics import background_symbols, gene_list_enrichment
-from hccrad.runlog import log_to
+from hccrad.core.runlog import log_to
+from hccrad.radiogenomics.enrich import load_collection
+from hccrad.radiogenomics.gene_list import background_symbols, gene_list_enrichment
 
 log = log_to(snakemake.log[0])
 settings = snakemake.params.settings

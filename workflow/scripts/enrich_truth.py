@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from hccrad.enrich import load_collection
-from hccrad.radiogenomics import background_symbols, planted_pathways, planted_recovery
-from hccrad.runlog import log_to
+from hccrad.core.runlog import log_to
+from hccrad.radiogenomics.enrich import load_collection
+from hccrad.radiogenomics.gene_list import background_symbols, planted_pathways, planted_recovery
 
 log = log_to(snakemake.log[0])
 truth = json.loads(Path(snakemake.input.truth).read_text())

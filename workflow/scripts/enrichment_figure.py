@@ -2,15 +2,15 @@
 
 import pandas as pd
 
-from hccrad.enrich import (
+from hccrad.core.runlog import log_to
+from hccrad.figures.style import save_figure
+from hccrad.radiogenomics.enrich import (
     load_collection,
     plot_enrichment_dots,
     plot_running_scores,
     prerank_result_from_files,
     running_score_pathways,
 )
-from hccrad.runlog import log_to
-from hccrad.style import save_figure
 
 log = log_to(snakemake.log[0])
 settings = snakemake.params.settings

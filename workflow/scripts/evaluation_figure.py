@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from hccrad.figures_models import calibration_figure, decision_curve_figure, roc_figure
-from hccrad.runlog import log_to
-from hccrad.style import save_figure
+from hccrad.core.runlog import log_to
+from hccrad.figures.models import calibration_figure, decision_curve_figure, roc_figure
+from hccrad.figures.style import save_figure
 
 log = log_to(snakemake.log[0])
 endpoint = snakemake.wildcards.endpoint

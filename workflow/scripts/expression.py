@@ -1,13 +1,13 @@
 """RNA-seq of the radiogenomics cohort: one sample per patient, expressed genes, DESeq2 VST."""
 
-from hccrad.expression import (
+from hccrad.core.runlog import log_to
+from hccrad.radiogenomics.expression import (
     filter_expressed_genes,
     load_counts_matrix_cohort,
     load_star_cohort,
     variance_stabilise,
 )
-from hccrad.radiogenomics import write_expression
-from hccrad.runlog import log_to
+from hccrad.radiogenomics.gene_list import write_expression
 
 log = log_to(snakemake.log[0])
 settings = snakemake.params.expression

@@ -5,8 +5,9 @@ import json
 import joblib
 import pandas as pd
 
-from hccrad.cohort import read_patients, read_sheet
-from hccrad.models import (
+from hccrad.cohorts.sheet import read_patients, read_sheet
+from hccrad.core.runlog import log_to
+from hccrad.models.fit import (
     deep_score_table,
     describe_all,
     fit_all,
@@ -17,7 +18,6 @@ from hccrad.models import (
     thresholds_table,
     without_exclusions,
 )
-from hccrad.runlog import log_to
 
 log = log_to(snakemake.log[0])
 endpoint = snakemake.wildcards.endpoint

@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from hccrad.figures_models import forest_figure
-from hccrad.runlog import log_to
-from hccrad.style import save_figure
+from hccrad.core.runlog import log_to
+from hccrad.figures.models import forest_figure
+from hccrad.figures.style import save_figure
 
 log = log_to(snakemake.log[0])
 outcome, endpoint = snakemake.wildcards.outcome, snakemake.wildcards.endpoint

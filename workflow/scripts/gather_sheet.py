@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from hccrad.cohort import read_sheet, validate_sheet, write_table
-from hccrad.phantom import PHASES
-from hccrad.runlog import log_to
-from hccrad.simulate import attach_image_paths
+from hccrad.cohorts.phantom import PHASES
+from hccrad.cohorts.sheet import read_sheet, validate_sheet, write_table
+from hccrad.cohorts.simulate import attach_image_paths
+from hccrad.core.runlog import log_to
 
 log = log_to(snakemake.log[0])
 cohort_cfg = snakemake.params.cohort

@@ -1,8 +1,8 @@
 """The Grad-CAM figure, from the maps that deep_gradcam saved."""
 
-from hccrad.deep import GradCamPanels, grad_cam_figure
-from hccrad.runlog import log_to
-from hccrad.style import save_figure
+from hccrad.core.runlog import log_to
+from hccrad.deep.train import GradCamPanels, grad_cam_figure
+from hccrad.figures.style import save_figure
 
 log = log_to(snakemake.log[0])
 panels = GradCamPanels.load(snakemake.input.panels)

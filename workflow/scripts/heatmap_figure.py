@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from hccrad.enrich import plot_rho_heatmap
-from hccrad.radiogenomics import rho_matrix
-from hccrad.runlog import log_to
-from hccrad.style import save_figure
+from hccrad.core.runlog import log_to
+from hccrad.figures.style import save_figure
+from hccrad.radiogenomics.enrich import plot_rho_heatmap
+from hccrad.radiogenomics.gene_list import rho_matrix
 
 log = log_to(snakemake.log[0])
 correlations = pd.read_parquet(snakemake.input.correlations)

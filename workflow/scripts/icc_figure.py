@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from hccrad.radiomics import icc_figure
-from hccrad.runlog import log_to
-from hccrad.style import save_figure
+from hccrad.core.runlog import log_to
+from hccrad.figures.style import save_figure
+from hccrad.radiomics.extract import icc_figure
 
 log = log_to(snakemake.log[0])
 icc = pd.read_csv(snakemake.input.icc, sep="\t")

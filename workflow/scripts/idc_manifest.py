@@ -1,7 +1,7 @@
 """Select each patient's series from the shipped IDC index: the download manifest."""
 
-from hccrad.idc import read_index, select_series
-from hccrad.runlog import log_to
+from hccrad.cohorts.idc import read_index, select_series
+from hccrad.core.runlog import log_to
 
 log = log_to(snakemake.log[0])
 manifest, exclusions = select_series(read_index(snakemake.input.index), snakemake.params.selection)

@@ -2,9 +2,14 @@
 
 from pathlib import Path
 
-from hccrad.cohort import read_patients, write_table
-from hccrad.runlog import log_to
-from hccrad.sheet_import import check_sheet, cohort_sheet, load_column_map, read_mapped_table
+from hccrad.cohorts.sheet import read_patients, write_table
+from hccrad.cohorts.sheet_import import (
+    check_sheet,
+    cohort_sheet,
+    load_column_map,
+    read_mapped_table,
+)
+from hccrad.core.runlog import log_to
 
 log = log_to(snakemake.log[0])
 spec = snakemake.params.cohort

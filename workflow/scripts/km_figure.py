@@ -2,10 +2,10 @@
 
 import pandas as pd
 
-from hccrad.evaluate import evaluation_cohorts
-from hccrad.figures_models import km_figure
-from hccrad.runlog import log_to
-from hccrad.style import save_figure
+from hccrad.core.runlog import log_to
+from hccrad.figures.models import km_figure
+from hccrad.figures.style import save_figure
+from hccrad.stats.discrimination import evaluation_cohorts
 
 log = log_to(snakemake.log[0])
 outcome, model = snakemake.wildcards.outcome, snakemake.wildcards.model

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from hccrad.cohort import read_patients, read_sheet
-from hccrad.model_card import model_card
-from hccrad.models import without_exclusions
-from hccrad.runlog import log_to
+from hccrad.cohorts.sheet import read_patients, read_sheet
+from hccrad.core.runlog import log_to
+from hccrad.models.fit import without_exclusions
+from hccrad.reporting.model_card import model_card
 
 log = log_to(snakemake.log[0])
 

@@ -1,8 +1,8 @@
 """Prepare one patient: check, resample, normalise, crop and draw (or record its exclusion)."""
 
-from hccrad.cohort import read_sheet
-from hccrad.preprocess import prepare_patient
-from hccrad.runlog import log_to
+from hccrad.cohorts.sheet import read_sheet
+from hccrad.core.runlog import log_to
+from hccrad.imaging.prepare import prepare_patient
 
 log = log_to(snakemake.log[0])
 patient = snakemake.wildcards.patient

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from hccrad.cohort import read_patients, read_sheet
-from hccrad.prepared import predicted_mask_path, tumour_predicted
-from hccrad.preprocess import prepare_with_predicted_tumour
-from hccrad.runlog import log_to
+from hccrad.cohorts.sheet import read_patients, read_sheet
+from hccrad.core.runlog import log_to
+from hccrad.imaging.prepare import prepare_with_predicted_tumour
+from hccrad.imaging.prepared import predicted_mask_path, tumour_predicted
 
 log = log_to(snakemake.log[0])
 patient = snakemake.wildcards.patient

@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from hccrad.cohort import read_sheet
-from hccrad.prepared import crop_files, read_exclusion
-from hccrad.qc import crops_figure, qc_patients
-from hccrad.runlog import log_to
-from hccrad.style import save_figure
+from hccrad.cohorts.sheet import read_sheet
+from hccrad.core.runlog import log_to
+from hccrad.figures.cohort_qc import crops_figure, qc_patients
+from hccrad.figures.style import save_figure
+from hccrad.imaging.prepared import crop_files, read_exclusion
 
 log = log_to(snakemake.log[0])
 sheet = read_sheet(snakemake.input.sheet)

@@ -1,10 +1,10 @@
 """QC figure of a cohort: mid-tumour slices of every phase with liver and tumour outlined."""
 
-from hccrad.cohort import read_sheet
-from hccrad.preprocess import gather_exclusions
-from hccrad.qc import qc_figure, qc_patients
-from hccrad.runlog import log_to
-from hccrad.style import save_figure
+from hccrad.cohorts.sheet import read_sheet
+from hccrad.core.runlog import log_to
+from hccrad.figures.cohort_qc import qc_figure, qc_patients
+from hccrad.figures.style import save_figure
+from hccrad.imaging.prepare import gather_exclusions
 
 log = log_to(snakemake.log[0])
 sheet = read_sheet(snakemake.input.sheet)

@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from hccrad.preprocess import split_perturbed
-from hccrad.radiomics import feature_icc
-from hccrad.runlog import log_to
+from hccrad.core.runlog import log_to
+from hccrad.imaging.prepare import split_perturbed
+from hccrad.radiomics.extract import feature_icc
 
 log = log_to(snakemake.log[0])
 perturbed = split_perturbed([pd.read_parquet(path) for path in snakemake.input.perturbed])

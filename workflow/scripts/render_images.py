@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from hccrad.cohort import read_sheet, write_table
-from hccrad.phantom import PHASES, render_shard
-from hccrad.runlog import log_to
-from hccrad.simulate import image_paths, shard_members
+from hccrad.cohorts.phantom import PHASES, render_shard
+from hccrad.cohorts.sheet import read_sheet, write_table
+from hccrad.cohorts.simulate import image_paths, shard_members
+from hccrad.core.runlog import log_to
 
 log = log_to(snakemake.log[0])
 cohort_cfg = snakemake.params.cohort

@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from hccrad.cohort import read_sheet
-from hccrad.radiomics import harmonise_per_centre, select_robust
-from hccrad.runlog import log_to
+from hccrad.cohorts.sheet import read_sheet
+from hccrad.core.runlog import log_to
+from hccrad.radiomics.extract import harmonise_per_centre, select_robust
 
 log = log_to(snakemake.log[0])
 features = pd.read_parquet(snakemake.input.features)

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from hccrad.runlog import log_to
-from hccrad.style import save_figure
-from hccrad.workflow_graph import parse_rulegraph, rulegraph_dot, rulegraph_figure
+from hccrad.core.runlog import log_to
+from hccrad.figures.style import save_figure
+from hccrad.figures.workflow_graph import parse_rulegraph, rulegraph_dot, rulegraph_figure
 
 log = log_to(snakemake.log[0])
 dot = rulegraph_dot(

@@ -2,9 +2,9 @@
 
 import pandas as pd
 
-from hccrad.cohort import read_sheet
-from hccrad.runlog import log_to
-from hccrad.segment_eval import (
+from hccrad.cohorts.sheet import read_sheet
+from hccrad.core.runlog import log_to
+from hccrad.segment.evaluate import (
     auto_vs_reference_icc,
     icc_summary,
     radiomics_auc_by_mask,

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from hccrad.cohort import read_patients, read_sheet
-from hccrad.runlog import log_to
-from hccrad.segment import segment_config
-from hccrad.segment_eval import head_auroc, metrics_summary, patient_metrics, training_baseline
+from hccrad.cohorts.sheet import read_patients, read_sheet
+from hccrad.core.runlog import log_to
+from hccrad.segment.evaluate import head_auroc, metrics_summary, patient_metrics, training_baseline
+from hccrad.segment.train import segment_config
 
 log = log_to(snakemake.log[0])
 config = segment_config(snakemake.params.segment)

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from hccrad.cohort import read_patients
-from hccrad.runlog import log_to
-from hccrad.segment_eval import overlay_figure, overlay_patients
-from hccrad.style import save_figure
+from hccrad.cohorts.sheet import read_patients
+from hccrad.core.runlog import log_to
+from hccrad.figures.style import save_figure
+from hccrad.segment.evaluate import overlay_figure, overlay_patients
 
 log = log_to(snakemake.log[0])
 metrics = read_patients(snakemake.input.metrics, index=False)

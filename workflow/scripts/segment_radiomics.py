@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from hccrad.cohort import read_patients
-from hccrad.runlog import log_to
-from hccrad.segment_eval import auto_radiomics
+from hccrad.cohorts.sheet import read_patients
+from hccrad.core.runlog import log_to
+from hccrad.segment.evaluate import auto_radiomics
 
 log = log_to(snakemake.log[0])
 predictions = read_patients(snakemake.input.predictions)

@@ -1,9 +1,9 @@
 """Train the multi-task U-Net++ (segmentation + endpoint head) on the training patients only."""
 
-from hccrad.cohort import read_sheet
-from hccrad.runlog import log_to
-from hccrad.segment import save_segmenter, segment_config, train_segmenter, training_volumes
-from hccrad.torch_runtime import set_torch_threads
+from hccrad.cohorts.sheet import read_sheet
+from hccrad.core.runlog import log_to
+from hccrad.core.torch_runtime import set_torch_threads
+from hccrad.segment.train import save_segmenter, segment_config, train_segmenter, training_volumes
 
 log = log_to(snakemake.log[0])
 set_torch_threads(snakemake.params.segment["threads"], snakemake.threads)

@@ -2,9 +2,9 @@
 
 import json
 
-from hccrad.cohort import write_table
-from hccrad.runlog import log_to
-from hccrad.simulate import simulate_cohort
+from hccrad.cohorts.sheet import write_table
+from hccrad.cohorts.simulate import simulate_cohort
+from hccrad.core.runlog import log_to
 
 log = log_to(snakemake.log[0])
 cohort = simulate_cohort(snakemake.params.cohort, snakemake.params.seed)

@@ -2,9 +2,9 @@
 
 import json
 
-from hccrad.cohort import read_sheet, write_table
-from hccrad.rnaseq_sim import simulate_rnaseq
-from hccrad.runlog import log_to
+from hccrad.cohorts.rnaseq_sim import simulate_rnaseq
+from hccrad.cohorts.sheet import read_sheet, write_table
+from hccrad.core.runlog import log_to
 
 log = log_to(snakemake.log[0])
 cohort_cfg = snakemake.params.cohort

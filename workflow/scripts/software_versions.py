@@ -1,7 +1,7 @@
 """The pinned packages of pyproject.toml and the versions this run had installed."""
 
-from hccrad.runlog import log_to
-from hccrad.versions import pinned_requirements, software_versions
+from hccrad.core.runlog import log_to
+from hccrad.core.versions import pinned_requirements, software_versions
 
 log = log_to(snakemake.log[0])
 table = software_versions(pinned_requirements(snakemake.input.pyproject))

@@ -1,8 +1,8 @@
 """Risk groups from each model's score (cutoff fixed on training), KM, log-rank, Cox, C-index."""
 
-from hccrad.cohort import read_patients, read_sheet
-from hccrad.runlog import log_to
-from hccrad.survival import stratify_survival, survival_settings
+from hccrad.cohorts.sheet import read_patients, read_sheet
+from hccrad.core.runlog import log_to
+from hccrad.stats.survival import stratify_survival, survival_settings
 
 log = log_to(snakemake.log[0])
 predictions = read_patients(snakemake.input.predictions, index=False)

@@ -1,8 +1,8 @@
 """Table 1 of a cohort: clinical characteristics by split and centre, with P values."""
 
-from hccrad.cohort import read_sheet
-from hccrad.runlog import log_to
-from hccrad.tables import table_one
+from hccrad.cohorts.sheet import read_sheet
+from hccrad.core.runlog import log_to
+from hccrad.reporting.table_one import table_one
 
 log = log_to(snakemake.log[0])
 sheet = read_sheet(snakemake.input.sheet)

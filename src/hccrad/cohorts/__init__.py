@@ -1,0 +1,1 @@
+"""Cohorts: the sheet, simulation, import of a user's table, downloads (IDC, GDC) and DICOM."""

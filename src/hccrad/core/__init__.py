@@ -1,0 +1,1 @@
+"""What every stage shares: config, seeds, labels, logs, versions, torch runtime, the plan."""

@@ -1,0 +1,1 @@
+"""Deep learning: tumour crops, networks, training, architecture selection, prediction, Grad-CAM."""

@@ -1,0 +1,1 @@
+"""Every plotting function and the house style; matplotlib is imported nowhere else."""

@@ -1,0 +1,1 @@
+"""Response models: clinical, radiomics, deep and fused classifiers, fitted and applied."""

@@ -1,0 +1,1 @@
+"""Radiogenomics: RNA-seq counts and VST, feature-gene correlation, the gene list, enrichment."""

@@ -1,0 +1,1 @@
+"""Radiomics: PyRadiomics extraction per region, robustness (ICC) and per-centre harmonisation."""

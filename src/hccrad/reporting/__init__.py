@@ -1,0 +1,1 @@
+"""The workflow's tables: evaluation, survival stratification, table one, the model card."""

@@ -1,0 +1,1 @@
+"""Segmentation: the liver/tumour network, its threshold baseline, and its evaluation."""

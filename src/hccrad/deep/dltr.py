@@ -20,7 +20,7 @@ from hccrad.cohorts.sheet import read_patients
 from hccrad.deep.train import SCORE_NAME, CropSet, DeepConfig, load_crops
 from hccrad.figures.style import MODEL_COLOURS, apply_style
 from hccrad.imaging.prepared import crop_files, read_exclusion
-from hccrad.stats.discrimination import name_patients
+from hccrad.stats.checks import name_patients
 
 # Keys of the `deep:` config block that steer the workflow rather than hccrad.deep.train.DeepConfig.
 WORKFLOW_KEYS: tuple[str, ...] = ("threads", "gpus", "mem_mb", "runtime_min", "gradcam")

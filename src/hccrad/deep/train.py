@@ -84,7 +84,7 @@ from hccrad.core.seeding import rng_for
 from hccrad.core.torch_runtime import reproducible, resolve_device
 from hccrad.deep import tumour_pooled
 from hccrad.figures.style import apply_style
-from hccrad.stats.discrimination import check_binary_outcome, name_patients
+from hccrad.stats.checks import check_binary_outcome, name_patients
 
 logger = logging.getLogger(__name__)
 

@@ -50,7 +50,8 @@ from xgboost import XGBClassifier
 from hccrad.cohorts.sheet import CLINICAL_COVARIATES
 from hccrad.core.config import known_keys
 from hccrad.core.seeding import rng_for
-from hccrad.stats.discrimination import check_binary_outcome, name_patients, youden_threshold
+from hccrad.stats.checks import check_binary_outcome, name_patients, require_columns
+from hccrad.stats.discrimination import youden_threshold
 
 TRAIN = "train"
 RADIOMICS = "radiomics"
@@ -226,7 +227,7 @@ class ClinicalPreprocessor(TransformerMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y: Any = None) -> ClinicalPreprocessor:
         """Learn imputation values and levels from the training rows in ``X``."""
-        _require_columns(
+        require_columns(
             X, self.covariates, "clinical covariates (choose them with models.clinical_covariates)"
         )
         self.imputation_: dict[str, Any] = {}
@@ -258,7 +259,7 @@ class ClinicalPreprocessor(TransformerMixin, BaseEstimator):
 
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
         """Design matrix (float) with training imputation applied, indexed like ``X``."""
-        _require_columns(X, self.covariates, "clinical covariates")
+        require_columns(X, self.covariates, "clinical covariates")
         columns: dict[str, pd.Series] = {}
         for covariate in self.covariates:
             fill = self.imputation_[covariate]
@@ -551,7 +552,7 @@ class LassoSignature(ProbabilityClassifier):
 
     def _selected_scaled(self, X: pd.DataFrame) -> np.ndarray:
         """Standardised selected features of new patients."""
-        _require_columns(X, self.feature_names_, "features")
+        require_columns(X, self.feature_names_, "features")
         Z = self.scaler_.transform(X[self.feature_names_].to_numpy(dtype=float))
         return Z[:, self.selected_index_]
 
@@ -609,7 +610,7 @@ class ScoreColumn(ProbabilityClassifier):
 
     def _scores(self, X: pd.DataFrame) -> np.ndarray:
         """The column as floats in [0, 1], else ValueError naming the patients."""
-        _require_columns(X, [self.column], "deep features")
+        require_columns(X, [self.column], "deep features")
         scores = X[self.column].to_numpy(dtype=float)
         outside = (scores < 0) | (scores > 1)
         if outside.any():
@@ -658,7 +659,7 @@ class FusionMLP(ProbabilityClassifier):
 
     def _inputs(self, X: pd.DataFrame) -> pd.DataFrame:
         """Imaging columns and coded clinical covariates side by side."""
-        _require_columns(X, self.imaging_columns, "DLTR_MLP inputs")
+        require_columns(X, self.imaging_columns, "DLTR_MLP inputs")
         parts = [X[list(self.imaging_columns)].astype(float)]
         if self.clinical_covariates:
             parts.append(self.preprocessor_.transform(X))
@@ -811,13 +812,6 @@ def _logits(probabilities: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- inputs
 
 
-def _require_columns(frame: pd.DataFrame, columns: Sequence[str], context: str) -> None:
-    """ValueError naming the columns that ``frame`` lacks."""
-    missing = [column for column in columns if column not in frame.columns]
-    if missing:
-        raise ValueError(f"{context}: missing column(s) {missing}")
-
-
 def check_feature_table(table: pd.DataFrame, name: str, patients: pd.Index) -> pd.DataFrame:
     """The table's rows for ``patients`` as floats, else ValueError naming patients/columns."""
     if table.index.has_duplicates:
@@ -854,7 +848,7 @@ def assemble_inputs(
     unknown = sorted(set(features) - set(FEATURE_SOURCES))
     if unknown:
         raise ValueError(f"feature tables {unknown} unknown; expected some of {FEATURE_SOURCES}")
-    _require_columns(sheet, ["split", "centre"], "cohort sheet")
+    require_columns(sheet, ["split", "centre"], "cohort sheet")
     parts, columns = [sheet], {}
     for name, table in features.items():
         values = check_feature_table(table, name, sheet.index)
@@ -868,7 +862,7 @@ def assemble_inputs(
 
 def training_outcome(sheet: pd.DataFrame, endpoint: str) -> pd.Series:
     """The endpoint on the train split as 0/1, else ValueError naming endpoint and patients."""
-    _require_columns(sheet, [endpoint, "split"], "cohort sheet")
+    require_columns(sheet, [endpoint, "split"], "cohort sheet")
     train = sheet.index[sheet["split"] == TRAIN]
     if len(train) == 0:
         raise ValueError(f"endpoint {endpoint!r}: the cohort sheet has no patient in split 'train'")
@@ -1129,7 +1123,7 @@ def deep_score_table(
     ``scores`` is the deep rule's scores.tsv indexed by patient_id (split, centre, the score
     and score_source: out-of-fold for training rows, the refitted network for the others).
     """
-    _require_columns(scores, [column], "deep scores table")
+    require_columns(scores, [column], "deep scores table")
     if "split" in scores.columns:
         shared = sheet.index.intersection(scores.index)
         differs = shared[

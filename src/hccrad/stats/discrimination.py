@@ -30,115 +30,20 @@ from hccrad.core.config import known_keys
 # Defined with the names the Snakefile's parse needs; imported from here by callers.
 from hccrad.core.plan import EVALUATION_TABLES as EVALUATION_TABLES
 from hccrad.core.seeding import rng_for
+from hccrad.stats.checks import (
+    ArrayLike,
+    check_binary_outcome,
+    check_probabilities,
+    check_scores,
+    error_note,
+    name_patients,
+)
 
-ArrayLike = np.ndarray | pd.Series | Sequence[float]
 ScoreTable = Mapping[str, ArrayLike] | pd.DataFrame
 
 # Probabilities are clipped before logit so that a model predicting exactly 0 or 1
 # does not produce infinite offsets in the calibration regressions.
 PROBABILITY_EPS = 1e-8
-MAX_PATIENTS_NAMED = 10
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def name_patients(labels: Sequence[object]) -> str:
-    """Comma-separated patient ids, truncated after a few, for error messages."""
-    labels = list(labels)
-    shown = ", ".join(str(label) for label in labels[:MAX_PATIENTS_NAMED])
-    more = len(labels) - MAX_PATIENTS_NAMED
-    return f"{shown} (+{more} more)" if more > 0 else shown
-
-
-def _patient_labels(values: ArrayLike, mask: np.ndarray) -> list[object]:
-    """Index labels (Series) or positions (arrays) where ``mask`` is true."""
-    if isinstance(values, pd.Series):
-        return list(values.index[mask])
-    return [f"row {i}" for i in np.flatnonzero(mask)]
-
-
-def check_binary_outcome(y_true: ArrayLike, *, context: str = "outcome") -> np.ndarray:
-    """Outcome as an int array of 0/1 with both classes present, else ValueError."""
-    values = y_true if isinstance(y_true, pd.Series) else pd.Series(np.asarray(y_true))
-    numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
-    missing = np.isnan(numeric)
-    if missing.any():
-        raise ValueError(
-            f"{context}: outcome missing for {missing.sum()} patient(s): "
-            f"{name_patients(_patient_labels(y_true, missing))}"
-        )
-    not_binary = ~np.isin(numeric, (0.0, 1.0))
-    if not_binary.any():
-        raise ValueError(
-            f"{context}: outcome must be 0/1, got {sorted(set(numeric[not_binary]))} for "
-            f"{name_patients(_patient_labels(y_true, not_binary))}"
-        )
-    n_positive = int(numeric.sum())
-    n_negative = numeric.size - n_positive
-    if n_positive == 0 or n_negative == 0:
-        patients = (
-            f"; patients: {name_patients(list(y_true.index))}"
-            if isinstance(y_true, pd.Series)
-            else ""
-        )
-        raise ValueError(
-            f"{context}: outcome has a single class ({n_positive} with 1, {n_negative} with 0); "
-            f"discrimination and calibration need both responders and non-responders{patients}"
-        )
-    return numeric.astype(int)
-
-
-def _check_same_patients(y_true: ArrayLike, values: ArrayLike, *, context: str, name: str) -> None:
-    """ValueError when outcome and scores are both Series indexed by different patients."""
-    if not (isinstance(y_true, pd.Series) and isinstance(values, pd.Series)):
-        return
-    if y_true.index.equals(values.index):
-        return
-    # Positional arithmetic on misaligned Series would silently pair the wrong patients.
-    differing = y_true.index.symmetric_difference(values.index)
-    detail = (
-        f"patients only in one of them: {name_patients(differing)}"
-        if len(differing)
-        else "same patients in a different order; align them first"
-    )
-    raise ValueError(f"{context}: {name} and outcome are indexed differently; {detail}")
-
-
-def check_scores(
-    y_score: ArrayLike, y_true: ArrayLike, *, context: str = "outcome", name: str = "score"
-) -> np.ndarray:
-    """Scores as a finite float array matching the outcome's length (and index), else ValueError."""
-    scores = np.asarray(y_score, dtype="float64")
-    if scores.ndim != 1:
-        raise ValueError(f"{context}: {name} must be one-dimensional, got shape {scores.shape}")
-    n_expected = len(y_true)
-    if scores.size != n_expected:
-        raise ValueError(
-            f"{context}: {name} has {scores.size} values but the outcome has {n_expected}"
-        )
-    _check_same_patients(y_true, y_score, context=context, name=name)
-    not_finite = ~np.isfinite(scores)
-    if not_finite.any():
-        raise ValueError(
-            f"{context}: {name} is NaN or infinite for {not_finite.sum()} patient(s): "
-            f"{name_patients(_patient_labels(y_score, not_finite))}"
-        )
-    return scores
-
-
-def check_probabilities(
-    y_prob: ArrayLike, y_true: ArrayLike, *, context: str = "outcome", name: str = "probability"
-) -> np.ndarray:
-    """Predicted probabilities as a float array within [0, 1], else ValueError."""
-    probabilities = check_scores(y_prob, y_true, context=context, name=name)
-    outside = (probabilities < 0) | (probabilities > 1)
-    if outside.any():
-        raise ValueError(
-            f"{context}: {name} must lie in [0, 1]; {outside.sum()} value(s) do not: "
-            f"{name_patients(_patient_labels(y_prob, outside))}"
-        )
-    return probabilities
 
 
 def _score_matrix(
@@ -769,11 +674,6 @@ def prediction_matrix(predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataF
     return patients, scores.loc[patients.index, models]
 
 
-def _note(error: Exception) -> str:
-    """One-line note for a metric that could not be computed."""
-    return " ".join(str(error).split())
-
-
 # --------------------------------------------------------------------------- evaluation tables
 
 
@@ -813,7 +713,7 @@ def _auc_rows(
                 row |= {"bootstrap_ci_low": low, "bootstrap_ci_high": high}
             row["note"] = ""
         except METRIC_ERRORS as error:
-            row["note"] = _note(error)
+            row["note"] = error_note(error)
         rows.append(row)
     return rows
 
@@ -850,7 +750,7 @@ def _threshold_rows(
                     "model": model,
                     "cohort": cohort,
                     "threshold": float(thresholds[model]),
-                    "note": _note(error),
+                    "note": error_note(error),
                 }
             )
     return rows
@@ -878,7 +778,7 @@ def _calibration_rows(
                 ).assign(model=model, cohort=cohort)
             )
         except METRIC_ERRORS as error:
-            notes.append(_note(error))
+            notes.append(error_note(error))
         # Each statistic on its own: a separation in the slope fit leaves Brier and HL usable.
         try:
             with warnings.catch_warnings(record=True) as caught:
@@ -895,7 +795,7 @@ def _calibration_rows(
                 # slope unidentifiable; its huge value and CI are kept but flagged.
                 notes.append("calibration slope: perfect separation, slope not identified")
         except (*METRIC_ERRORS, PerfectSeparationError) as error:
-            notes.append(f"calibration slope/intercept: {_note(error)}")
+            notes.append(f"calibration slope/intercept: {error_note(error)}")
         try:
             hl = hosmer_lemeshow(
                 y, scores[model], n_groups=settings.hosmer_lemeshow_groups, context=context
@@ -906,7 +806,7 @@ def _calibration_rows(
                 "hosmer_lemeshow_p": hl.p_value,
             }
         except METRIC_ERRORS as error:
-            notes.append(f"Hosmer-Lemeshow: {_note(error)}")
+            notes.append(f"Hosmer-Lemeshow: {error_note(error)}")
         row["note"] = "; ".join(dict.fromkeys(notes))
         rows.append(row)
     return rows, curves
@@ -973,7 +873,7 @@ def evaluate_predictions(
                 ).assign(cohort=cohort, note="")
             )
         except METRIC_ERRORS as error:
-            delong_tables.append(pd.DataFrame([{"cohort": cohort, "note": _note(error)}]))
+            delong_tables.append(pd.DataFrame([{"cohort": cohort, "note": error_note(error)}]))
         # Where a decision curve cannot be drawn, the AUC and calibration tables carry the note.
         with suppress(*METRIC_ERRORS):
             decision_tables.append(

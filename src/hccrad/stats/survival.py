@@ -27,7 +27,8 @@ from hccrad.core.config import known_keys
 # Defined with the names the Snakefile's parse needs; imported from here by callers.
 from hccrad.core.plan import SURVIVAL_TABLES as SURVIVAL_TABLES
 from hccrad.models.fit import ClinicalPreprocessor
-from hccrad.stats.discrimination import TRAIN, evaluation_cohorts, name_patients, prediction_matrix
+from hccrad.stats.checks import error_note, name_patients, require_columns
+from hccrad.stats.discrimination import TRAIN, evaluation_cohorts, prediction_matrix
 
 HIGH = "high"
 LOW = "low"
@@ -37,18 +38,11 @@ DEFAULT_MIN_EVENTS_PER_VARIABLE = 5
 # --------------------------------------------------------------------------- validation
 
 
-def _require_columns(frame: pd.DataFrame, columns: Sequence[str], context: str) -> None:
-    """ValueError naming the columns that ``frame`` lacks."""
-    missing = [column for column in columns if column not in frame.columns]
-    if missing:
-        raise ValueError(f"{context}: missing column(s) {missing}; have {list(frame.columns)}")
-
-
 def check_survival(
     frame: pd.DataFrame, time_col: str, event_col: str, *, context: str = "cohort"
 ) -> pd.DataFrame:
     """Copy of ``frame`` with a positive float time and a 0/1 int event, else ValueError."""
-    _require_columns(frame, [time_col, event_col], context)
+    require_columns(frame, [time_col, event_col], context)
     time = pd.to_numeric(frame[time_col], errors="coerce")
     bad_time = time.isna() | (time <= 0)
     if bad_time.any():
@@ -69,7 +63,7 @@ def check_survival(
 
 def _check_numeric_column(frame: pd.DataFrame, column: str, context: str) -> pd.Series:
     """A numeric, non-missing column of ``frame``, else ValueError naming the patients."""
-    _require_columns(frame, [column], context)
+    require_columns(frame, [column], context)
     values = pd.to_numeric(frame[column], errors="coerce")
     bad = values.isna() | ~np.isfinite(values)
     if bad.any():
@@ -218,7 +212,7 @@ def risk_groups_from_training(
     max_prop: float = 0.9,
 ) -> tuple[RiskCutoff, pd.Series]:
     """Fit the cutoff on the training split of ``cohort`` and assign every patient a group."""
-    _require_columns(cohort, [split_col], "cohort")
+    require_columns(cohort, [split_col], "cohort")
     train = cohort[cohort[split_col] == train_split]
     if train.empty:
         raise ValueError(f"cohort: no patients with {split_col} == {train_split!r}")
@@ -261,7 +255,7 @@ def _grouped_survival(
 ) -> tuple[pd.DataFrame, list[object]]:
     """Validated frame and its groups; ValueError on missing group labels."""
     data = check_survival(frame, time_col, event_col, context=context)
-    _require_columns(data, [group_col], context)
+    require_columns(data, [group_col], context)
     missing = data[group_col].isna()
     if missing.any():
         raise ValueError(
@@ -407,7 +401,7 @@ def fit_cox(
     covariates = list(covariates)
     if not covariates:
         raise ValueError(f"{context}: a Cox model needs at least one covariate")
-    _require_columns(data, covariates, context)
+    require_columns(data, covariates, context)
     duplicated = sorted({c for c in covariates if covariates.count(c) > 1})
     if duplicated:
         raise ValueError(f"{context}: covariate(s) {duplicated} listed more than once")
@@ -598,11 +592,6 @@ ESTIMATION_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
-def _note(error: Exception) -> str:
-    """One-line note for a statistic that could not be estimated."""
-    return " ".join(str(error).split())
-
-
 def outcome_data(
     sheet: pd.DataFrame, outcome: str, settings: SurvivalSettings, patients: pd.Index
 ) -> pd.DataFrame:
@@ -646,7 +635,7 @@ def _cox_rows(
             context=context,
         )
     except ESTIMATION_ERRORS as error:
-        return [], "; ".join(filter(None, [note, _note(error)]))
+        return [], "; ".join(filter(None, [note, error_note(error)]))
     table = hazard_ratio_table(cox)
     table["n"] = len(frame)
     table["events"] = int(frame[columns[1]].sum())
@@ -674,7 +663,7 @@ def _td_auc_rows(
             train, test, *columns, "risk", times, higher_is_riskier=True, context=context
         )
     except ESTIMATION_ERRORS as error:
-        return [], _note(error)
+        return [], error_note(error)
     skipped = sorted(set(settings.time_points) - set(times))
     note = f"time point(s) {skipped} outside follow-up" if skipped else ""
     rows = result.table.assign(mean_auc=result.mean_auc).to_dict("records")
@@ -793,7 +782,7 @@ def stratify_survival(
                     )
                     c_note = ""
                 except ESTIMATION_ERRORS as error:
-                    c_index, c_note = np.nan, _note(error)
+                    c_index, c_note = np.nan, error_note(error)
                 tables["concordance"].append(
                     {
                         **keys,
@@ -874,5 +863,5 @@ def _describe_groups(
         row |= {"statistic": result.statistic, "df": result.df, "p_value": result.p_value}
         row["note"] = ""
     except ESTIMATION_ERRORS as error:
-        row["note"] = _note(error)
+        row["note"] = error_note(error)
     tables["logrank"].append(row)

@@ -16,8 +16,39 @@ from conftest import load_default_config
 from hccrad.core.config import radiomics_for
 from hccrad.imaging.prepare import write_exclusion
 from hccrad.imaging.read import Exclusion
-from hccrad.segment import evaluate as segment_eval
-from hccrad.segment import train as segment
+from hccrad.segment.baseline import (
+    METHOD_BASELINE,
+    ThresholdBaseline,
+    baseline_labels,
+    fit_threshold_baseline,
+)
+from hccrad.segment.evaluate import (
+    auto_radiomics,
+    auto_vs_reference_icc,
+    head_auroc,
+    icc_summary,
+    metrics_summary,
+    patient_metrics,
+    read_predicted,
+)
+from hccrad.segment.metrics import label_metrics, overlap_metrics
+from hccrad.segment.network import (
+    CLASSES,
+    METHOD_NETWORK,
+    SegmentConfig,
+    build_network,
+    load_encoder_weights,
+    segment_config,
+)
+from hccrad.segment.predict import keep_largest_organ, mask_image, predict_cohort, predict_volume
+from hccrad.segment.train import (
+    Segmenter,
+    epoch_samples,
+    load_segmenter,
+    save_segmenter,
+    train_segmenter,
+)
+from hccrad.segment.volumes import Volume, pad_to_multiple, slice_stack
 
 PHASES = ("arterial", "portal_venous", "hepatobiliary")
 SPACING = (3.0, 2.5, 4.0)  # x, y, z: anisotropic so an axis mix-up shows
@@ -25,7 +56,7 @@ ORIGIN = (-12.5, 40.0, 7.25)
 DIRECTION = (0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0)  # rotated in-plane
 
 
-def small_config(**overrides) -> segment.SegmentConfig:
+def small_config(**overrides) -> SegmentConfig:
     """Settings for a seconds-long training on the synthetic volumes."""
     values = {
         "phases": PHASES,
@@ -36,7 +67,7 @@ def small_config(**overrides) -> segment.SegmentConfig:
         "batch_size": 4,
         "device": "cpu",
     } | overrides
-    return segment.SegmentConfig(**values)
+    return SegmentConfig(**values)
 
 
 def synthetic_arrays(
@@ -66,10 +97,10 @@ def as_image(array: np.ndarray) -> sitk.Image:
     return image
 
 
-def synthetic_volume(seed: int, tumour: bool = True) -> segment.Volume:
+def synthetic_volume(seed: int, tumour: bool = True) -> Volume:
     """A Volume of the synthetic patient."""
     image, labels = synthetic_arrays(seed, tumour=tumour)
-    return segment.Volume(f"P{seed}", image, labels, as_image(labels))
+    return Volume(f"P{seed}", image, labels, as_image(labels))
 
 
 def write_prepared(
@@ -87,21 +118,21 @@ def write_prepared(
 
 
 @pytest.fixture(scope="module")
-def trained() -> segment.Segmenter:
+def trained() -> Segmenter:
     """A network trained for one short epoch on three synthetic patients."""
     torch.set_num_threads(1)
     volumes = [synthetic_volume(seed) for seed in range(3)]
-    return segment.train_segmenter(volumes, [1.0, 0.0, 1.0], small_config(), seed=5)
+    return train_segmenter(volumes, [1.0, 0.0, 1.0], small_config(), seed=5)
 
 
-def background_only(model: segment.Segmenter) -> segment.Segmenter:
+def background_only(model: Segmenter) -> Segmenter:
     """A copy of ``model`` whose segmentation head says background everywhere."""
-    network = segment.build_network(model.config)
+    network = build_network(model.config)
     network.load_state_dict(model.network.state_dict())
     with torch.no_grad():
         network.segmentation_head.weight.zero_()
         network.segmentation_head.bias.copy_(torch.tensor([10.0, 0.0, 0.0]))
-    return segment.Segmenter(network.eval(), model.config)
+    return Segmenter(network.eval(), model.config)
 
 
 # --------------------------------------------------------------------------- network and inputs
@@ -109,15 +140,15 @@ def background_only(model: segment.Segmenter) -> segment.Segmenter:
 
 def test_network_gives_label_logits_at_input_size_and_one_response_logit_per_slice():
     torch.manual_seed(0)
-    network = segment.build_network(small_config(neighbour_slices=2)).eval()
+    network = build_network(small_config(neighbour_slices=2)).eval()
     with torch.no_grad():
         logits, response = network(torch.randn(2, 15, 64, 96))
-    assert logits.shape == (2, segment.CLASSES, 64, 96)
+    assert logits.shape == (2, CLASSES, 64, 96)
     assert response.shape == (2,)
 
 
 def test_default_config_block_parses_into_nine_input_channels():
-    config = segment.segment_config(load_default_config()["segment"])
+    config = segment_config(load_default_config()["segment"])
     assert config.phases == PHASES
     assert config.in_channels == 9
     assert set(config.loss_weights) == {"dice", "ce", "response"}
@@ -125,30 +156,30 @@ def test_default_config_block_parses_into_nine_input_channels():
 
 def test_negative_neighbour_slices_are_rejected():
     with pytest.raises(ValueError, match="neighbour_slices"):
-        segment.segment_config({"neighbour_slices": -1})
+        segment_config({"neighbour_slices": -1})
 
 
 def test_slice_stack_repeats_edge_slices_and_orders_phase_major():
     image = np.arange(2 * 3 * 1 * 1, dtype=np.float32).reshape(2, 3, 1, 1)
-    stack = segment.slice_stack(image, 0, 1)
+    stack = slice_stack(image, 0, 1)
     # Phase 0 at z = 0, 0, 1 then phase 1 at z = 0, 0, 1.
     assert stack[:, 0, 0].tolist() == [0, 0, 1, 3, 3, 4]
 
 
 def test_padding_reaches_the_encoder_stride_and_is_undone_exactly():
     array = np.random.default_rng(0).normal(size=(2, 37, 45)).astype(np.float32)
-    padded, crop = segment.pad_to_multiple(array)
+    padded, crop = pad_to_multiple(array)
     assert padded.shape == (2, 64, 64)
     np.testing.assert_array_equal(padded[(slice(None), *crop)], array)
 
 
 def test_pretrained_weights_come_from_a_local_file_only(tmp_path):
-    network = segment.build_network(small_config())
+    network = build_network(small_config())
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        segment.load_encoder_weights(network, tmp_path / "missing.pt")
-    source = segment.build_network(small_config())
+        load_encoder_weights(network, tmp_path / "missing.pt")
+    source = build_network(small_config())
     torch.save(source.encoder.state_dict(), tmp_path / "encoder.pt")
-    loaded = segment.load_encoder_weights(network, tmp_path / "encoder.pt")
+    loaded = load_encoder_weights(network, tmp_path / "encoder.pt")
     assert loaded
     for name in loaded:
         torch.testing.assert_close(
@@ -161,7 +192,7 @@ def test_pretrained_weights_come_from_a_local_file_only(tmp_path):
 
 def test_training_is_bit_reproducible_on_the_cpu(tmp_path, trained):
     volumes = [synthetic_volume(seed) for seed in range(3)]
-    again = segment.train_segmenter(volumes, [1.0, 0.0, 1.0], small_config(), seed=5)
+    again = train_segmenter(volumes, [1.0, 0.0, 1.0], small_config(), seed=5)
     for name, tensor in trained.network.state_dict().items():
         assert torch.equal(tensor, again.network.state_dict()[name]), name
     pd.testing.assert_frame_equal(trained.history, again.history)
@@ -170,14 +201,14 @@ def test_training_is_bit_reproducible_on_the_cpu(tmp_path, trained):
         # torch.save names the archive after the file: same name, other folders.
         (tmp_path / str(run)).mkdir()
         weights, settings = tmp_path / str(run) / "model.pt", tmp_path / str(run) / "model.json"
-        segment.save_segmenter(model, weights, settings)
+        save_segmenter(model, weights, settings)
         digests.append(hashlib.md5(weights.read_bytes() + settings.read_bytes()).hexdigest())
     assert digests[0] == digests[1]
 
 
 def test_another_seed_trains_another_network(trained):
     volumes = [synthetic_volume(seed) for seed in range(3)]
-    other = segment.train_segmenter(volumes, [1.0, 0.0, 1.0], small_config(), seed=6)
+    other = train_segmenter(volumes, [1.0, 0.0, 1.0], small_config(), seed=6)
     weight = "segmentation_head.weight"
     assert not torch.equal(trained.network.state_dict()[weight], other.network.state_dict()[weight])
 
@@ -185,7 +216,7 @@ def test_another_seed_trains_another_network(trained):
 def test_epoch_samples_take_tumour_slices_and_a_share_of_tumour_free_ones():
     volume = synthetic_volume(0)
     config = small_config(tumour_slices_per_patient=10, negative_fraction=0.5)
-    samples = segment.epoch_samples([volume], config, np.random.default_rng(0))
+    samples = epoch_samples([volume], config, np.random.default_rng(0))
     tumour_slices = set(np.flatnonzero((volume.mask == 2).any(axis=(1, 2))))
     chosen = [z for _, z in samples]
     assert set(chosen) >= tumour_slices
@@ -193,10 +224,10 @@ def test_epoch_samples_take_tumour_slices_and_a_share_of_tumour_free_ones():
 
 
 def test_saved_segmenter_predicts_like_the_trained_one(tmp_path, trained):
-    segment.save_segmenter(trained, tmp_path / "m.pt", tmp_path / "m.json")
-    loaded = segment.load_segmenter(tmp_path / "m.pt", tmp_path / "m.json")
+    save_segmenter(trained, tmp_path / "m.pt", tmp_path / "m.json")
+    loaded = load_segmenter(tmp_path / "m.pt", tmp_path / "m.json")
     volume = synthetic_volume(7)
-    first, second = segment.predict_volume(trained, volume), segment.predict_volume(loaded, volume)
+    first, second = predict_volume(trained, volume), predict_volume(loaded, volume)
     np.testing.assert_array_equal(first.labels, second.labels)
     assert first.response_score == second.response_score
 
@@ -207,7 +238,7 @@ def test_saved_segmenter_predicts_like_the_trained_one(tmp_path, trained):
 def test_predicted_masks_keep_the_image_grid_and_the_reference_labels(tmp_path, trained):
     folder = write_prepared(tmp_path / "prepared" / "P7", 7)
     sheet = pd.DataFrame({"split": ["external_B"], "centre": ["B"]}, index=["P7"])
-    table = segment.predict_cohort(trained, {"P7": folder}, sheet, tmp_path / "masks")
+    table = predict_cohort(trained, {"P7": folder}, sheet, tmp_path / "masks")
     predicted = sitk.ReadImage(str(tmp_path / "masks" / "P7.nii.gz"))
     reference = sitk.ReadImage(str(folder / "arterial.nii.gz"))
     assert predicted.GetSize() == reference.GetSize()
@@ -225,7 +256,7 @@ def test_tumour_outside_the_largest_liver_region_is_removed():
     labels[1:4, 1:7, 1:7] = 1
     labels[2, 3:5, 3:5] = 2  # tumour inside the liver: kept
     labels[2, 9:11, 9:11] = 2  # a speck in another organ: removed
-    kept = segment.keep_largest_organ(labels)
+    kept = keep_largest_organ(labels)
     assert (kept[2, 3:5, 3:5] == 2).all()
     assert (kept[2, 9:11, 9:11] == 0).all()
     assert ((kept == 1) == (labels == 1)).all()
@@ -233,14 +264,14 @@ def test_tumour_outside_the_largest_liver_region_is_removed():
 
 def test_a_mask_that_does_not_fit_the_grid_is_refused():
     with pytest.raises(ValueError, match="do not fit the image grid"):
-        segment.mask_image(np.zeros((2, 3, 4), np.uint8), as_image(np.zeros((2, 3, 5), np.uint8)))
+        mask_image(np.zeros((2, 3, 4), np.uint8), as_image(np.zeros((2, 3, 5), np.uint8)))
 
 
 def test_a_volume_without_tumour_gives_an_empty_mask_and_a_flag(tmp_path, trained):
     model = background_only(trained)
     folder = write_prepared(tmp_path / "prepared" / "P8", 8, tumour=False)
     sheet = pd.DataFrame({"split": ["train"], "centre": ["A"]}, index=["P8"])
-    table = segment.predict_cohort(model, {"P8": folder}, sheet, tmp_path / "masks")
+    table = predict_cohort(model, {"P8": folder}, sheet, tmp_path / "masks")
     mask = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "masks" / "P8.nii.gz")))
     assert not (mask == 2).any()
     assert bool(table.loc["P8", "tumour_empty"])
@@ -254,12 +285,10 @@ def test_empty_predictions_are_scored_not_crashed_on(tmp_path, trained):
     folder = write_prepared(tmp_path / "prepared" / "P9", 9)
     sheet = pd.DataFrame({"split": ["internal_test"], "centre": ["A"]}, index=["P9"])
     masks = tmp_path / "masks"
-    predictions = segment.predict_cohort(background_only(trained), {"P9": folder}, sheet, masks)
-    baseline = segment.ThresholdBaseline("hepatobiliary", tumour_below=True)
-    metrics = segment_eval.patient_metrics(
-        {"P9": folder}, sheet, predictions, masks, baseline, PHASES
-    )
-    tumour = metrics.set_index(["method", "structure"]).loc[(segment.METHOD_NETWORK, "tumour")]
+    predictions = predict_cohort(background_only(trained), {"P9": folder}, sheet, masks)
+    baseline = ThresholdBaseline("hepatobiliary", tumour_below=True)
+    metrics = patient_metrics({"P9": folder}, sheet, predictions, masks, baseline, PHASES)
+    tumour = metrics.set_index(["method", "structure"]).loc[(METHOD_NETWORK, "tumour")]
     assert bool(tumour["tumour_empty"])
     assert tumour["dice"] == 0.0
     assert np.isnan(tumour["hd95_mm"])
@@ -270,7 +299,7 @@ def test_excluded_patients_are_rows_with_a_status_not_masks(tmp_path, trained):
     folder = write_prepared(tmp_path / "prepared" / "P1", 1)
     write_exclusion(folder, Exclusion("P1", folder / "mask.nii.gz", "bad mask", "fix it"))
     sheet = pd.DataFrame({"split": ["train"], "centre": ["A"]}, index=["P1"])
-    table = segment.predict_cohort(trained, {"P1": folder}, sheet, tmp_path / "masks")
+    table = predict_cohort(trained, {"P1": folder}, sheet, tmp_path / "masks")
     assert table.loc["P1", "status"] == "excluded"
     assert not (tmp_path / "masks" / "P1.nii.gz").exists()
 
@@ -282,7 +311,7 @@ def test_a_mask_off_the_grid_is_reported_with_the_patient(tmp_path):
     (tmp_path / "masks").mkdir()
     sitk.WriteImage(shifted, str(tmp_path / "masks" / "P2.nii.gz"))
     with pytest.raises(ValueError, match=r"P2.*Origin"):
-        segment_eval.read_predicted(tmp_path / "masks", "P2", volume)
+        read_predicted(tmp_path / "masks", "P2", volume)
 
 
 # --------------------------------------------------------------------------- metrics and baseline
@@ -292,7 +321,7 @@ def test_overlap_metrics_of_a_shifted_cube():
     reference = np.zeros((20, 20, 20), bool)
     reference[5:15, 5:15, 5:15] = True
     predicted = np.roll(reference, 2, axis=2)  # 2 voxels along x
-    metrics = segment.overlap_metrics(predicted, reference, (4.0, 1.0, 1.5))
+    metrics = overlap_metrics(predicted, reference, (4.0, 1.0, 1.5))
     assert metrics["dice"] == pytest.approx(0.8)
     assert metrics["iou"] == pytest.approx(8 / 12)
     assert metrics["hd95_mm"] == pytest.approx(3.0)  # 2 voxels x 1.5 mm
@@ -302,7 +331,7 @@ def test_overlap_metrics_of_a_shifted_cube():
 
 def test_both_masks_empty_is_perfect_overlap_without_a_distance():
     empty = np.zeros((4, 4, 4), bool)
-    metrics = segment.overlap_metrics(empty, empty, (1.0, 1.0, 1.0))
+    metrics = overlap_metrics(empty, empty, (1.0, 1.0, 1.0))
     assert metrics["dice"] == 1.0
     assert np.isnan(metrics["hd95_mm"])
     assert np.isnan(metrics["volume_error_pct"])
@@ -311,18 +340,18 @@ def test_both_masks_empty_is_perfect_overlap_without_a_distance():
 def test_liver_metrics_count_the_tumour_as_liver():
     labels = np.zeros((3, 3, 3), np.uint8)
     labels[1, 1, :] = [1, 2, 1]
-    rows = {r["structure"]: r for r in segment.label_metrics(labels, labels, (1, 1, 1))}
+    rows = {r["structure"]: r for r in label_metrics(labels, labels, (1, 1, 1))}
     assert rows["liver"]["reference_ml"] == pytest.approx(3 / 1000)
     assert rows["tumour"]["reference_ml"] == pytest.approx(1 / 1000)
 
 
 def test_threshold_baseline_finds_the_phase_and_side_of_the_tumour():
     volumes = [synthetic_volume(seed) for seed in range(3)]
-    baseline, table = segment.fit_threshold_baseline(volumes, PHASES)
-    assert baseline == segment.ThresholdBaseline("hepatobiliary", tumour_below=True)
+    baseline, table = fit_threshold_baseline(volumes, PHASES)
+    assert baseline == ThresholdBaseline("hepatobiliary", tumour_below=True)
     assert len(table) == 2 * len(PHASES)
     assert table["train_dice"].max() > 0.5
-    labels = segment.baseline_labels(volumes[0], baseline, PHASES)
+    labels = baseline_labels(volumes[0], baseline, PHASES)
     liver = np.isin(volumes[0].mask, (1, 2))
     assert ((labels > 0) == liver).all()  # the baseline borrows the reference liver
 
@@ -335,7 +364,7 @@ def test_summary_and_auroc_per_cohort_with_external_centres():
     predictions = pd.DataFrame(
         {"status": "predicted", "response_score": np.linspace(0.1, 0.9, 12)}, index=patients
     )
-    auroc = segment_eval.head_auroc(predictions, sheet, "response").set_index("cohort")
+    auroc = head_auroc(predictions, sheet, "response").set_index("cohort")
     assert list(auroc.index) == [
         "train",
         "internal_test",
@@ -364,11 +393,11 @@ def test_summary_and_auroc_per_cohort_with_external_centres():
             "volume_error_pct": 0.0,
         }
         for p, s, c in zip(patients, split, centre, strict=True)
-        for m, d in ((segment.METHOD_NETWORK, 0.9), (segment.METHOD_BASELINE, 0.5))
+        for m, d in ((METHOD_NETWORK, 0.9), (METHOD_BASELINE, 0.5))
     ]
-    summary = segment_eval.metrics_summary(pd.DataFrame(rows)).set_index(["cohort", "method"])
-    assert summary.loc[("external_B", segment.METHOD_NETWORK), "dice_mean"] == pytest.approx(0.9)
-    assert summary.loc[("external", segment.METHOD_BASELINE), "n"] == 4
+    summary = metrics_summary(pd.DataFrame(rows)).set_index(["cohort", "method"])
+    assert summary.loc[("external_B", METHOD_NETWORK), "dice_mean"] == pytest.approx(0.9)
+    assert summary.loc[("external", METHOD_BASELINE), "n"] == 4
 
 
 def test_icc_of_identical_features_is_one_and_a_noisy_feature_disagrees():
@@ -383,11 +412,11 @@ def test_icc_of_identical_features_is_one_and_a_noisy_feature_disagrees():
     )
     auto = reference.copy()
     auto.iloc[:, 1] = rng.normal(size=10)
-    icc = segment_eval.auto_vs_reference_icc(reference, auto, threshold=0.75)
+    icc = auto_vs_reference_icc(reference, auto, threshold=0.75)
     assert icc["icc"].iloc[0] == pytest.approx(1.0)
     assert icc["icc"].iloc[1] < 0.75
     assert icc["agrees"].tolist() == [True, False]
-    summary = segment_eval.icc_summary(icc, 0.75).set_index("region")
+    summary = icc_summary(icc, 0.75).set_index("region")
     assert summary.loc["all", "n_icc_ge_0.75"] == 1
     assert summary.loc["tumour", "fraction_agreeing"] == 1.0
 
@@ -395,7 +424,7 @@ def test_icc_of_identical_features_is_one_and_a_noisy_feature_disagrees():
 def test_too_few_patients_with_a_predicted_tumour_give_a_noted_icc_table():
     index = pd.Index(["P1", "P2"], name="patient_id")
     reference = pd.DataFrame({"arterial_tumour_original_firstorder_Mean": [1.0, 2.0]}, index)
-    icc = segment_eval.auto_vs_reference_icc(reference, reference.iloc[:1], threshold=0.75)
+    icc = auto_vs_reference_icc(reference, reference.iloc[:1], threshold=0.75)
     assert icc["feature"].tolist() == list(reference.columns)
     assert icc["icc"].isna().all()
     assert "only 1 patients" in icc["note"].iloc[0]
@@ -422,15 +451,13 @@ def test_auto_radiomics_uses_the_predicted_mask_and_lists_who_is_left_out(tmp_pa
     predictions = pd.DataFrame(rows).set_index("patient_id")
     spacing = [SPACING[0], SPACING[1], SPACING[2]]
     radiomics_cfg = radiomics_for(config["radiomics"], "mri")
-    features, left_out = segment_eval.auto_radiomics(
-        folders, predictions, masks, params, radiomics_cfg, spacing
-    )
+    features, left_out = auto_radiomics(folders, predictions, masks, params, radiomics_cfg, spacing)
     assert list(features.index) == ["P0", "P1", "P2"]
     assert left_out.to_dict("records") == [
         {"patient_id": "P9", "reason": "predicted tumour mask is empty"}
     ]
     assert any(c.startswith("hepatobiliary_peritumoural_") for c in features.columns)
-    icc = segment_eval.auto_vs_reference_icc(features, features, threshold=0.75)
+    icc = auto_vs_reference_icc(features, features, threshold=0.75)
     defined = icc["icc"].notna()
     assert defined.any()
     assert icc.loc[defined, "icc"].to_numpy() == pytest.approx(1.0)

@@ -5,7 +5,8 @@ from pathlib import Path
 from hccrad.cohorts.sheet import read_sheet, write_table
 from hccrad.core.runlog import log_to
 from hccrad.core.torch_runtime import set_torch_threads
-from hccrad.segment.train import load_segmenter, predict_cohort
+from hccrad.segment.predict import predict_cohort
+from hccrad.segment.train import load_segmenter
 
 log = log_to(snakemake.log[0])
 set_torch_threads(snakemake.params.torch_threads, snakemake.threads)

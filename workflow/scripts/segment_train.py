@@ -3,7 +3,8 @@
 from hccrad.cohorts.sheet import read_sheet
 from hccrad.core.runlog import log_to
 from hccrad.core.torch_runtime import set_torch_threads
-from hccrad.segment.train import save_segmenter, segment_config, train_segmenter, training_volumes
+from hccrad.segment.network import segment_config
+from hccrad.segment.train import save_segmenter, train_segmenter, training_volumes
 
 log = log_to(snakemake.log[0])
 set_torch_threads(snakemake.params.segment["threads"], snakemake.threads)

@@ -19,21 +19,18 @@ import pandas as pd
 import SimpleITK as sitk  # noqa: N813
 
 from hccrad.core.labels import TUMOUR_LABEL
+from hccrad.core.splits import TRAIN
 from hccrad.imaging.prepared import predicted_mask_path
 from hccrad.imaging.read import ImageQCError
-from hccrad.segment.train import (
+from hccrad.segment.baseline import (
     METHOD_BASELINE,
-    METHOD_NETWORK,
-    STRUCTURES,
-    TRAIN_SPLIT,
     ThresholdBaseline,
-    Volume,
     baseline_labels,
     fit_threshold_baseline,
-    is_excluded,
-    label_metrics,
-    read_volume,
 )
+from hccrad.segment.metrics import STRUCTURES, label_metrics
+from hccrad.segment.network import METHOD_NETWORK
+from hccrad.segment.volumes import Volume, is_excluded, read_volume
 from hccrad.stats.discrimination import METRIC_ERRORS, delong_auc, evaluation_cohorts
 
 METRICS = ("dice", "iou", "hd95_mm", "volume_error_pct")
@@ -60,7 +57,7 @@ def training_baseline(
     volumes = [
         read_volume(folder, patient, phases)
         for patient, folder in folders.items()
-        if sheet.at[patient, "split"] == TRAIN_SPLIT and not is_excluded(folder)
+        if sheet.at[patient, "split"] == TRAIN and not is_excluded(folder)
     ]
     if not volumes:
         raise ValueError("the threshold baseline needs training patients; the sheet has none")

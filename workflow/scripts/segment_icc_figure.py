@@ -3,8 +3,8 @@
 import pandas as pd
 
 from hccrad.core.runlog import log_to
+from hccrad.figures.segment import auto_icc_figure
 from hccrad.figures.style import save_figure
-from hccrad.segment.evaluate import auto_icc_figure
 
 log = log_to(snakemake.log[0])
 icc = pd.read_csv(snakemake.input.icc, sep="\t")

@@ -4,8 +4,9 @@ from pathlib import Path
 
 from hccrad.cohorts.sheet import read_patients
 from hccrad.core.runlog import log_to
+from hccrad.figures.segment import overlay_figure
 from hccrad.figures.style import save_figure
-from hccrad.segment.evaluate import overlay_figure, overlay_patients
+from hccrad.segment.evaluate import overlay_patients
 
 log = log_to(snakemake.log[0])
 metrics = read_patients(snakemake.input.metrics, index=False)

@@ -1,4 +1,4 @@
-"""Evaluation of the multi-task segmenter: overlap metrics, head AUROC, overlays, auto radiomics.
+"""Evaluation of the multi-task segmenter: overlap metrics, head AUROC, radiomics from its masks.
 
 Every table is per patient first (nothing dropped: excluded and empty predictions are rows with
 a status) and summarised per evaluation cohort (train, internal_test, external and each external
@@ -153,7 +153,7 @@ def head_auroc(
     return pd.DataFrame(rows)
 
 
-# --------------------------------------------------------------------------- overlay figure
+# --------------------------------------------------------------------------- overlay patients
 
 
 def overlay_patients(metrics: pd.DataFrame, per_centre: int) -> list[str]:
@@ -163,71 +163,6 @@ def overlay_patients(metrics: pd.DataFrame, per_centre: int) -> list[str]:
     for _, group in evaluated.groupby("centre", sort=True):
         chosen += sorted(group["patient_id"])[:per_centre]
     return chosen
-
-
-def overlay_figure(
-    patients: Sequence[str],
-    folders: Mapping[str, str | Path],
-    mask_dir: str | Path,
-    metrics: pd.DataFrame,
-    phase: str,
-) -> Any:
-    """Predicted vs reference contours on each patient's largest tumour slice (one panel each)."""
-    import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-
-    from hccrad.figures.style import apply_style
-
-    apply_style()
-    columns = min(4, max(1, len(patients)))
-    rows = int(np.ceil(len(patients) / columns))
-    figure, axes = plt.subplots(
-        rows, columns, figsize=(1.9 * columns, 2.1 * rows + 0.4), squeeze=False
-    )
-    for axis in axes.flat:
-        axis.set_axis_off()
-    tumour = metrics[(metrics["structure"] == "tumour")].set_index(["patient_id", "method"])
-    for axis, patient in zip(axes.flat, patients, strict=False):
-        volume = read_volume(folders[patient], patient, [phase])
-        assert volume.mask is not None
-        predicted = read_predicted(mask_dir, patient, volume)
-        z = int(np.argmax((volume.mask == TUMOUR_LABEL).sum(axis=(1, 2))))
-        spacing = volume.spacing_zyx
-        height, width = volume.mask.shape[1:]
-        extent = (0, width * spacing[2], height * spacing[1], 0)
-        axis.imshow(volume.image[0, z], cmap="gray", extent=extent, vmin=-4, vmax=4)
-        for labels, colour, style in (
-            (volume.mask[z], "#56B4E9", "solid"),
-            (predicted[z], "#E69F00", "dashed"),
-        ):
-            axis.contour(
-                (labels == TUMOUR_LABEL).astype(float),
-                levels=[0.5],
-                colors=colour,
-                linestyles=style,
-                linewidths=0.9,
-                extent=(0, width * spacing[2], 0, height * spacing[1]),
-                origin="upper",
-            )
-        network = tumour.loc[(patient, METHOD_NETWORK)]
-        baseline = tumour.loc[(patient, METHOD_BASELINE)]
-        axis.set_title(
-            f"{patient} ({network['centre']}, {network['split']})\n"
-            f"Dice U-Net++ {network['dice']:.2f}, Otsu {baseline['dice']:.2f}",
-            fontsize=6.5,
-        )
-        axis.plot([5, 55], [height * spacing[1] - 6] * 2, color="white", linewidth=1.5)
-        axis.text(30, height * spacing[1] - 9, "50 mm", color="white", fontsize=5.5, ha="center")
-    handles = [
-        Line2D([], [], color="#56B4E9", label="reference tumour"),
-        Line2D([], [], color="#E69F00", linestyle="dashed", label="predicted tumour (U-Net++)"),
-    ]
-    figure.legend(handles=handles, loc="lower center", ncol=2, frameon=False)
-    figure.suptitle(
-        f"Predicted vs reference tumour contours, largest tumour slice ({phase} phase, z-score)"
-    )
-    figure.tight_layout(rect=(0, 0.05, 1, 1))
-    return figure
 
 
 # --------------------------------------------------------------------------- auto radiomics
@@ -326,20 +261,6 @@ def icc_summary(icc: pd.DataFrame, threshold: float) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-def auto_icc_figure(icc: pd.DataFrame, threshold: float) -> Any:
-    """The radiomics ICC strip plot, labelled for reference vs predicted masks."""
-    from hccrad.radiomics.extract import icc_figure
-
-    figure = icc_figure(icc.rename(columns={"agrees": "robust"}), threshold)
-    axis = figure.axes[0]
-    axis.set_ylabel("ICC(3,1), reference vs predicted masks")
-    axis.set_title(
-        f"Radiomics from predicted masks: {int(icc['agrees'].sum())} of {len(icc)} features with "
-        f"ICC >= {threshold} (n = {int(icc['n_patients'].iloc[0])} patients; green: agree)"
-    )
-    return figure
 
 
 def radiomics_auc_by_mask(

@@ -165,6 +165,62 @@ def test_benchmarks_and_studies_use_public_hccrad_names_only(folder):
     assert not {name: found for name, found in private.items() if found}
 
 
+PACKAGE = ROOT / "src" / "hccrad"
+FIGURES = PACKAGE / "figures"
+MAX_MODULE_LINES = 600
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, at any depth: `from a.b import c` gives a.b and a.b.c."""
+    modules = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            modules |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules.add(node.module)
+            modules |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return modules
+
+
+def imports_package(path: Path, package: str) -> bool:
+    """Whether a file imports ``package`` or any module under it."""
+    return any(m == package or m.startswith(f"{package}.") for m in imported_modules(path))
+
+
+def test_imported_modules_are_found_at_any_depth(tmp_path):
+    module = tmp_path / "module.py"
+    module.write_text(
+        "def draw():\n    from matplotlib.lines import Line2D\n"
+        "if True:\n    import matplotlib.pyplot as plt\n"
+        "from hccrad import figures\n"
+    )
+    assert imports_package(module, "matplotlib")
+    assert imports_package(module, "hccrad.figures")
+    assert not imports_package(module, "hccrad.fig")
+
+
+def test_no_module_is_longer_than_the_limit():
+    # Issue 29: a module over 600 lines mixes layers; split it into modules named for what
+    # they know.
+    lengths = {
+        str(path.relative_to(ROOT)): len(path.read_text(encoding="utf-8").splitlines())
+        for path in sorted(PACKAGE.rglob("*.py"))
+    }
+    offenders = {name: n for name, n in lengths.items() if n > MAX_MODULE_LINES}
+    assert not offenders, f"modules over {MAX_MODULE_LINES} lines: {offenders}"
+
+
+def test_only_figures_draw_and_nothing_else_imports_figures():
+    # matplotlib is slow to import and drawing is a layer of its own: the computing modules
+    # neither draw nor depend on the figures that show their results.
+    outside = [p for p in sorted(PACKAGE.rglob("*.py")) if not p.is_relative_to(FIGURES)]
+    assert outside
+    drawing = [str(p.relative_to(ROOT)) for p in outside if imports_package(p, "matplotlib")]
+    assert not drawing, f"modules outside hccrad.figures import matplotlib: {drawing}"
+    upward = [str(p.relative_to(ROOT)) for p in outside if imports_package(p, "hccrad.figures")]
+    assert not upward, f"modules outside hccrad.figures import hccrad.figures: {upward}"
+
+
 # Backticked words of docs/architecture.md that name repository files; placeholders skipped.
 REPO_PREFIXES = (
     "src/",

@@ -32,16 +32,18 @@ import SimpleITK as sitk  # noqa: N813
 
 from hccrad.core.seeding import rng_for
 from hccrad.core.versions import machine_description
-from hccrad.imaging import read as imaging
+from hccrad.imaging.transform import normalise_patient
+from hccrad.imaging.volumes import MRI_PHASES, PatientVolumes, load_patient
+from hccrad.imaging.write import write_preprocessed
 from hccrad.radiomics import extract as radiomics
 
-PHASES = imaging.MRI_PHASES
+PHASES = MRI_PHASES
 REGIONS = radiomics.REGIONS
 RING_MM = 5.0
 SPACING = (1.0, 1.0, 1.0)  # the parameter files' resampledPixelSpacing: no second resampling
 
 
-def phantom(patient_id: str, seed: int) -> imaging.PatientVolumes:
+def phantom(patient_id: str, seed: int) -> PatientVolumes:
     """A 120 x 120 x 80 mm liver-like phantom with one tumour of 10-25 mm radius, z-scored."""
     rng = rng_for(seed, "radiomics_benchmark", patient_id)
     shape = (80, 120, 120)  # z, y, x at 1 mm
@@ -64,8 +66,8 @@ def phantom(patient_id: str, seed: int) -> imaging.PatientVolumes:
         image = sitk.GetImageFromArray(values.astype(np.float32))
         image.CopyInformation(mask)
         images[phase] = image
-    volumes = imaging.PatientVolumes(patient_id, images, mask)
-    return imaging.normalise_patient(volumes, "zscore")
+    volumes = PatientVolumes(patient_id, images, mask)
+    return normalise_patient(volumes, "zscore")
 
 
 def write_cases(n_cases: int, folder: Path, seed: int) -> pd.DataFrame:
@@ -76,7 +78,7 @@ def write_cases(n_cases: int, folder: Path, seed: int) -> pd.DataFrame:
         volumes = phantom(patient_id, seed)
         image_paths = {p: folder / f"{patient_id}_{p}.nii.gz" for p in PHASES}
         mask_path = folder / f"{patient_id}_mask.nii.gz"
-        imaging.write_preprocessed(volumes, image_paths, mask_path)
+        write_preprocessed(volumes, image_paths, mask_path)
         regions = radiomics.region_masks(volumes.mask, REGIONS, ring_mm=RING_MM)
         region_paths = {r: folder / f"{patient_id}_{r}.nii.gz" for r in REGIONS}
         for region, region_mask in regions.items():
@@ -99,7 +101,7 @@ def prepared_cases(prepared: Path, n_cases: int, folder: Path) -> pd.DataFrame:
     ]:
         patient_id = patient_dir.name
         image_paths = {p: patient_dir / f"{p}.nii.gz" for p in PHASES}
-        volumes = imaging.load_patient(patient_id, image_paths, patient_dir / "mask.nii.gz")
+        volumes = load_patient(patient_id, image_paths, patient_dir / "mask.nii.gz")
         regions = radiomics.region_masks(volumes.mask, REGIONS, ring_mm=RING_MM)
         region_paths = {r: folder / f"{patient_id}_{r}.nii.gz" for r in REGIONS}
         for region, region_mask in regions.items():
@@ -129,7 +131,7 @@ def workflow_params(config_path: Path, folder: Path) -> str:
 
 def extract_one(patient_id: str, row: dict[str, str], params: str) -> pd.DataFrame:
     """hccrad's per-patient work: read and check the files, extract every phase x region."""
-    volumes = imaging.load_patient(patient_id, {p: row[p] for p in PHASES}, row["mask"])
+    volumes = load_patient(patient_id, {p: row[p] for p in PHASES}, row["mask"])
     features, _ = radiomics.extract_patient(volumes, params, regions=REGIONS, ring_mm=RING_MM)
     return features
 

@@ -12,7 +12,10 @@ import pytest
 import SimpleITK as sitk  # noqa: N813
 import yaml
 
-from hccrad.imaging.read import ImageQCError, PatientVolumes, call_or_exclude, normalise_patient
+from hccrad.imaging.exclusions import call_or_exclude
+from hccrad.imaging.read import ImageQCError
+from hccrad.imaging.transform import normalise_patient
+from hccrad.imaging.volumes import PatientVolumes
 from hccrad.radiomics import extract as radiomics
 
 PYRADIOMICS_DATA = Path(__file__).parent / "data" / "pyradiomics"

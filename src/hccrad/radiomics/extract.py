@@ -25,14 +25,11 @@ import SimpleITK as sitk  # noqa: N813  (the name SimpleITK itself documents)
 from radiomics.featureextractor import RadiomicsFeatureExtractor
 
 from hccrad.cohorts.sheet import read_patients
+from hccrad.core.labels import LIVER_LABEL, TUMOUR_LABEL
 from hccrad.core.seeding import rng_for
-from hccrad.imaging.read import (
-    LIVER_LABEL,
-    TUMOUR_LABEL,
-    ImageQCError,
-    PatientVolumes,
-    tumour_components,
-)
+from hccrad.imaging.crops import tumour_components
+from hccrad.imaging.read import ImageQCError
+from hccrad.imaging.volumes import PatientVolumes
 
 if TYPE_CHECKING:
     # Only the ICC figure draws: per-patient extraction jobs need not import matplotlib.

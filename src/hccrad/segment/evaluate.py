@@ -246,8 +246,10 @@ def auto_radiomics(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Radiomic features from the predicted masks (one job), and the patients left out why."""
     # Imported here: PyRadiomics is slow to import and only this step needs it.
-    from hccrad.imaging.prepare import load_prepared, prepared_phases, radiomics_settings
+    from hccrad.imaging.prepared import prepared_phases
+    from hccrad.imaging.volumes import load_prepared
     from hccrad.radiomics.extract import extract_patient
+    from hccrad.radiomics.patient import radiomics_settings
 
     tables, left_out = [], []
     for patient, folder in folders.items():

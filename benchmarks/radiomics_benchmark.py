@@ -35,10 +35,15 @@ from hccrad.core.versions import machine_description
 from hccrad.imaging.transform import normalise_patient
 from hccrad.imaging.volumes import MRI_PHASES, PatientVolumes, load_patient
 from hccrad.imaging.write import write_preprocessed
-from hccrad.radiomics import extract as radiomics
+from hccrad.radiomics.extract import (
+    REGIONS,
+    extract_patient,
+    gather_features,
+    params_path,
+    region_masks,
+)
 
 PHASES = MRI_PHASES
-REGIONS = radiomics.REGIONS
 RING_MM = 5.0
 SPACING = (1.0, 1.0, 1.0)  # the parameter files' resampledPixelSpacing: no second resampling
 
@@ -79,7 +84,7 @@ def write_cases(n_cases: int, folder: Path, seed: int) -> pd.DataFrame:
         image_paths = {p: folder / f"{patient_id}_{p}.nii.gz" for p in PHASES}
         mask_path = folder / f"{patient_id}_mask.nii.gz"
         write_preprocessed(volumes, image_paths, mask_path)
-        regions = radiomics.region_masks(volumes.mask, REGIONS, ring_mm=RING_MM)
+        regions = region_masks(volumes.mask, REGIONS, ring_mm=RING_MM)
         region_paths = {r: folder / f"{patient_id}_{r}.nii.gz" for r in REGIONS}
         for region, region_mask in regions.items():
             sitk.WriteImage(region_mask, str(region_paths[region]), useCompression=True)
@@ -102,7 +107,7 @@ def prepared_cases(prepared: Path, n_cases: int, folder: Path) -> pd.DataFrame:
         patient_id = patient_dir.name
         image_paths = {p: patient_dir / f"{p}.nii.gz" for p in PHASES}
         volumes = load_patient(patient_id, image_paths, patient_dir / "mask.nii.gz")
-        regions = radiomics.region_masks(volumes.mask, REGIONS, ring_mm=RING_MM)
+        regions = region_masks(volumes.mask, REGIONS, ring_mm=RING_MM)
         region_paths = {r: folder / f"{patient_id}_{r}.nii.gz" for r in REGIONS}
         for region, region_mask in regions.items():
             sitk.WriteImage(region_mask, str(region_paths[region]), useCompression=True)
@@ -132,7 +137,7 @@ def workflow_params(config_path: Path, folder: Path) -> str:
 def extract_one(patient_id: str, row: dict[str, str], params: str) -> pd.DataFrame:
     """hccrad's per-patient work: read and check the files, extract every phase x region."""
     volumes = load_patient(patient_id, {p: row[p] for p in PHASES}, row["mask"])
-    features, _ = radiomics.extract_patient(volumes, params, regions=REGIONS, ring_mm=RING_MM)
+    features, _ = extract_patient(volumes, params, regions=REGIONS, ring_mm=RING_MM)
     return features
 
 
@@ -144,7 +149,7 @@ def run_hccrad(sheet: pd.DataFrame, params: str, processes: int) -> tuple[float,
             pool.submit(extract_one, patient_id, row.to_dict(), params)
             for patient_id, row in sheet.iterrows()
         ]
-        table = radiomics.gather_features(f.result() for f in futures)
+        table = gather_features(f.result() for f in futures)
     return time.perf_counter() - start, table
 
 
@@ -218,7 +223,7 @@ def main() -> None:
             sheet = prepared_cases(args.prepared, args.n_cases, folder)
             source = f"prepared patients of `{args.prepared}` with `{args.config}`'s settings"
         else:
-            params = str(radiomics.params_path("mri", original_only=args.params == "original"))
+            params = str(params_path("mri", original_only=args.params == "original"))
             sheet = write_cases(args.n_cases, folder, args.seed)
             source = "synthetic phantoms"
         results, difference = [], 0.0

@@ -27,7 +27,8 @@ from hccrad.imaging.exclusions import (
 from hccrad.imaging.prepared import prepared_phases, read_exclusion
 from hccrad.imaging.read import ImageQCError
 from hccrad.imaging.volumes import PatientVolumes, load_prepared
-from hccrad.radiomics.extract import extract_patient, gather_features, perturbed_volumes
+from hccrad.radiomics.extract import extract_patient, gather_features
+from hccrad.radiomics.robustness import perturbed_volumes
 
 # The radiomics step's name in the exclusions table's step column (hccrad.imaging.exclusions).
 RADIOMICS_STEP = "patient_radiomics"

@@ -283,7 +283,7 @@ def auto_vs_reference_icc(
     reference: pd.DataFrame, auto: pd.DataFrame, threshold: float
 ) -> pd.DataFrame:
     """ICC(3,1) per feature between reference-mask and predicted-mask values (shared patients)."""
-    from hccrad.radiomics.extract import feature_icc
+    from hccrad.radiomics.robustness import feature_icc
 
     shared = reference.index.intersection(auto.index)
     if len(shared) < MIN_ICC_PATIENTS:
@@ -335,7 +335,7 @@ def icc_summary(icc: pd.DataFrame, threshold: float) -> pd.DataFrame:
 
 def auto_icc_figure(icc: pd.DataFrame, threshold: float) -> Any:
     """The radiomics ICC strip plot, labelled for reference vs predicted masks."""
-    from hccrad.radiomics.extract import icc_figure
+    from hccrad.figures.radiomics import icc_figure
 
     figure = icc_figure(icc.rename(columns={"agrees": "robust"}), threshold)
     axis = figure.axes[0]

@@ -32,16 +32,23 @@ import SimpleITK as sitk  # noqa: N813
 
 from hccrad.core.seeding import rng_for
 from hccrad.core.versions import machine_description
-from hccrad.imaging import read as imaging
-from hccrad.radiomics import extract as radiomics
+from hccrad.imaging.transform import normalise_patient
+from hccrad.imaging.volumes import MRI_PHASES, PatientVolumes, load_patient
+from hccrad.imaging.write import write_preprocessed
+from hccrad.radiomics.extract import (
+    REGIONS,
+    extract_patient,
+    gather_features,
+    params_path,
+    region_masks,
+)
 
-PHASES = imaging.MRI_PHASES
-REGIONS = radiomics.REGIONS
+PHASES = MRI_PHASES
 RING_MM = 5.0
 SPACING = (1.0, 1.0, 1.0)  # the parameter files' resampledPixelSpacing: no second resampling
 
 
-def phantom(patient_id: str, seed: int) -> imaging.PatientVolumes:
+def phantom(patient_id: str, seed: int) -> PatientVolumes:
     """A 120 x 120 x 80 mm liver-like phantom with one tumour of 10-25 mm radius, z-scored."""
     rng = rng_for(seed, "radiomics_benchmark", patient_id)
     shape = (80, 120, 120)  # z, y, x at 1 mm
@@ -64,8 +71,8 @@ def phantom(patient_id: str, seed: int) -> imaging.PatientVolumes:
         image = sitk.GetImageFromArray(values.astype(np.float32))
         image.CopyInformation(mask)
         images[phase] = image
-    volumes = imaging.PatientVolumes(patient_id, images, mask)
-    return imaging.normalise_patient(volumes, "zscore")
+    volumes = PatientVolumes(patient_id, images, mask)
+    return normalise_patient(volumes, "zscore")
 
 
 def write_cases(n_cases: int, folder: Path, seed: int) -> pd.DataFrame:
@@ -76,8 +83,8 @@ def write_cases(n_cases: int, folder: Path, seed: int) -> pd.DataFrame:
         volumes = phantom(patient_id, seed)
         image_paths = {p: folder / f"{patient_id}_{p}.nii.gz" for p in PHASES}
         mask_path = folder / f"{patient_id}_mask.nii.gz"
-        imaging.write_preprocessed(volumes, image_paths, mask_path)
-        regions = radiomics.region_masks(volumes.mask, REGIONS, ring_mm=RING_MM)
+        write_preprocessed(volumes, image_paths, mask_path)
+        regions = region_masks(volumes.mask, REGIONS, ring_mm=RING_MM)
         region_paths = {r: folder / f"{patient_id}_{r}.nii.gz" for r in REGIONS}
         for region, region_mask in regions.items():
             sitk.WriteImage(region_mask, str(region_paths[region]), useCompression=True)
@@ -99,8 +106,8 @@ def prepared_cases(prepared: Path, n_cases: int, folder: Path) -> pd.DataFrame:
     ]:
         patient_id = patient_dir.name
         image_paths = {p: patient_dir / f"{p}.nii.gz" for p in PHASES}
-        volumes = imaging.load_patient(patient_id, image_paths, patient_dir / "mask.nii.gz")
-        regions = radiomics.region_masks(volumes.mask, REGIONS, ring_mm=RING_MM)
+        volumes = load_patient(patient_id, image_paths, patient_dir / "mask.nii.gz")
+        regions = region_masks(volumes.mask, REGIONS, ring_mm=RING_MM)
         region_paths = {r: folder / f"{patient_id}_{r}.nii.gz" for r in REGIONS}
         for region, region_mask in regions.items():
             sitk.WriteImage(region_mask, str(region_paths[region]), useCompression=True)
@@ -129,8 +136,8 @@ def workflow_params(config_path: Path, folder: Path) -> str:
 
 def extract_one(patient_id: str, row: dict[str, str], params: str) -> pd.DataFrame:
     """hccrad's per-patient work: read and check the files, extract every phase x region."""
-    volumes = imaging.load_patient(patient_id, {p: row[p] for p in PHASES}, row["mask"])
-    features, _ = radiomics.extract_patient(volumes, params, regions=REGIONS, ring_mm=RING_MM)
+    volumes = load_patient(patient_id, {p: row[p] for p in PHASES}, row["mask"])
+    features, _ = extract_patient(volumes, params, regions=REGIONS, ring_mm=RING_MM)
     return features
 
 
@@ -142,7 +149,7 @@ def run_hccrad(sheet: pd.DataFrame, params: str, processes: int) -> tuple[float,
             pool.submit(extract_one, patient_id, row.to_dict(), params)
             for patient_id, row in sheet.iterrows()
         ]
-        table = radiomics.gather_features(f.result() for f in futures)
+        table = gather_features(f.result() for f in futures)
     return time.perf_counter() - start, table
 
 
@@ -216,7 +223,7 @@ def main() -> None:
             sheet = prepared_cases(args.prepared, args.n_cases, folder)
             source = f"prepared patients of `{args.prepared}` with `{args.config}`'s settings"
         else:
-            params = str(radiomics.params_path("mri", original_only=args.params == "original"))
+            params = str(params_path("mri", original_only=args.params == "original"))
             sheet = write_cases(args.n_cases, folder, args.seed)
             source = "synthetic phantoms"
         results, difference = [], 0.0

@@ -62,7 +62,7 @@ print(json.dumps({"seconds": seconds, "peak_mib": peak_mib}))
 """
 RADIOMICS = """
 import json, resource, sys, time
-from hccrad.imaging.prepare import patient_radiomics
+from hccrad.radiomics.patient import patient_radiomics
 
 radiomics = json.loads(sys.argv[3])
 start = time.perf_counter()

@@ -31,8 +31,8 @@ import statsmodels.formula.api as smf
 import yaml
 from scipy import ndimage
 
+from hccrad.core.labels import TUMOUR_LABEL
 from hccrad.core.versions import cpu_model
-from hccrad.imaging import read as imaging
 from hccrad.imaging.prepare import prepare_patient
 
 REPORT = Path(__file__).with_suffix(".md")
@@ -49,7 +49,7 @@ TRAITS = (
 def tumour_statistics(crop_path: Path) -> dict[str, float]:
     """Mean, SD and mean |Laplacian| of the tumour's voxels in each phase of one crop file."""
     with np.load(crop_path, allow_pickle=False) as data:
-        image, tumour = data["image"], data["mask"] == imaging.TUMOUR_LABEL
+        image, tumour = data["image"], data["mask"] == TUMOUR_LABEL
         phases = [str(p) for p in data["phases"]]
     row = {"tumour_voxels": float(tumour.sum())}
     for phase, values in zip(phases, image, strict=True):

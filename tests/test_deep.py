@@ -1,7 +1,7 @@
 """Tests of hccrad.deep.train: crops, networks, reproducibility, selection, outputs and Grad-CAM.
 
 The cohort is a small simulated one: phantom livers rendered at 4 mm, z-scored over the liver
-and cropped by hccrad.imaging.read to 64 mm (16^3 voxels), with a planted signal: responders'
+and cropped by hccrad.imaging.crops to 64 mm (16^3 voxels), with a planted signal: responders'
 tumours enhance strongly in the arterial phase, non-responders' barely.
 """
 
@@ -27,7 +27,9 @@ from hccrad.deep import train as deep
 from hccrad.deep import tumour_pooled
 from hccrad.deep.train import CropSet, DeepConfig, DeepModel
 from hccrad.figures.style import save_figure
-from hccrad.imaging import read as imaging
+from hccrad.imaging.crops import TumourCrop, crop_tumours, write_crops
+from hccrad.imaging.transform import normalise_patient
+from hccrad.imaging.volumes import PatientVolumes
 
 SEED = 3
 N_PATIENTS = 72
@@ -74,7 +76,7 @@ def _as_sitk(array_xyz: np.ndarray, affine: np.ndarray) -> sitk.Image:
     return image
 
 
-def simulated_cohort(n_patients: int, seed: int) -> tuple[list[imaging.TumourCrop], pd.DataFrame]:
+def simulated_cohort(n_patients: int, seed: int) -> tuple[list[TumourCrop], pd.DataFrame]:
     """Tumour crops of every tumour and a training sheet with a planted arterial signal."""
     traits = simulate.simulate_traits(n_patients, rng_for(seed, "traits"))
     appearance = simulate.trait_appearance(traits, rng_for(seed, "appearance"))
@@ -84,18 +86,18 @@ def simulated_cohort(n_patients: int, seed: int) -> tuple[list[imaging.TumourCro
     appearance["largest_diameter_mm"] = appearance["largest_diameter_mm"].clip(16, 40)
     appearance["n_tumours"] = np.minimum(appearance["n_tumours"], 2)
     ids = [f"SIM{i:03d}" for i in range(n_patients)]
-    crops: list[imaging.TumourCrop] = []
+    crops: list[TumourCrop] = []
     for i, patient in enumerate(ids):
         images, mask, affine, _ = phantom.render_patient(
             appearance.iloc[i], CENTRE, "mri", IMAGE_CFG, rng_for(seed, "image", i)
         )
-        volumes = imaging.PatientVolumes(
+        volumes = PatientVolumes(
             patient,
             {p: _as_sitk(a.astype(np.float32), affine) for p, a in images.items()},
             _as_sitk(mask, affine),
         )
-        volumes = imaging.normalise_patient(volumes, "zscore")
-        crops += imaging.crop_tumours(volumes, (64.0, 64.0, 64.0), instances="all")
+        volumes = normalise_patient(volumes, "zscore")
+        crops += crop_tumours(volumes, (64.0, 64.0, 64.0), instances="all")
     sheet = pd.DataFrame(
         {
             "split": "train",
@@ -107,8 +109,8 @@ def simulated_cohort(n_patients: int, seed: int) -> tuple[list[imaging.TumourCro
     return crops, sheet
 
 
-def to_cropset(crops: list[imaging.TumourCrop], top_k: int = 1) -> CropSet:
-    """A CropSet from hccrad.imaging.read crops."""
+def to_cropset(crops: list[TumourCrop], top_k: int = 1) -> CropSet:
+    """A CropSet from hccrad.imaging.crops crops."""
     return deep.crops_from_arrays(
         [c.patient_id for c in crops],
         [c.image for c in crops],
@@ -123,7 +125,7 @@ def to_cropset(crops: list[imaging.TumourCrop], top_k: int = 1) -> CropSet:
 
 
 @pytest.fixture(scope="module")
-def cohort() -> tuple[list[imaging.TumourCrop], CropSet, pd.DataFrame]:
+def cohort() -> tuple[list[TumourCrop], CropSet, pd.DataFrame]:
     """The simulated cohort: every crop, the largest-tumour CropSet and the sheet."""
     crops, sheet = simulated_cohort(N_PATIENTS, SEED)
     return crops, to_cropset(crops), sheet
@@ -157,13 +159,13 @@ def test_config_from_mapping_checks_keys() -> None:
 
 
 def test_load_crops_keeps_largest_tumours(
-    cohort: tuple[list[imaging.TumourCrop], CropSet, pd.DataFrame], tmp_path: Path
+    cohort: tuple[list[TumourCrop], CropSet, pd.DataFrame], tmp_path: Path
 ) -> None:
     crops, _, _ = cohort
     patients_with_two = sorted({c.patient_id for c in crops if c.instance == 2})[:2]
     chosen = [c for c in crops if c.patient_id in patients_with_two]
     # Reverse the files so that load_crops has to rank the tumours itself.
-    paths = imaging.write_crops(chosen[::-1], tmp_path)
+    paths = write_crops(chosen[::-1], tmp_path)
     largest = deep.load_crops(paths, 20)
     both = deep.load_crops(paths, 12, top_k=2)
     assert largest.images.shape == (2, 3, 20, 20, 20)
@@ -378,7 +380,7 @@ def test_winner_ties_go_to_lower_sd_then_fewer_parameters() -> None:
 
 
 def test_deep_features_are_patients_by_features_averaged_over_tumours(
-    cohort: tuple[list[imaging.TumourCrop], CropSet, pd.DataFrame], trained: DeepModel
+    cohort: tuple[list[TumourCrop], CropSet, pd.DataFrame], trained: DeepModel
 ) -> None:
     crops, _, _ = cohort
     two_tumours = to_cropset(crops, top_k=2).subset(

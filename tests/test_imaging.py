@@ -1,4 +1,4 @@
-"""hccrad.imaging.read: reading, QC errors, resampling, normalisation, crops and outputs."""
+"""hccrad.imaging: reading, QC errors, resampling, normalisation, crops and outputs."""
 
 from __future__ import annotations
 
@@ -9,10 +9,21 @@ import pytest
 import SimpleITK as sitk  # noqa: N813
 from scipy import ndimage
 
-from hccrad.imaging import read as imaging
-from hccrad.imaging.read import ImageQCError, PatientVolumes
+from hccrad.figures.imaging import write_qc_png
+from hccrad.imaging.crops import crop_tumours, write_crops
+from hccrad.imaging.exclusions import EXCLUSION_COLUMNS, call_or_exclude
+from hccrad.imaging.read import ImageQCError
+from hccrad.imaging.transform import (
+    correct_bias_patient,
+    harmonise_patient,
+    harmonise_resolution,
+    normalise_patient,
+    resample_patient,
+)
+from hccrad.imaging.volumes import MRI_PHASES, PatientVolumes, load_patient
+from hccrad.imaging.write import write_preprocessed
 
-PHASES = imaging.MRI_PHASES
+PHASES = MRI_PHASES
 SPACING = (0.8, 0.8, 2.5)
 ORIGIN = (-20.0, 15.0, 30.0)
 # y and z flipped (right-handed, as DICOM requires): the crops must come out in LPS all the same.
@@ -103,7 +114,7 @@ def test_load_patient_reads_nifti_nrrd_and_dicom(
 ) -> None:
     """Every supported format loads onto the mask's grid with its values."""
     paths, mask_path = patient_files
-    volumes = imaging.load_patient("HCC_007", paths, mask_path, phases=PHASES)
+    volumes = load_patient("HCC_007", paths, mask_path, phases=PHASES)
     phases, labels = phantom_arrays()
     assert volumes.phases == PHASES
     for phase in PHASES:
@@ -174,18 +185,18 @@ def test_bad_input_names_patient_file_and_problem(
     paths, mask_path = patient_files
     culprit = spoil(paths, mask_path)
     with pytest.raises(ImageQCError) as raised:
-        imaging.load_patient("HCC_007", paths, mask_path, phases=PHASES)
+        load_patient("HCC_007", paths, mask_path, phases=PHASES)
     message = str(raised.value)
     assert "HCC_007" in message and problem in message and "Fix:" in message
     if isinstance(culprit, Path):
         assert culprit.name in message
-    result, exclusion = imaging.call_or_exclude(
-        imaging.load_patient, "HCC_007", paths, mask_path, phases=PHASES, on_error="exclude"
+    result, exclusion = call_or_exclude(
+        load_patient, "HCC_007", paths, mask_path, phases=PHASES, on_error="exclude"
     )
     assert result is None
     assert exclusion is not None and exclusion.patient_id == "HCC_007"
     assert problem in exclusion.reason
-    assert set(exclusion.as_row()) == set(imaging.EXCLUSION_COLUMNS)
+    assert set(exclusion.as_row()) == set(EXCLUSION_COLUMNS)
 
 
 def test_call_or_exclude_passes_results_through(
@@ -193,8 +204,8 @@ def test_call_or_exclude_passes_results_through(
 ) -> None:
     """A good patient comes back with no exclusion."""
     paths, mask_path = patient_files
-    volumes, exclusion = imaging.call_or_exclude(
-        imaging.load_patient, "HCC_007", paths, mask_path, on_error="exclude"
+    volumes, exclusion = call_or_exclude(
+        load_patient, "HCC_007", paths, mask_path, on_error="exclude"
     )
     assert exclusion is None and volumes is not None and volumes.phases == PHASES
 
@@ -203,7 +214,7 @@ def test_call_or_exclude_passes_results_through(
 def test_resampling_keeps_field_of_view_and_labels(interpolator: str) -> None:
     """Same corner and extent (to one new voxel), new spacing, labels stay 0/1/2, tumour kept."""
     volumes = phantom_volumes()
-    resampled = imaging.resample_patient(volumes, (1.0, 1.0, 1.0), interpolator)
+    resampled = resample_patient(volumes, (1.0, 1.0, 1.0), interpolator)
 
     def corner(image: sitk.Image) -> np.ndarray:
         return np.asarray(image.TransformContinuousIndexToPhysicalPoint((-0.5, -0.5, -0.5)))
@@ -247,22 +258,22 @@ def _spread_mm2(image: sitk.Image) -> np.ndarray:
 def test_resolution_harmonisation_blurs_finer_axes_to_the_target() -> None:
     """A point at 1 x 2 x 6 mm spreads by (r^2 - s^2) / (8 ln 2) per axis towards 3 x 3 x 6 mm."""
     impulse = _impulse((1.0, 2.0, 6.0))
-    blurred = imaging.harmonise_resolution(impulse, (3.0, 3.0, 6.0))
+    blurred = harmonise_resolution(impulse, (3.0, 3.0, 6.0))
     expected = np.array([3.0**2 - 1.0**2, 3.0**2 - 2.0**2, 0.0]) / (8 * np.log(2))
     np.testing.assert_allclose(_spread_mm2(blurred), expected, rtol=0.02, atol=1e-6)
     # The blur moves intensity, it does not add or remove it.
     assert sitk.GetArrayFromImage(blurred).sum() == pytest.approx(1.0, rel=1e-3)
     # Already as coarse as the target (or coarser): the image is returned as it is.
     coarse = _impulse((3.0, 3.0, 8.0))
-    assert imaging.harmonise_resolution(coarse, (3.0, 3.0, 6.0)) is coarse
+    assert harmonise_resolution(coarse, (3.0, 3.0, 6.0)) is coarse
 
 
 def test_harmonised_patient_keeps_grid_and_mask() -> None:
     """Every phase is blurred on its own grid; the mask is untouched; None changes nothing."""
     volumes = phantom_volumes()
-    assert imaging.harmonise_patient(volumes, None) is volumes
+    assert harmonise_patient(volumes, None) is volumes
     target = tuple(2.0 * s for s in SPACING)
-    harmonised = imaging.harmonise_patient(volumes, target)
+    harmonised = harmonise_patient(volumes, target)
     assert harmonised.mask is volumes.mask and harmonised.phases == volumes.phases
     for phase, image in harmonised.images.items():
         original = volumes.images[phase]
@@ -280,15 +291,15 @@ def test_normalisation_per_phase() -> None:
     """z-score over liver parenchyma, percentile clip to [0, 1], HU window clip."""
     volumes = phantom_volumes()
     labels = sitk.GetArrayFromImage(volumes.mask)
-    zscored = imaging.normalise_patient(volumes, "zscore")
+    zscored = normalise_patient(volumes, "zscore")
     for image in zscored.images.values():
         liver = sitk.GetArrayFromImage(image)[labels == 1]
         assert liver.mean() == pytest.approx(0.0, abs=1e-4)
         assert liver.std() == pytest.approx(1.0, abs=1e-4)
-    clipped = imaging.normalise_patient(volumes, "percentile", percentiles=(1.0, 99.0))
+    clipped = normalise_patient(volumes, "percentile", percentiles=(1.0, 99.0))
     values = sitk.GetArrayFromImage(clipped.images["arterial"])
     assert values.min() == 0.0 and values.max() == 1.0
-    windowed = imaging.normalise_patient(volumes, "hu_window", window=(20.0, 150.0))
+    windowed = normalise_patient(volumes, "hu_window", window=(20.0, 150.0))
     values = sitk.GetArrayFromImage(windowed.images["arterial"])
     assert values.min() == 20.0 and values.max() == 150.0
 
@@ -302,7 +313,7 @@ def test_zscore_without_liver_label_names_patient() -> None:
     mask.CopyInformation(volumes.mask)
     bad = PatientVolumes("HCC_007", volumes.images, mask, {"arterial": "a.nii.gz"})
     with pytest.raises(ImageQCError, match=r"HCC_007: a\.nii\.gz: zscore normalisation"):
-        imaging.normalise_patient(bad, "zscore")
+        normalise_patient(bad, "zscore")
 
 
 def tumour_centroid_voxel(mask: np.ndarray) -> np.ndarray:
@@ -318,8 +329,8 @@ def test_crop_has_requested_shape_and_is_centred_on_largest_tumour(
     box_mm: tuple[float, float, float],
 ) -> None:
     """Box voxels = box_mm / spacing; the largest tumour sits in the middle of the crop."""
-    volumes = imaging.resample_patient(phantom_volumes(), (1.0, 1.0, 2.0))
-    (crop,) = imaging.crop_tumours(volumes, box_mm)
+    volumes = resample_patient(phantom_volumes(), (1.0, 1.0, 2.0))
+    (crop,) = crop_tumours(volumes, box_mm)
     expected_zyx = tuple(round(b / s) for b, s in zip(box_mm[::-1], (2.0, 1.0, 1.0), strict=True))
     assert crop.image.shape == (3, *expected_zyx)
     assert crop.image.dtype == np.float32
@@ -334,13 +345,13 @@ def test_crop_has_requested_shape_and_is_centred_on_largest_tumour(
 def test_crop_every_tumour_largest_first_and_npz_round_trip(tmp_path: Path) -> None:
     """instances='all' gives one crop per tumour, largest first; .npz keeps arrays and metadata."""
     volumes = phantom_volumes()
-    crops = imaging.crop_tumours(volumes, (16.0, 16.0, 15.0), instances="all")
+    crops = crop_tumours(volumes, (16.0, 16.0, 15.0), instances="all")
     assert [crop.instance for crop in crops] == [1, 2]
     assert crops[0].tumour_volume_mm3 > crops[1].tumour_volume_mm3
     for crop in crops:
         offset = tumour_centroid_voxel(crop.mask) - (np.asarray(crop.mask.shape) - 1) / 2
         assert np.all(np.abs(offset) <= 1.0)
-    paths = imaging.write_crops(crops, tmp_path / "crops")
+    paths = write_crops(crops, tmp_path / "crops")
     assert [p.name for p in paths] == ["HCC_007_tumour1.npz", "HCC_007_tumour2.npz"]
     with np.load(paths[0]) as saved:
         np.testing.assert_array_equal(saved["image"], crops[0].image)
@@ -354,18 +365,18 @@ def test_crop_every_tumour_largest_first_and_npz_round_trip(tmp_path: Path) -> N
 def test_crop_beyond_the_image_is_padded() -> None:
     """A box larger than the image keeps its shape; outside voxels get the phase minimum."""
     volumes = phantom_volumes()
-    (crop,) = imaging.crop_tumours(volumes, (80.0, 80.0, 80.0))
+    (crop,) = crop_tumours(volumes, (80.0, 80.0, 80.0))
     assert crop.image.shape == (3, 32, 100, 100)
     assert crop.image[0, 0, 0, 0] == sitk.GetArrayViewFromImage(volumes.images["arterial"]).min()
 
 
 def test_preprocessed_nifti_round_trip(tmp_path: Path) -> None:
     """Written phases and mask read back on the same grid, values to int16 quantisation."""
-    volumes = imaging.normalise_patient(phantom_volumes(), "zscore")
+    volumes = normalise_patient(phantom_volumes(), "zscore")
     image_paths = {phase: tmp_path / f"HCC_007_{phase}.nii.gz" for phase in PHASES}
     mask_path = tmp_path / "HCC_007_mask.nii.gz"
-    imaging.write_preprocessed(volumes, image_paths, mask_path)
-    again = imaging.load_patient("HCC_007", image_paths, mask_path)
+    write_preprocessed(volumes, image_paths, mask_path)
+    again = load_patient("HCC_007", image_paths, mask_path)
     for phase in PHASES:
         written = sitk.GetArrayFromImage(volumes.images[phase])
         step = (written.max() - written.min()) / 65535  # nibabel's int16 slope
@@ -383,7 +394,7 @@ def test_qc_png_is_written(tmp_path: Path) -> None:
     """The QC figure is a PNG with one panel per phase."""
     from matplotlib.image import imread
 
-    path = imaging.write_qc_png(phantom_volumes(), tmp_path / "qc" / "HCC_007.png", dpi=80)
+    path = write_qc_png(phantom_volumes(), tmp_path / "qc" / "HCC_007.png", dpi=80)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     height, width, _ = imread(path).shape
     assert width > 2 * height  # three panels side by side
@@ -416,7 +427,7 @@ def test_n4_removes_a_smooth_multiplicative_field_and_keeps_the_tumour_contrast(
     volumes = biased_liver(0.3)
     labels = sitk.GetArrayFromImage(volumes.mask)
     before = sitk.GetArrayFromImage(volumes.images["portal_venous"])
-    corrected = imaging.correct_bias_patient(volumes, "n4")
+    corrected = correct_bias_patient(volumes, "n4")
     after = sitk.GetArrayFromImage(corrected.images["portal_venous"])
 
     def liver_cv(values: np.ndarray) -> float:
@@ -427,7 +438,7 @@ def test_n4_removes_a_smooth_multiplicative_field_and_keeps_the_tumour_contrast(
     assert liver_cv(after) < 0.05
     ratio = after[labels == 2].mean() / after[labels == 1].mean()
     assert ratio == pytest.approx(0.5, abs=0.02)
-    assert imaging.correct_bias_patient(volumes, "none") is volumes
+    assert correct_bias_patient(volumes, "none") is volumes
 
 
 def test_n4_is_the_same_bit_for_bit_whatever_the_itk_thread_count() -> None:
@@ -438,7 +449,7 @@ def test_n4_is_the_same_bit_for_bit_whatever_the_itk_thread_count() -> None:
     try:
         for threads in (1, 3):
             sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
-            image = imaging.correct_bias_patient(volumes, "n4").images["portal_venous"]
+            image = correct_bias_patient(volumes, "n4").images["portal_venous"]
             results.append(sitk.GetArrayFromImage(image))
             assert sitk.ProcessObject.GetGlobalDefaultNumberOfThreads() == threads
     finally:
@@ -452,4 +463,4 @@ def test_n4_on_an_image_that_is_not_a_magnitude_mri_names_patient_file_and_fix()
     shifted = volumes.images["portal_venous"] - 200.0
     bad = PatientVolumes("HCC_042", {"portal_venous": shifted}, volumes.mask, volumes.sources)
     with pytest.raises(ImageQCError, match=r"HCC_042: pv\.nii: N4 .* bias_correction: mri: none"):
-        imaging.correct_bias_patient(bad, "n4")
+        correct_bias_patient(bad, "n4")

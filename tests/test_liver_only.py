@@ -13,13 +13,8 @@ from hccrad.cohorts.phantom import PHASES, render_patient, write_nifti
 from hccrad.cohorts.simulate import simulate_cohort
 from hccrad.core.config import ConfigError, check_config
 from hccrad.core.seeding import rng_for
-from hccrad.imaging.prepare import (
-    PREDICTED_TUMOUR_STEP,
-    PREPARE_STEP,
-    gather_exclusions,
-    prepare_patient,
-    prepare_with_predicted_tumour,
-)
+from hccrad.imaging.exclusions import PREDICTED_TUMOUR_STEP, PREPARE_STEP, gather_exclusions
+from hccrad.imaging.prepare import prepare_patient, prepare_with_predicted_tumour
 from hccrad.imaging.prepared import (
     crop_files,
     predicted_mask_path,

@@ -1,5 +1,5 @@
-"""Tests of hccrad.radiomics.extract: PyRadiomics' own baseline, trait-following features, regions,
-mask perturbations, ICC and per-centre harmonisation."""
+"""Tests of hccrad.radiomics (extract, robustness, harmonise): PyRadiomics' own baseline,
+trait-following features, regions, mask perturbations, ICC and per-centre harmonisation."""
 
 from __future__ import annotations
 
@@ -12,8 +12,20 @@ import pytest
 import SimpleITK as sitk  # noqa: N813
 import yaml
 
-from hccrad.imaging.read import ImageQCError, PatientVolumes, call_or_exclude, normalise_patient
-from hccrad.radiomics import extract as radiomics
+from hccrad.imaging.exclusions import call_or_exclude
+from hccrad.imaging.read import ImageQCError
+from hccrad.imaging.transform import normalise_patient
+from hccrad.imaging.volumes import PatientVolumes
+from hccrad.radiomics.extract import (
+    PARAMS_DIR,
+    extract_patient,
+    gather_features,
+    make_extractor,
+    params_path,
+    region_masks,
+)
+from hccrad.radiomics.harmonise import harmonise_per_centre
+from hccrad.radiomics.robustness import PERTURBATIONS, feature_icc, perturb_mask, perturbed_volumes
 
 PYRADIOMICS_DATA = Path(__file__).parent / "data" / "pyradiomics"
 BASELINE_CLASSES = ("firstorder", "glcm", "shape", "glrlm", "glszm", "gldm", "ngtdm")
@@ -50,9 +62,9 @@ def phantom(
 
 def tumour_features(volumes: PatientVolumes) -> pd.Series:
     """Fast-parameter tumour features of a liver-z-scored phantom (one row)."""
-    features, _ = radiomics.extract_patient(
+    features, _ = extract_patient(
         normalise_patient(volumes, "zscore"),
-        radiomics.params_path("mri", original_only=True),
+        params_path("mri", original_only=True),
         regions=("tumour",),
     )
     return features.iloc[0]
@@ -91,9 +103,7 @@ def test_brain1_matches_pyradiomics_baseline(
         "setting": ast.literal_eval(baseline["diagnostics_Configuration_Settings"]),
     }
     volumes = PatientVolumes("brain1", {"brain": image}, label)
-    features, diagnostics = radiomics.extract_patient(
-        volumes, params, regions=("tumour",), tumour_label=1
-    )
+    features, diagnostics = extract_patient(volumes, params, regions=("tumour",), tumour_label=1)
 
     expected = baseline[~baseline.index.str.startswith("diagnostics_")].dropna().astype(float)
     assert len(expected) >= 5
@@ -115,8 +125,8 @@ def test_brain1_matches_pyradiomics_baseline(
 @pytest.mark.parametrize("name", ["mri_zscore", "ct_hu", "mri_zscore_original", "ct_hu_original"])
 def test_shipped_parameter_files_load(name: str) -> None:
     """Every shipped parameter file passes PyRadiomics' schema and crops before filtering."""
-    path = radiomics.PARAMS_DIR / f"{name}.yaml"
-    extractor = radiomics.make_extractor(path)
+    path = PARAMS_DIR / f"{name}.yaml"
+    extractor = make_extractor(path)
     assert extractor.settings["preCrop"] is True
     assert extractor.settings["binWidth"] == (0.1 if name.startswith("mri") else 10)
     expected_types = {"Original"} if name.endswith("original") else {"Original", "LoG", "Wavelet"}
@@ -135,8 +145,8 @@ def test_shipped_parameter_files_load(name: str) -> None:
 
 def test_column_names_follow_phase_region_feature() -> None:
     """Columns are <phase>_<region>_<pyradiomics name>, one row indexed by patient_id."""
-    features, diagnostics = radiomics.extract_patient(
-        normalise_patient(phantom(), "zscore"), radiomics.params_path("mri", original_only=True)
+    features, diagnostics = extract_patient(
+        normalise_patient(phantom(), "zscore"), params_path("mri", original_only=True)
     )
     assert features.index.tolist() == ["P001"]
     assert features.index.name == "patient_id"
@@ -176,7 +186,7 @@ def test_brighter_tumour_has_larger_mean() -> None:
 def test_peritumoural_ring_is_liver_within_ring_width() -> None:
     """The ring holds exactly the liver voxels within ring_mm (physical) of the tumour."""
     volumes = phantom()
-    masks = radiomics.region_masks(volumes.mask, ring_mm=4.0)
+    masks = region_masks(volumes.mask, ring_mm=4.0)
     labels = sitk.GetArrayFromImage(volumes.mask)
     ring = sitk.GetArrayFromImage(masks["peritumoural"]).astype(bool)
     # Brute-force distance from every voxel centre to the nearest tumour voxel centre, in mm.
@@ -198,20 +208,20 @@ def test_empty_ring_raises_with_patient_and_exclude_returns_reason() -> None:
     mask = sitk.GetImageFromArray(no_liver)
     mask.CopyInformation(volumes.mask)
     bad = PatientVolumes("P001", volumes.images, mask, volumes.sources)
-    params = radiomics.params_path("mri", original_only=True)
+    params = params_path("mri", original_only=True)
     with pytest.raises(ImageQCError, match=r"P001.*arterial\.nii\.gz.*peritumoural"):
-        radiomics.extract_patient(bad, params)
-    result, exclusion = call_or_exclude(radiomics.extract_patient, bad, params, on_error="exclude")
+        extract_patient(bad, params)
+    result, exclusion = call_or_exclude(extract_patient, bad, params, on_error="exclude")
     assert result is None
     assert exclusion is not None and "peritumoural" in exclusion.reason
 
 
-@pytest.mark.parametrize("kind", radiomics.PERTURBATIONS)
+@pytest.mark.parametrize("kind", PERTURBATIONS)
 def test_perturbed_masks_stay_close_and_keep_labels(kind: str) -> None:
     """Erosion shrinks, dilation grows, jitter reshapes without bias; labels stay 0/1/2."""
     mask = phantom(radius_mm=8.0).mask
     before = sitk.GetArrayFromImage(mask) == 2
-    perturbed = sitk.GetArrayFromImage(radiomics.perturb_mask(mask, kind, seed=3))
+    perturbed = sitk.GetArrayFromImage(perturb_mask(mask, kind, seed=3))
     after = perturbed == 2
     assert set(np.unique(perturbed)) <= {0, 1, 2}
     dice = 2 * (before & after).sum() / (before.sum() + after.sum())
@@ -229,9 +239,7 @@ def test_jitter_is_reproducible_from_seed() -> None:
     mask = phantom(radius_mm=8.0).mask
 
     def jittered(seed: int) -> np.ndarray:
-        return sitk.GetArrayFromImage(
-            radiomics.perturb_mask(mask, "jitter", seed=seed, stream="P001")
-        )
+        return sitk.GetArrayFromImage(perturb_mask(mask, "jitter", seed=seed, stream="P001"))
 
     np.testing.assert_array_equal(jittered(1), jittered(1))
     assert not np.array_equal(jittered(1), jittered(2))
@@ -242,8 +250,8 @@ def test_icc_is_one_for_perfect_agreement_and_zero_for_noise() -> None:
     rng = np.random.default_rng(0)
     patients = pd.Index([f"P{i:03d}" for i in range(200)], name="patient_id")
     original = pd.DataFrame(rng.normal(size=(200, 3)), index=patients, columns=["a", "b", "c"])
-    same = radiomics.feature_icc(original, {"erode": original + 1e-9 * rng.normal(size=(200, 3))})
-    noise = radiomics.feature_icc(
+    same = feature_icc(original, {"erode": original + 1e-9 * rng.normal(size=(200, 3))})
+    noise = feature_icc(
         original,
         {
             "erode": pd.DataFrame(
@@ -263,23 +271,23 @@ def test_icc_marks_constant_features_not_robust() -> None:
     """A feature with no spread has no ICC and is not robust."""
     patients = pd.Index([f"P{i}" for i in range(5)], name="patient_id")
     table = pd.DataFrame({"flat": 1.0, "ramp": np.arange(5.0)}, index=patients)
-    icc = radiomics.feature_icc(table, {"dilate": table}).set_index("feature")
+    icc = feature_icc(table, {"dilate": table}).set_index("feature")
     assert np.isnan(icc.loc["flat", "icc"]) and not icc.loc["flat", "robust"]
     assert icc.loc["ramp", "robust"]
 
 
 def test_robustness_pipeline_on_phantoms() -> None:
     """Original vs perturbed-mask features of a few phantoms give a finite ICC table."""
-    params = radiomics.params_path("mri", original_only=True)
+    params = params_path("mri", original_only=True)
     cohort = [
         normalise_patient(phantom(radius_mm=r, tumour_mean=m, seed=i, patient_id=f"P{i}"), "zscore")
         for i, (r, m) in enumerate([(5, 120), (9, 160), (7, 140), (10, 190), (6, 130)])
     ]
 
     def table(kind: str | None) -> pd.DataFrame:
-        return radiomics.gather_features(
-            radiomics.extract_patient(
-                v if kind is None else radiomics.perturbed_volumes(v, kind, seed=0),
+        return gather_features(
+            extract_patient(
+                v if kind is None else perturbed_volumes(v, kind, seed=0),
                 params,
                 regions=("tumour",),
             )[0]
@@ -292,9 +300,7 @@ def test_robustness_pipeline_on_phantoms() -> None:
         for name in ("shape_MeshVolume", "firstorder_Mean", "glcm_Contrast", "glrlm_RunEntropy")
     ]
     original = table(None)[columns]
-    icc = radiomics.feature_icc(
-        original, {kind: table(kind)[columns] for kind in radiomics.PERTURBATIONS}
-    )
+    icc = feature_icc(original, {kind: table(kind)[columns] for kind in PERTURBATIONS})
     icc = icc.set_index("feature")
     assert icc["icc"].dropna().between(-1, 1).all()
     # Size and brightness differ between these patients far more than one voxel of contour.
@@ -308,12 +314,12 @@ def test_gather_features_stacks_and_rejects_duplicates(tmp_path: Path) -> None:
     two = pd.DataFrame({"f": [2.0]}, index=pd.Index(["B"], name="patient_id"))
     one.to_parquet(tmp_path / "A.parquet")
     two.to_csv(tmp_path / "B.tsv", sep="\t")
-    table = radiomics.gather_features([tmp_path / "A.parquet", tmp_path / "B.tsv"])
+    table = gather_features([tmp_path / "A.parquet", tmp_path / "B.tsv"])
     assert table.index.tolist() == ["A", "B"] and table.index.name == "patient_id"
     with pytest.raises(ValueError, match="more than once"):
-        radiomics.gather_features([one, one])
+        gather_features([one, one])
     with pytest.raises(ValueError, match="other feature columns"):
-        radiomics.gather_features([one, two.rename(columns={"f": "g"})])
+        gather_features([one, two.rename(columns={"f": "g"})])
 
 
 def test_per_centre_zscoring_uses_training_rows_and_is_off_by_default() -> None:
@@ -325,8 +331,8 @@ def test_per_centre_zscoring_uses_training_rows_and_is_off_by_default() -> None:
     features = pd.DataFrame(
         {"f": rng.normal(size=12) + np.where(centre == "B", 50.0, 0.0), "g": 3.0}, index=index
     )
-    pd.testing.assert_frame_equal(radiomics.harmonise_per_centre(features, centre, train), features)
-    harmonised = radiomics.harmonise_per_centre(features, centre, train, method="centre_zscore")
+    pd.testing.assert_frame_equal(harmonise_per_centre(features, centre, train), features)
+    harmonised = harmonise_per_centre(features, centre, train, method="centre_zscore")
     for name in ("A", "B"):
         fitted = harmonised.loc[(centre == name) & train, "f"]
         assert fitted.mean() == pytest.approx(0.0, abs=1e-12)

@@ -16,8 +16,10 @@ from hccrad.cohorts.phantom import PHASES, render_patient, write_nifti
 from hccrad.cohorts.simulate import simulate_cohort
 from hccrad.core.config import radiomics_for
 from hccrad.core.seeding import rng_for
-from hccrad.imaging.prepare import gather_exclusions, patient_radiomics, prepare_patient
+from hccrad.imaging.exclusions import gather_exclusions
+from hccrad.imaging.prepare import prepare_patient
 from hccrad.imaging.read import ImageQCError
+from hccrad.radiomics.patient import patient_radiomics
 
 N_PATIENTS = 16
 

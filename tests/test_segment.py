@@ -14,8 +14,7 @@ import torch
 from conftest import load_default_config
 
 from hccrad.core.config import radiomics_for
-from hccrad.imaging.prepare import write_exclusion
-from hccrad.imaging.read import Exclusion
+from hccrad.imaging.exclusions import Exclusion, write_exclusion
 from hccrad.segment.baseline import (
     METHOD_BASELINE,
     ThresholdBaseline,

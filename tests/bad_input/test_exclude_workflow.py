@@ -37,18 +37,17 @@ from bad_input.conftest import (
 )
 from hccrad.cohorts.sheet_import import planned_sheet, sheet_files
 from hccrad.core.config import radiomics_for
-from hccrad.imaging.prepare import (
+from hccrad.imaging.exclusions import PREPARE_STEP, Exclusion, write_exclusion
+from hccrad.imaging.prepare import prepare_patient
+from hccrad.imaging.read import ImageQCError
+from hccrad.radiomics.patient import (
     DIAGNOSTICS_KEYS,
-    PREPARE_STEP,
     RADIOMICS_STEP,
     gather_radiomics,
     patient_perturbed_radiomics,
-    prepare_patient,
     radiomics_or_exclusion,
     split_perturbed,
-    write_exclusion,
 )
-from hccrad.imaging.read import Exclusion, ImageQCError
 
 HOSPITAL_IDS = ("001", "A-7", "12")
 # What patient_radiomics writes per patient (the rule's outputs).

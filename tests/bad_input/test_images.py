@@ -1,6 +1,6 @@
 """Bad images and masks: each is refused by name (patient, file, problem, fix), never read as zeros.
 
-Function-level cases of hccrad.imaging.read.read_image / load_patient and
+Function-level cases of hccrad.imaging.read.read_image, hccrad.imaging.volumes.load_patient and
 hccrad.imaging.prepare.prepare_patient (on_error stop and exclude) on small synthetic CT volumes.
 """
 
@@ -20,9 +20,12 @@ import SimpleITK as sitk  # noqa: N813
 from conftest import ROOT, load_default_config
 
 from hccrad.core.config import radiomics_for
-from hccrad.imaging import read as imaging
-from hccrad.imaging.prepare import gather_exclusions, patient_radiomics, prepare_patient
-from hccrad.imaging.read import ImageQCError, Plausible
+from hccrad.imaging.checks import Plausible
+from hccrad.imaging.exclusions import call_or_exclude, gather_exclusions
+from hccrad.imaging.prepare import prepare_patient
+from hccrad.imaging.read import ImageQCError, read_image
+from hccrad.imaging.volumes import load_patient
+from hccrad.radiomics.patient import patient_radiomics
 
 PATIENT = "007"  # an id a hospital writes: it must stay "007" in every message
 PHASE = "portal_venous"
@@ -115,7 +118,7 @@ def assert_names(message: str, file: Path | str | None, *problem_and_fix: str) -
 def load(image_paths: dict[str, Path | None], mask_path: Path | None, **kwargs: Any):
     """load_patient of the test patient, with the default config's checks."""
     cfg = imaging_cfg()
-    return imaging.load_patient(
+    return load_patient(
         PATIENT,
         image_paths,
         mask_path,
@@ -130,9 +133,7 @@ def refused(image_paths: dict[str, Path | None], mask_path: Path | None, **kwarg
     """The ImageQCError message load_patient raises; under 'exclude' the same reason returns."""
     with pytest.raises(ImageQCError) as raised:
         load(image_paths, mask_path, **kwargs)
-    result, exclusion = imaging.call_or_exclude(
-        load, image_paths, mask_path, on_error="exclude", **kwargs
-    )
+    result, exclusion = call_or_exclude(load, image_paths, mask_path, on_error="exclude", **kwargs)
     assert result is None and exclusion is not None
     assert exclusion.patient_id == PATIENT and exclusion.reason == raised.value.problem
     assert exclusion.fix == raised.value.fix and exclusion.file == raised.value.path
@@ -196,7 +197,7 @@ def test_truncated_int16_nii_gz_is_refused_not_read_as_zeros(tmp_path: Path) -> 
     zero_filled = sitk.GetArrayFromImage(sitk.ReadImage(str(images[PHASE])))
     assert (zero_filled == 0).mean() > 0.3
     with pytest.raises(ImageQCError) as raised:
-        imaging.read_image(images[PHASE], PATIENT)
+        read_image(images[PHASE], PATIENT)
     expected = int(np.prod(SHAPE)) * 2
     assert_names(str(raised.value), images[PHASE], "the file is truncated", f"of {expected} bytes")
     available = int(str(raised.value).split("the file is truncated: ")[1].split(" ")[0])
@@ -636,7 +637,7 @@ def test_whole_files_read_as_simpleitk_reads_them(tmp_path: Path, kind: str) -> 
     nib.save(nifti, str(path))
     if kind == "big_endian":
         assert gzip.decompress(path.read_bytes())[:4] == (348).to_bytes(4, "big")
-    ours, theirs = imaging.read_image(path, PATIENT), sitk.ReadImage(str(path))
+    ours, theirs = read_image(path, PATIENT), sitk.ReadImage(str(path))
     assert ours.GetPixelID() == theirs.GetPixelID()
     assert ours.GetSize() == theirs.GetSize()
     assert ours.GetSpacing() == theirs.GetSpacing()

@@ -1,7 +1,7 @@
 """Gather per-patient radiomics into the cohort's features table, diagnostics and exclusions."""
 
 from hccrad.core.runlog import log_to
-from hccrad.imaging.prepare import gather_radiomics
+from hccrad.radiomics.patient import gather_radiomics
 
 log = log_to(snakemake.log[0])
 # Each patient's record: its preparation's exclusion carried over, or its extraction's.

@@ -3,8 +3,8 @@
 import pandas as pd
 
 from hccrad.core.runlog import log_to
+from hccrad.figures.radiomics import icc_figure
 from hccrad.figures.style import save_figure
-from hccrad.radiomics.extract import icc_figure
 
 log = log_to(snakemake.log[0])
 icc = pd.read_csv(snakemake.input.icc, sep="\t")

@@ -1,7 +1,7 @@
 """Features of one training patient under each mask perturbation (for the ICC)."""
 
 from hccrad.core.runlog import log_to
-from hccrad.imaging.prepare import patient_perturbed_radiomics
+from hccrad.radiomics.patient import patient_perturbed_radiomics
 
 log = log_to(snakemake.log[0])
 table = patient_perturbed_radiomics(

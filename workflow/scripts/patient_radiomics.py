@@ -1,7 +1,7 @@
 """PyRadiomics features of one prepared patient, every phase and region (or its exclusion)."""
 
 from hccrad.core.runlog import log_to
-from hccrad.imaging.prepare import radiomics_or_exclusion
+from hccrad.radiomics.patient import radiomics_or_exclusion
 
 log = log_to(snakemake.log[0])
 result = radiomics_or_exclusion(

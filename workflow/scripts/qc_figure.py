@@ -4,7 +4,7 @@ from hccrad.cohorts.sheet import read_sheet
 from hccrad.core.runlog import log_to
 from hccrad.figures.cohort_qc import qc_figure, qc_patients
 from hccrad.figures.style import save_figure
-from hccrad.imaging.prepare import gather_exclusions
+from hccrad.imaging.exclusions import gather_exclusions
 
 log = log_to(snakemake.log[0])
 sheet = read_sheet(snakemake.input.sheet)

@@ -3,8 +3,8 @@
 import pandas as pd
 
 from hccrad.core.runlog import log_to
-from hccrad.imaging.prepare import split_perturbed
-from hccrad.radiomics.extract import feature_icc
+from hccrad.radiomics.patient import split_perturbed
+from hccrad.radiomics.robustness import feature_icc
 
 log = log_to(snakemake.log[0])
 perturbed = split_perturbed([pd.read_parquet(path) for path in snakemake.input.perturbed])

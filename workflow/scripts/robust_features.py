@@ -4,7 +4,8 @@ import pandas as pd
 
 from hccrad.cohorts.sheet import read_sheet
 from hccrad.core.runlog import log_to
-from hccrad.radiomics.extract import harmonise_per_centre, select_robust
+from hccrad.radiomics.harmonise import harmonise_per_centre
+from hccrad.radiomics.robustness import select_robust
 
 log = log_to(snakemake.log[0])
 features = pd.read_parquet(snakemake.input.features)

@@ -112,7 +112,7 @@ def _check_liver_only(config: Mapping[str, Any], cohorts: Mapping[str, Any]) -> 
 
 def crop_size_voxels(box_mm: Sequence[float], spacing: Sequence[float]) -> tuple[int, int, int]:
     """Voxels per axis (x, y, z) for a box of `box_mm` at `spacing` (at least one)."""
-    # Here, not in hccrad.imaging.read (which crops with it): the config check needs it too, and
+    # Here, not in hccrad.imaging.crops (which crops with it): the config check needs it too, and
     # checking a config should not import SimpleITK.
     x, y, z = (max(1, round(float(b) / float(s))) for b, s in zip(box_mm, spacing, strict=True))
     return x, y, z

@@ -1,7 +1,7 @@
 """The mask's label values (docs/architecture.md): 0 background, 1 liver, 2 tumour.
 
 A module of its own so that code which only reads masks (the deep-learning path) need not
-import hccrad.imaging.read and with it SimpleITK.
+import hccrad.imaging and with it SimpleITK.
 """
 
 from __future__ import annotations

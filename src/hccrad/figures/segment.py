@@ -12,6 +12,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from hccrad.core.labels import TUMOUR_LABEL
+from hccrad.figures.radiomics import icc_figure
 from hccrad.figures.style import apply_style
 from hccrad.segment.baseline import METHOD_BASELINE
 from hccrad.segment.evaluate import read_predicted
@@ -81,8 +82,6 @@ def overlay_figure(
 
 def auto_icc_figure(icc: pd.DataFrame, threshold: float) -> Any:
     """The radiomics ICC strip plot, labelled for reference vs predicted masks."""
-    from hccrad.radiomics.extract import icc_figure
-
     figure = icc_figure(icc.rename(columns={"agrees": "robust"}), threshold)
     axis = figure.axes[0]
     axis.set_ylabel("ICC(3,1), reference vs predicted masks")

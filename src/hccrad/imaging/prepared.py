@@ -8,6 +8,7 @@ here too, so that the per-patient steps reading them need not import PyTorch.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -43,4 +44,21 @@ def tumour_predicted(predictions: pd.DataFrame, patient: str) -> bool:
     # Excluded in preparation means "not predicted"; its prepared folder says why.
     return predictions.at[patient, "status"] == "predicted" and not bool(
         predictions.at[patient, "tumour_empty"]
+    )
+
+
+def prepared_paths(folder: str | Path, phases: Sequence[str]) -> dict[str, Path]:
+    """Where a patient's prepared volumes live inside its folder."""
+    folder = Path(folder)
+    return {phase: folder / f"{phase}.nii.gz" for phase in phases} | {
+        "mask": folder / "mask.nii.gz"
+    }
+
+
+def prepared_phases(folder: str | Path) -> list[str]:
+    """Phases present in a prepared folder, in file-name order."""
+    return sorted(
+        p.name.removesuffix(".nii.gz")
+        for p in Path(folder).glob("*.nii.gz")
+        if p.name != "mask.nii.gz"
     )

@@ -178,8 +178,10 @@ def auto_radiomics(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Radiomic features from the predicted masks (one job), and the patients left out why."""
     # Imported here: PyRadiomics is slow to import and only this step needs it.
-    from hccrad.imaging.prepare import load_prepared, prepared_phases, radiomics_settings
+    from hccrad.imaging.prepared import prepared_phases
+    from hccrad.imaging.volumes import load_prepared
     from hccrad.radiomics.extract import extract_patient
+    from hccrad.radiomics.patient import radiomics_settings
 
     tables, left_out = [], []
     for patient, folder in folders.items():
@@ -213,7 +215,7 @@ def auto_vs_reference_icc(
     reference: pd.DataFrame, auto: pd.DataFrame, threshold: float
 ) -> pd.DataFrame:
     """ICC(3,1) per feature between reference-mask and predicted-mask values (shared patients)."""
-    from hccrad.radiomics.extract import feature_icc
+    from hccrad.radiomics.robustness import feature_icc
 
     shared = reference.index.intersection(auto.index)
     if len(shared) < MIN_ICC_PATIENTS:

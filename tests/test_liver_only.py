@@ -13,6 +13,7 @@ from hccrad.cohorts.phantom import PHASES, render_patient, write_nifti
 from hccrad.cohorts.simulate import simulate_cohort
 from hccrad.core.config import ConfigError, check_config
 from hccrad.core.seeding import rng_for
+from hccrad.figures.imaging import write_qc_png
 from hccrad.imaging.exclusions import PREDICTED_TUMOUR_STEP, PREPARE_STEP, gather_exclusions
 from hccrad.imaging.prepare import prepare_patient, prepare_with_predicted_tumour
 from hccrad.imaging.prepared import (
@@ -67,11 +68,24 @@ def patient(tmp_path_factory) -> dict:
 def test_a_liver_only_mask_is_prepared_without_crops(patient, tmp_path):
     folder = tmp_path / "prepared"
     exclusion = prepare_patient(
-        patient["id"], patient["row_liver"], patient["imaging"], "mri", folder, "liver_only"
+        patient["id"],
+        patient["row_liver"],
+        patient["imaging"],
+        "mri",
+        folder,
+        "liver_only",
+        draw_qc=write_qc_png,
     )
     assert exclusion is None
     assert set(np.unique(_array(folder / "mask.nii.gz"))) == {0, 1}
     assert crop_files(folder) == [] and (folder / "qc.png").is_file()
+
+
+def test_the_qc_image_is_drawn_only_by_the_drawer_passed_in(patient, tmp_path):
+    # imaging knows no matplotlib: the workflow's script hands hccrad.figures' drawer in.
+    folder = tmp_path / "prepared"
+    prepare_patient(patient["id"], patient["row"], patient["imaging"], "mri", folder)
+    assert (folder / "mask.nii.gz").is_file() and not (folder / "qc.png").exists()
 
 
 def test_liver_only_ignores_the_sheets_tumour_labels(patient, tmp_path):

@@ -2,6 +2,7 @@
 
 from hccrad.cohorts.sheet import read_sheet
 from hccrad.core.runlog import log_to
+from hccrad.figures.imaging import write_qc_png
 from hccrad.imaging.prepare import prepare_patient
 
 log = log_to(snakemake.log[0])
@@ -14,5 +15,6 @@ exclusion = prepare_patient(
     snakemake.params.modality,
     snakemake.output[0],
     masks=snakemake.params.masks,
+    draw_qc=write_qc_png,
 )
 log.info("patient %s: %s", patient, exclusion.reason if exclusion else "prepared")

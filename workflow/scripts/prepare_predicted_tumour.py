@@ -4,6 +4,7 @@ from pathlib import Path
 
 from hccrad.cohorts.sheet import read_patients, read_sheet
 from hccrad.core.runlog import log_to
+from hccrad.figures.imaging import write_qc_png
 from hccrad.imaging.prepare import prepare_with_predicted_tumour
 from hccrad.imaging.prepared import predicted_mask_path, tumour_predicted
 
@@ -19,5 +20,6 @@ exclusion = prepare_with_predicted_tumour(
     snakemake.params.imaging,
     snakemake.params.modality,
     Path(snakemake.output[0]),
+    draw_qc=write_qc_png,
 )
 log.info("patient %s: %s", patient, exclusion.reason if exclusion else "prepared")

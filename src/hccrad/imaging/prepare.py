@@ -10,16 +10,13 @@ the prepared folder) so the gather step lists it; nothing is dropped silently.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
 
 from hccrad.core.labels import LIVER_LABEL, TUMOUR_LABEL
-
-# The QC image is part of a prepared patient: preparation draws it (matplotlib only there).
-from hccrad.figures.imaging import write_qc_png
 from hccrad.imaging.checks import Plausible, check_tumour_size
 from hccrad.imaging.crops import crop_tumours, write_crops
 from hccrad.imaging.exclusions import (
@@ -51,6 +48,10 @@ from hccrad.imaging.write import write_preprocessed
 MODALITY_UNITS: dict[str, str] = {"mri": "z-score over liver", "ct": "HU"}
 # Where a cohort's tumour masks come from: its sheet, or the segmentation model (issue 8).
 Masks = Literal["reference", "liver_only"]
+# Draws a prepared patient's QC image: (volumes, path, intensity_label=..., dpi=...). The
+# workflow passes hccrad.figures.imaging.write_qc_png; it comes in as an argument because only
+# hccrad.figures imports matplotlib, and a drawing failure must stay the patient's exclusion.
+QCDrawer = Callable[..., object]
 
 
 def phase_paths(row: pd.Series) -> dict[str, str]:
@@ -65,6 +66,7 @@ def write_prepared(
     folder: Path,
     *,
     crops: bool = True,
+    draw_qc: QCDrawer | None = None,
 ) -> None:
     """Normalise resampled volumes for radiomics and for the crops; write volumes, crops, QC."""
     for_radiomics = normalise_patient(volumes, imaging_cfg["normalisation"][modality])
@@ -82,9 +84,8 @@ def write_prepared(
             crop_tumours(for_crops, crop_cfg["box_mm"], instances=crop_cfg["instances"]),
             folder / "crops",
         )
-    write_qc_png(
-        for_radiomics, folder / "qc.png", intensity_label=MODALITY_UNITS[modality], dpi=100
-    )
+    if draw_qc is not None:
+        draw_qc(for_radiomics, folder / "qc.png", intensity_label=MODALITY_UNITS[modality], dpi=100)
 
 
 def _prepare(
@@ -94,6 +95,7 @@ def _prepare(
     modality: str,
     folder: Path,
     masks: Masks,
+    draw_qc: QCDrawer | None,
 ) -> None:
     """Load, check, resample, normalise, crop and draw one patient (raises ImageQCError)."""
     liver_only = masks == "liver_only"
@@ -133,7 +135,7 @@ def _prepare(
             "min_tumour_voxels: resampled sets the minimum)",
         )
     # Liver only: no tumour to crop yet; prepare_with_predicted_tumour crops the model's.
-    write_prepared(resampled, imaging_cfg, modality, folder, crops=not liver_only)
+    write_prepared(resampled, imaging_cfg, modality, folder, crops=not liver_only, draw_qc=draw_qc)
 
 
 def prepare_patient(
@@ -143,17 +145,19 @@ def prepare_patient(
     modality: str,
     folder: str | Path,
     masks: Masks = "reference",
+    draw_qc: QCDrawer | None = None,
 ) -> Exclusion | None:
     """Prepare one patient into ``folder``; return the exclusion if on_error says exclude.
 
     ``masks``: ``reference`` (the sheet's mask has the tumour) or ``liver_only`` (only its
     liver is used, tumour labels become liver; the segmentation model draws the tumour later).
+    ``draw_qc`` draws ``qc.png`` into the folder (none without it).
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     on_error = _on_error(imaging_cfg)
     _, exclusion = call_or_exclude(
-        _prepare, patient_id, row, imaging_cfg, modality, folder, masks, on_error=on_error
+        _prepare, patient_id, row, imaging_cfg, modality, folder, masks, draw_qc, on_error=on_error
     )
     write_exclusion(folder, exclusion)
     return exclusion
@@ -172,6 +176,7 @@ def _with_predicted_tumour(
     imaging_cfg: Mapping[str, Any],
     modality: str,
     folder: Path,
+    draw_qc: QCDrawer | None,
 ) -> None:
     """Re-normalise, crop and draw a liver-only prepared patient with its predicted tumour."""
     # The sheet's phase order, not the folder's: it is the crops' channel order.
@@ -189,6 +194,7 @@ def _with_predicted_tumour(
         imaging_cfg,
         modality,
         folder,
+        draw_qc=draw_qc,
     )
 
 
@@ -201,6 +207,7 @@ def prepare_with_predicted_tumour(
     imaging_cfg: Mapping[str, Any],
     modality: str,
     folder: str | Path,
+    draw_qc: QCDrawer | None = None,
 ) -> Exclusion | None:
     """A liver-only patient prepared again with the segmentation model's tumour, or its exclusion.
 
@@ -231,6 +238,7 @@ def prepare_with_predicted_tumour(
             imaging_cfg,
             modality,
             folder,
+            draw_qc,
             on_error=_on_error(imaging_cfg),
         )
     write_exclusion(folder, exclusion, step=PREDICTED_TUMOUR_STEP)

@@ -177,12 +177,3 @@ def select_robust(features: pd.DataFrame, icc: pd.DataFrame) -> pd.DataFrame:
             " the ICC and the features come from different parameter files, phases or regions"
         )
     return features.loc[:, [c for c in features.columns if c in set(robust)]]
-
-
-def feature_group(name: str) -> str:
-    """The phase, region and PyRadiomics class of a feature column, e.g. 'arterial tumour glcm'."""
-    phase_region, _, rest = name.partition("_original_")
-    if not rest:
-        parts = name.split("_")
-        return " ".join(parts[:3])
-    return f"{phase_region.replace('_', ' ')} {rest.split('_')[0]}"

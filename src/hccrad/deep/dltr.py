@@ -1,9 +1,10 @@
 """DLTR in the workflow: the `deep:` config, a cohort's crops, score tables and the selection plot.
 
-`hccrad.deep.train` trains, selects and explains networks on a CropSet; this module is what the deep
-rules share around it: which patients' crops a step may read (selection reads training patients
-only), how the DLTR score of each patient is labelled (out-of-fold for training patients, the
-refitted network for everyone else) and the figure of the architecture comparison.
+`hccrad.deep.select`, `.train`, `.predict` and `.explain` select, train, run and explain networks
+on a CropSet; this module is what the deep rules share around them: which patients' crops a step
+may read (selection reads training patients only), how the DLTR score of each patient is labelled
+(out-of-fold for training patients, the refitted network for everyone else) and the figure of the
+architecture comparison.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ import pandas as pd
 from matplotlib import pyplot as plt
 
 from hccrad.cohorts.sheet import read_patients
-from hccrad.deep.train import SCORE_NAME, CropSet, DeepConfig, load_crops
+from hccrad.deep.config import DeepConfig
+from hccrad.deep.crops import CropSet, load_crops
+from hccrad.deep.predict import SCORE_NAME
 from hccrad.figures.style import MODEL_COLOURS, apply_style
 from hccrad.imaging.prepared import crop_files, read_exclusion
 from hccrad.stats.checks import name_patients
 
-# Keys of the `deep:` config block that steer the workflow rather than hccrad.deep.train.DeepConfig.
+# Keys of the `deep:` config block that steer the workflow, not hccrad.deep.config.DeepConfig.
 WORKFLOW_KEYS: tuple[str, ...] = ("threads", "gpus", "mem_mb", "runtime_min", "gradcam")
 DLTR_SCORE = "dltr_score"
 SCORE_COLUMNS: tuple[str, ...] = ("patient_id", "split", "centre", DLTR_SCORE, "score_source")

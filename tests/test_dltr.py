@@ -1,4 +1,4 @@
-"""hccrad.deep.dltr: the deep config, a cohort's crops, score tables and the selection plot."""
+"""hccrad.deep.dltr (the deep config, a cohort's crops, score tables) and the selection plot."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from hccrad.deep import dltr
 from hccrad.deep.config import DeepConfig
 from hccrad.deep.predict import SCORE_NAME
 from hccrad.deep.select import selection_summary
+from hccrad.figures.deep import selection_figure
 from hccrad.figures.style import save_figure
 
 PHASES = np.array(["arterial", "portal_venous"])
@@ -119,7 +120,7 @@ def test_selection_figure_is_drawn(tmp_path: Path) -> None:
         }
     )
     summary = selection_summary(table)
-    png, pdf = save_figure(dltr.selection_figure(table, summary, "resnet18"), tmp_path / "sel.png")
+    png, pdf = save_figure(selection_figure(table, summary, "resnet18"), tmp_path / "sel.png")
     pixels = np.asarray(Image.open(png).convert("L"), dtype=float)
     assert pdf.stat().st_size > 0
     assert pixels.std() > 10  # not a blank canvas

@@ -1,12 +1,13 @@
-"""Figures of the deep models: the Grad-CAM panels."""
+"""Figures of the deep models: the architecture selection and the Grad-CAM panels."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from matplotlib import pyplot as plt
 
 from hccrad.deep.explain import GradCamPanels
-from hccrad.figures.style import apply_style
+from hccrad.figures.style import MODEL_COLOURS, apply_style
 
 CAM_COLOURMAP = "inferno"
 
@@ -58,3 +59,35 @@ def _scale_bar(ax: plt.Axes) -> None:
     x0, y0 = 0.08 * width, 0.9 * bottom
     ax.plot([x0, x0 + 10.0], [y0, y0], color="white", linewidth=1.5)
     ax.text(x0 + 5.0, 0.86 * bottom, "10 mm", color="white", fontsize=6, ha="center")
+
+
+def selection_figure(table: pd.DataFrame, summary: pd.DataFrame, winner: str) -> plt.Figure:
+    """Held-out-fold AUC of each architecture (points), mean and SD (bar), the winner marked."""
+    apply_style()
+    order = list(summary["architecture"])
+    figure, ax = plt.subplots(figsize=(3.4, 0.45 * len(order) + 1.2), layout="constrained")
+    rng = np.random.default_rng(0)  # fixed jitter: the figure is byte-reproducible
+    for row, architecture in enumerate(order):
+        aucs = table.loc[table["architecture"] == architecture, "auc"].to_numpy(dtype=float)
+        stats = summary.set_index("architecture").loc[architecture]
+        colour = MODEL_COLOURS["DLTR"] if architecture == winner else "#7F7F7F"
+        ax.errorbar(
+            stats["mean_auc"],
+            row,
+            xerr=0 if np.isnan(stats["sd_auc"]) else stats["sd_auc"],
+            fmt="D",
+            color=colour,
+            capsize=3,
+            markersize=5,
+            zorder=3,
+        )
+        ax.scatter(aucs, row + rng.uniform(-0.18, 0.18, len(aucs)), s=10, color=colour, alpha=0.6)
+    ax.axvline(0.5, color="black", linewidth=0.6, linestyle=":")
+    ax.set_yticks(range(len(order)))
+    ax.set_yticklabels([f"{a} (DLTR)" if a == winner else a for a in order], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    n_folds = int(table["fold"].max())
+    ax.set_xlabel(f"held-out fold AUC ({n_folds}-fold CV, training split only)")
+    ax.set_title("Architecture selection: folds (dots), mean ± SD (diamond)")
+    return figure

@@ -30,10 +30,20 @@ import torch
 import yaml
 
 from hccrad.core.labels import TUMOUR_LABEL
-from hccrad.core.torch_runtime import reproducible
+from hccrad.core.torch_runtime import reproducible, resolve_device
 from hccrad.core.versions import machine_description
 from hccrad.deep import dltr
-from hccrad.deep import train as deep
+from hccrad.deep.config import ARCHITECTURES, DeepConfig
+from hccrad.deep.crops import CropSet, crops_from_arrays
+from hccrad.deep.networks import (
+    DeepModel,
+    autocast_dtype,
+    batch_to_device,
+    build_network,
+    count_parameters,
+)
+from hccrad.deep.predict import crop_input, predict_scores
+from hccrad.deep.train import training_loader
 
 REPORT = Path(__file__).with_suffix(".md")
 N_CROPS = 24  # three training batches of 8 per timed epoch
@@ -53,7 +63,7 @@ END_TO_END_NOTE = (
 )
 
 
-def random_crops(config: deep.DeepConfig) -> tuple[deep.CropSet, np.ndarray]:
+def random_crops(config: DeepConfig) -> tuple[CropSet, np.ndarray]:
     """Random 3-phase crops with a central ball of tumour, and balanced labels (3 batches)."""
     rng = np.random.default_rng(SEED)
     n_crops = max(N_CROPS, 3 * config.batch_size)
@@ -65,7 +75,7 @@ def random_crops(config: deep.DeepConfig) -> tuple[deep.CropSet, np.ndarray]:
     )
     ball = (np.sqrt((grid**2).sum(axis=0)) <= min(config.spatial_size) / 6) * TUMOUR_LABEL
     ids = [f"B{i:03d}" for i in range(n_crops)]
-    crops = deep.crops_from_arrays(
+    crops = crops_from_arrays(
         ids,
         images,
         spatial_size=config.spatial_size,
@@ -76,17 +86,17 @@ def random_crops(config: deep.DeepConfig) -> tuple[deep.CropSet, np.ndarray]:
 
 
 def training_rate(
-    architecture: str, config: deep.DeepConfig, crops: deep.CropSet, labels: np.ndarray
+    architecture: str, config: DeepConfig, crops: CropSet, labels: np.ndarray
 ) -> float:
     """Training volumes/second over one epoch, after one warm-up epoch."""
-    device = deep.resolve_device(config.device)
+    device = resolve_device(config.device)
     network_config = config.network(architecture, 3)
     with reproducible(SEED, device):
-        network = deep.build_network(network_config).to(device)
+        network = build_network(network_config).to(device)
         if device.type == "cuda":
             network.to(memory_format=torch.channels_last_3d)
-        loader = deep.training_loader(
-            deep.crop_input(crops, network_config),
+        loader = training_loader(
+            crop_input(crops, network_config),
             labels,
             config,
             SEED,
@@ -95,7 +105,7 @@ def training_rate(
         )
         optimiser = torch.optim.AdamW(network.parameters(), lr=config.learning_rate)
         loss_fn = torch.nn.BCEWithLogitsLoss()
-        amp_dtype = deep.autocast_dtype(device)
+        amp_dtype = autocast_dtype(device)
         network.train()
         seconds = 0.0
         for epoch in range(2):
@@ -103,7 +113,7 @@ def training_rate(
                 torch.cuda.synchronize()
             start = time.perf_counter()
             for batch in loader:
-                images = deep.batch_to_device(batch["image"], device)
+                images = batch_to_device(batch["image"], device)
                 targets = batch["label"].to(device).float()
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                     loss = loss_fn(network(images).squeeze(1).float(), targets)
@@ -116,33 +126,33 @@ def training_rate(
     return len(crops) / seconds
 
 
-def inference_rate(architecture: str, config: deep.DeepConfig, crops: deep.CropSet) -> float:
+def inference_rate(architecture: str, config: DeepConfig, crops: CropSet) -> float:
     """predict_scores volumes/second, after one warm-up pass."""
     network_config = config.network(architecture, 3)
-    model = deep.DeepModel(deep.build_network(network_config), network_config)
-    deep.predict_scores(model, crops, device=config.device)
+    model = DeepModel(build_network(network_config), network_config)
+    predict_scores(model, crops, device=config.device)
     start = time.perf_counter()
-    deep.predict_scores(model, crops, device=config.device)
+    predict_scores(model, crops, device=config.device)
     return len(crops) / (time.perf_counter() - start)
 
 
-def augmentation_rate(config: deep.DeepConfig, crops: deep.CropSet, labels: np.ndarray) -> float:
+def augmentation_rate(config: DeepConfig, crops: CropSet, labels: np.ndarray) -> float:
     """Volumes/second through the augmenting DataLoader alone (no network)."""
-    loader = deep.training_loader(crops.images, labels, config, SEED, torch.device("cpu"))
+    loader = training_loader(crops.images, labels, config, SEED, torch.device("cpu"))
     start = time.perf_counter()
     n = sum(len(batch["label"]) for batch in loader)
     return n / (time.perf_counter() - start)
 
 
-def input_rate(config: deep.DeepConfig, crops: deep.CropSet) -> float:
+def input_rate(config: DeepConfig, crops: CropSet) -> float:
     """Volumes/second of preparing the network input alone (clip, margin blanking)."""
     network_config = config.network(config.architectures[0], crops.images.shape[1])
     start = time.perf_counter()
-    deep.crop_input(crops, network_config)
+    crop_input(crops, network_config)
     return len(crops) / (time.perf_counter() - start)
 
 
-def projected_minutes(config: deep.DeepConfig, train_rate: float, infer_rate: float) -> float:
+def projected_minutes(config: DeepConfig, train_rate: float, infer_rate: float) -> float:
     """Worst-case minutes of one architecture's CV plus a refit (every fit runs max_epochs)."""
     fit_patients = N_TRAINING_PATIENTS * (config.folds - 1) / config.folds
     per_fold = (
@@ -164,7 +174,7 @@ Row = tuple[str, int, str, str, int, float, float]
 
 
 def measure(
-    settings: list[tuple[str, int]], config: deep.DeepConfig, architectures: list[str]
+    settings: list[tuple[str, int]], config: DeepConfig, architectures: list[str]
 ) -> list[Row]:
     """Training and inference rates of every architecture for each (device, threads)."""
     crops, labels = random_crops(config)
@@ -176,9 +186,7 @@ def measure(
         for architecture in architectures:
             train = training_rate(architecture, run_config, crops, labels)
             infer = inference_rate(architecture, run_config, crops)
-            n_parameters = deep.count_parameters(
-                deep.build_network(run_config.network(architecture, 3))
-            )
+            n_parameters = count_parameters(build_network(run_config.network(architecture, 3)))
             rows.append((device, threads, policy, architecture, n_parameters, train, infer))
             print(
                 f"{device}, {threads} thread(s), OMP_WAIT_POLICY {policy}, {architecture}: "
@@ -230,14 +238,14 @@ def arguments() -> argparse.Namespace:
         "(e.g. config/config.yaml config/hcc_tace_seg.yaml for the real-data sizes)",
     )
     parser.add_argument(
-        "--architectures", nargs="+", default=list(deep.ARCHITECTURES), choices=deep.ARCHITECTURES
+        "--architectures", nargs="+", default=list(ARCHITECTURES), choices=ARCHITECTURES
     )
     parser.add_argument("--spatial-size", type=int, default=0, help="crop edge (0: the config's)")
     parser.add_argument("--batch-size", type=int, default=0, help="0: the config's")
     return parser.parse_args()
 
 
-def benchmark_config(args: argparse.Namespace) -> deep.DeepConfig:
+def benchmark_config(args: argparse.Namespace) -> DeepConfig:
     """The workflow config's deep: block, with the crop edge and batch size of the arguments."""
     settings = yaml.safe_load(args.config[0].read_text())
     if len(args.config) > 1:
@@ -298,7 +306,7 @@ def main() -> None:
 
 
 def write_report(
-    config: deep.DeepConfig,
+    config: DeepConfig,
     config_paths: list[Path],
     rows: list[Row],
     cpu_rates: tuple[float, float, float],
@@ -311,7 +319,7 @@ def write_report(
     """Write the report (benchmarks/deep_benchmark.md unless told otherwise)."""
     device_name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     lines = [
-        "# Deep-learning benchmark (hccrad.deep.train)",
+        "# Deep-learning benchmark (hccrad.deep)",
         "",
         f"- Date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}",
         f"- Machine: {machine_description()}; load average "

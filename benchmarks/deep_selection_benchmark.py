@@ -32,13 +32,14 @@ from hccrad.core.script_options import (
     overrides,
     with_row,
 )
+from hccrad.core.torch_runtime import resolve_device
 from hccrad.deep import dltr
-from hccrad.deep import train as deep
+from hccrad.deep.select import choose_winner, cross_validate, select_and_refit, selection_summary
 
 REPORT = Path(__file__).with_suffix(".md")
 HEADER = (
     "# DLTR selection benchmark (default config, default simulated cohort)\n\n"
-    "One row per run of `hccrad.deep.train.select_and_refit` with the `deep:` block of "
+    "One row per run of `hccrad.deep.select.select_and_refit` with the `deep:` block of "
     "config/config.yaml (architectures x folds CV on the training split, then the winner's "
     'refit), on the crops that the default workflow prepared. "CV only" rows skip the refit; '
     "their settings column lists what differs from config/config.yaml. CPU runs are "
@@ -81,19 +82,18 @@ def main() -> None:
     train = dltr.training_sheet(sheet, excluded)
     started = time.perf_counter()
     if args.cv_only:
-        table = deep.cross_validate(train, crops, config, endpoint=args.endpoint)
-        winner = f"{deep.choose_winner(table)} (CV only)"
+        table = cross_validate(train, crops, config, endpoint=args.endpoint)
+        winner = f"{choose_winner(table)} (CV only)"
     else:
-        selection = deep.select_and_refit(train, crops, config, endpoint=args.endpoint)
+        selection = select_and_refit(train, crops, config, endpoint=args.endpoint)
         table, winner = selection.table, selection.winner
     seconds = time.perf_counter() - started
     means = ", ".join(
-        f"{row.architecture} {row.mean_auc:.3f}"
-        for row in deep.selection_summary(table).itertuples()
+        f"{row.architecture} {row.mean_auc:.3f}" for row in selection_summary(table).itertuples()
     )
     described = ", ".join(f"{k} {json.dumps(v)}" for k, v in changed.items()) or "as config"
     row = (
-        f"| {datetime.date.today().isoformat()} | {device_name(deep.resolve_device(args.device))} "
+        f"| {datetime.date.today().isoformat()} | {device_name(resolve_device(args.device))} "
         f"| {args.threads} | {args.endpoint} | {len(train)} | {described} | {seconds:.0f} "
         f"| {winner} | {means} |\n"
     )

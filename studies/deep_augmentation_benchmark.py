@@ -1,9 +1,9 @@
 """Does acquisition-shift augmentation make DLTR robust to other centres? Training CV only.
 
 The external centres of a study scan with thicker slices, more noise and other contrast timing.
-This script asks whether training with those shifts simulated (``hccrad.deep.train`` options
-``blur_prob``, ``noise_prob``, ``phase_wise_intensity``) keeps a network's cross-validated AUC on
-the training split and raises it on the same held-out folds after a fixed, independent
+This script asks whether training with those shifts simulated (``hccrad.deep.config.DeepConfig``
+options ``blur_prob``, ``noise_prob``, ``phase_wise_intensity``) keeps a network's cross-validated
+AUC on the training split and raises it on the same held-out folds after a fixed, independent
 "acquisition shift" (slices averaged in pairs, i.e. twice as thick; Gaussian noise; each phase
 scaled on its own). No internal-test or external patient is read: the choice of the default
 augmentation must not see them.
@@ -29,7 +29,11 @@ from sklearn.metrics import roc_auc_score
 
 from hccrad.core.script_options import cohort_parser, with_row
 from hccrad.deep import dltr
-from hccrad.deep import train as deep
+from hccrad.deep.config import DeepConfig
+from hccrad.deep.crops import CropSet
+from hccrad.deep.predict import predict_scores
+from hccrad.deep.select import cross_validate_networks
+from hccrad.deep.train import training_labels
 
 REPORT = Path(__file__).with_suffix(".md")
 HEADER = (
@@ -70,7 +74,7 @@ def arguments() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def acquisition_shift(crops: deep.CropSet, seed: int, noise_sd: float = 0.1) -> deep.CropSet:
+def acquisition_shift(crops: CropSet, seed: int, noise_sd: float = 0.1) -> CropSet:
     """The crops as a thick-slice, noisier, differently timed scanner would give them."""
     rng = np.random.default_rng(seed)
     images = crops.images.copy()
@@ -83,7 +87,7 @@ def acquisition_shift(crops: deep.CropSet, seed: int, noise_sd: float = 0.1) -> 
     return dataclasses.replace(crops, images=images.astype(np.float32))
 
 
-def timing_shift(crops: deep.CropSet, seed: int) -> deep.CropSet:
+def timing_shift(crops: CropSet, seed: int) -> CropSet:
     """The crops split at random between two virtual centres whose arterial phase is scaled.
 
     A shift common to all held-out crops hardly moves their AUC; pooling patients from centres
@@ -97,7 +101,7 @@ def timing_shift(crops: deep.CropSet, seed: int) -> deep.CropSet:
     return dataclasses.replace(crops, images=images)
 
 
-def centre_shift(crops: deep.CropSet, seed: int) -> deep.CropSet:
+def centre_shift(crops: CropSet, seed: int) -> CropSet:
     """A random half of the crops from a second, virtual centre (`acquisition_shift`), pooled.
 
     The acquisition shift applied to every held-out crop alike asks whether the network's
@@ -117,24 +121,24 @@ SHIFTS = {"acquisition": acquisition_shift, "timing": timing_shift, "centre": ce
 
 def fold_aucs(
     train_sheet: pd.DataFrame,
-    crops: deep.CropSet,
-    config: deep.DeepConfig,
+    crops: CropSet,
+    config: DeepConfig,
     endpoint: str,
     architecture: str,
     shift: str = "acquisition",
 ) -> tuple[list[float], list[float]]:
     """Held-out AUC of each fold on clean and on shifted crops (deep selection's own CV)."""
     config = dataclasses.replace(config, architectures=(architecture,))
-    table, held_out, networks = deep.cross_validate_networks(
+    table, held_out, networks = cross_validate_networks(
         train_sheet, crops, config, endpoint=endpoint
     )
-    labels = deep.training_labels(train_sheet, endpoint)
+    labels = training_labels(train_sheet, endpoint)
     clean, shifted = table["auc"].tolist(), []
     for fold, model in enumerate(networks[architecture], start=1):
         held = crops.subset(held_out.loc[held_out["fold"] == fold, "patient_id"])
         y = labels.loc[held.patients].to_numpy()
         moved = SHIFTS[shift](held, seed=fold)
-        shifted.append(roc_auc_score(y, deep.predict_scores(model, moved, device="cpu")))
+        shifted.append(roc_auc_score(y, predict_scores(model, moved, device="cpu")))
     return clean, shifted
 
 

@@ -40,8 +40,10 @@ from hccrad.core.script_options import (
     overrides,
     with_row,
 )
+from hccrad.core.torch_runtime import resolve_device
 from hccrad.deep import dltr
-from hccrad.deep import train as deep
+from hccrad.deep.predict import predict_ensemble
+from hccrad.deep.select import select_and_refit, selection_summary
 
 REPORT = Path(__file__).with_suffix(".md")
 HEADER = (
@@ -97,23 +99,23 @@ def main() -> None:
         folders, list(sheet.index), dltr.deep_config(deep_settings, args.seeds[0])
     )
     train = dltr.training_sheet(sheet, excluded)
-    device = device_name(deep.resolve_device(args.device))
+    device = device_name(resolve_device(args.device))
     common = f"{device} | {args.preparation} | {described} | {args.endpoint}"
     seed_scores: dict[int, pd.Series] = {}
     total_seconds = 0.0
     for seed in args.seeds:
         config = dltr.deep_config(deep_settings, seed)
         started = time.perf_counter()
-        selection = deep.select_and_refit(
+        selection = select_and_refit(
             train, crops.subset(train.index), config, endpoint=args.endpoint
         )
         members = selection.ensemble_members(config.ensemble)
-        seed_scores[seed] = deep.predict_ensemble(members, crops, device=config.device)
+        seed_scores[seed] = predict_ensemble(members, crops, device=config.device)
         seconds = time.perf_counter() - started
         total_seconds += seconds
         means = ", ".join(
             f"{row.architecture} {row.mean_auc:.3f}"
-            for row in deep.selection_summary(selection.table).itertuples()
+            for row in selection_summary(selection.table).itertuples()
         )
         add_row(
             args.output,

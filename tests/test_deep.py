@@ -1,4 +1,4 @@
-"""Tests of hccrad.deep.train: crops, networks, reproducibility, selection, outputs and Grad-CAM.
+"""Tests of hccrad.deep: crops, networks, reproducibility, selection, outputs and Grad-CAM.
 
 The cohort is a small simulated one: phantom livers rendered at 4 mm, z-scored over the liver
 and cropped by hccrad.imaging.crops to 64 mm (16^3 voxels), with a planted signal: responders'
@@ -23,9 +23,23 @@ from sklearn.metrics import roc_auc_score
 from hccrad.cohorts import phantom, simulate
 from hccrad.core.labels import TUMOUR_LABEL
 from hccrad.core.seeding import rng_for
-from hccrad.deep import train as deep
 from hccrad.deep import tumour_pooled
-from hccrad.deep.train import CropSet, DeepConfig, DeepModel
+from hccrad.deep.config import ARCHITECTURES, DeepConfig, NetworkConfig
+from hccrad.deep.crops import CropSet, crops_from_arrays, load_crops
+from hccrad.deep.explain import CAM_LAYERS, GradCamPanels, grad_cam, grad_cam_layer, grad_cam_panels
+from hccrad.deep.networks import DeepModel, build_network, load_model, load_pretrained, save_model
+from hccrad.deep.predict import (
+    clipped_tumour_fraction,
+    deep_features,
+    network_input,
+    predict_ensemble,
+    predict_scores,
+    tumour_region,
+    warn_if_tumour_clipped,
+)
+from hccrad.deep.select import SELECTION_COLUMNS, choose_winner, cross_validate, select_and_refit
+from hccrad.deep.train import augmentation, fit_model
+from hccrad.figures.deep import grad_cam_figure
 from hccrad.figures.style import save_figure
 from hccrad.imaging.crops import TumourCrop, crop_tumours, write_crops
 from hccrad.imaging.transform import normalise_patient
@@ -111,7 +125,7 @@ def simulated_cohort(n_patients: int, seed: int) -> tuple[list[TumourCrop], pd.D
 
 def to_cropset(crops: list[TumourCrop], top_k: int = 1) -> CropSet:
     """A CropSet from hccrad.imaging.crops crops."""
-    return deep.crops_from_arrays(
+    return crops_from_arrays(
         [c.patient_id for c in crops],
         [c.image for c in crops],
         spatial_size=CROP_VOXELS,
@@ -136,7 +150,7 @@ def trained(cohort: tuple[list, CropSet, pd.DataFrame]) -> DeepModel:
     """A network fitted on the first 48 patients."""
     _, crops, sheet = cohort
     config = DeepConfig(**FAST, max_epochs=16, patience=6)
-    return deep.fit_model(sheet.iloc[:N_TRAIN], crops, config)
+    return fit_model(sheet.iloc[:N_TRAIN], crops, config)
 
 
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -166,8 +180,8 @@ def test_load_crops_keeps_largest_tumours(
     chosen = [c for c in crops if c.patient_id in patients_with_two]
     # Reverse the files so that load_crops has to rank the tumours itself.
     paths = write_crops(chosen[::-1], tmp_path)
-    largest = deep.load_crops(paths, 20)
-    both = deep.load_crops(paths, 12, top_k=2)
+    largest = load_crops(paths, 20)
+    both = load_crops(paths, 12, top_k=2)
     assert largest.images.shape == (2, 3, 20, 20, 20)
     assert set(largest.instances) == {1}
     assert both.images.shape == (4, 3, 12, 12, 12)
@@ -186,28 +200,28 @@ def test_load_crops_keeps_largest_tumours(
 # --------------------------------------------------------------------------- networks
 
 
-@pytest.mark.parametrize("architecture", deep.ARCHITECTURES)
+@pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_every_architecture_runs_at_the_default_size(architecture: str) -> None:
     config = DeepConfig().network(architecture, in_channels=3)
-    model = DeepModel(deep.build_network(config), config)
+    model = DeepModel(build_network(config), config)
     mask = np.zeros((32, 32, 32), np.uint8)
     mask[12:20, 12:20, 12:20] = TUMOUR_LABEL
-    crops = deep.crops_from_arrays(
+    crops = crops_from_arrays(
         ["a", "b"],
         np.zeros((2, 3, 32, 32, 32), np.float32),
         spatial_size=config.spatial_size,
         masks=[mask, mask],
     )
-    features = deep.deep_features(model, crops, device="cpu")
-    scores = deep.predict_scores(model, crops, device="cpu")
+    features = deep_features(model, crops, device="cpu")
+    scores = predict_scores(model, crops, device="cpu")
     assert features.shape[0] == 2 and features.shape[1] >= 64
     assert scores.between(0, 1).all()
-    assert deep.grad_cam_layer(model) in deep.CAM_LAYERS[architecture]
+    assert grad_cam_layer(model) in CAM_LAYERS[architecture]
 
 
 def test_too_small_crop_is_reported() -> None:
     with pytest.raises(ValueError, match="densenet121 cannot take crops"):
-        deep.build_network(deep.NetworkConfig("densenet121", 3, (16, 16, 16)))
+        build_network(NetworkConfig("densenet121", 3, (16, 16, 16)))
 
 
 # --------------------------------------------------------------------------- training
@@ -220,9 +234,9 @@ def test_training_is_bit_identical_for_a_seed(
     small = sheet.iloc[:16]
     # Every augmentation on, elastic included, so that their random states are covered too.
     config = DeepConfig(**FAST, max_epochs=2, patience=2, elastic=True, elastic_prob=1.0)
-    first = deep.fit_model(small, crops, config)
-    second = deep.fit_model(small, crops, config)
-    other = deep.fit_model(small, crops, DeepConfig(**{**FAST, "max_epochs": 2}, seed=1))
+    first = fit_model(small, crops, config)
+    second = fit_model(small, crops, config)
+    other = fit_model(small, crops, DeepConfig(**{**FAST, "max_epochs": 2}, seed=1))
     assert same_weights(first.network, second.network)
     assert not same_weights(first.network, other.network)
 
@@ -234,7 +248,7 @@ def test_selection_takes_training_rows_only(
     leaky = sheet.iloc[:16].copy()
     leaky.loc["SIM003", "split"] = "external_B"
     config = DeepConfig(**FAST, max_epochs=1)
-    for call in (deep.cross_validate, deep.select_and_refit, deep.fit_model):
+    for call in (cross_validate, select_and_refit, fit_model):
         with pytest.raises(ValueError, match=r"training patients only.*SIM003"):
             call(leaky, crops, config)
 
@@ -244,7 +258,7 @@ def test_network_learns_a_planted_signal(
 ) -> None:
     _, crops, sheet = cohort
     held_out = sheet.iloc[N_TRAIN:]
-    scores = deep.predict_scores(trained, crops.subset(held_out.index), device="cpu")
+    scores = predict_scores(trained, crops.subset(held_out.index), device="cpu")
     auc = roc_auc_score(held_out["response"], scores)
     logging.getLogger(__name__).info("held-out AUC %.3f", auc)
     assert auc > 0.75
@@ -267,8 +281,8 @@ def test_permuted_labels_give_chance_cv_and_held_out_auc(
         permuted["response"] = rng_for(SEED, "permutation", draw).permutation(
             permuted["response"].to_numpy()
         )
-        selection = deep.select_and_refit(permuted, crops, config)
-        scores = deep.predict_scores(selection.model, crops.subset(held_out.index), device="cpu")
+        selection = select_and_refit(permuted, crops, config)
+        scores = predict_scores(selection.model, crops.subset(held_out.index), device="cpu")
         cv_aucs.append(selection.table["auc"].mean())
         held_out_aucs.append(roc_auc_score(held_out["response"], scores))
         # Every training patient has exactly one out-of-fold score, from the winner's folds.
@@ -287,8 +301,8 @@ def test_endpoint_other_than_response_is_trained_and_checked(
     _, crops, sheet = cohort
     train = sheet.iloc[:20].rename(columns={"response": "proliferative"})
     with pytest.raises(ValueError, match="no 'response' column"):
-        deep.fit_model(train, crops, DeepConfig(**FAST, max_epochs=1))
-    model = deep.fit_model(train, crops, DeepConfig(**FAST, max_epochs=1), endpoint="proliferative")
+        fit_model(train, crops, DeepConfig(**FAST, max_epochs=1))
+    model = fit_model(train, crops, DeepConfig(**FAST, max_epochs=1), endpoint="proliferative")
     assert model.n_train + model.n_validation == 20
 
 
@@ -297,14 +311,14 @@ def test_fixed_schedule_trains_on_every_patient_to_the_last_epoch(
 ) -> None:
     _, crops, sheet = cohort
     config = DeepConfig(**FAST, max_epochs=3, early_stopping=False)
-    model = deep.fit_model(sheet.iloc[:20], crops, config)
+    model = fit_model(sheet.iloc[:20], crops, config)
     # No inner validation part: all 20 patients train, and the last epoch is the one kept.
     assert (model.n_train, model.n_validation) == (20, 0)
     assert model.epochs == model.best_epoch == 3
     assert model.history["val_auc"].isna().all()
     assert model.history["train_loss"].notna().all()
     # Same config, same data: identical weights on the CPU.
-    again = deep.fit_model(sheet.iloc[:20], crops, config)
+    again = fit_model(sheet.iloc[:20], crops, config)
     for name, tensor in model.network.state_dict().items():
         assert torch.equal(tensor, again.network.state_dict()[name]), name
 
@@ -316,8 +330,8 @@ def test_select_and_refit_reports_folds_and_refits_the_winner(
     config = DeepConfig(
         **{**FAST, "architectures": ("resnet18", "efficientnet_b0")}, folds=2, max_epochs=1
     )
-    selection = deep.select_and_refit(sheet.iloc[:20], crops, config)
-    assert list(selection.table.columns) == list(deep.SELECTION_COLUMNS)
+    selection = select_and_refit(sheet.iloc[:20], crops, config)
+    assert list(selection.table.columns) == list(SELECTION_COLUMNS)
     assert len(selection.table) == 4
     assert (selection.table["n_train"] + selection.table["n_val"] == 20).all()
     assert selection.winner == selection.summary["architecture"].iloc[0]
@@ -330,10 +344,10 @@ def test_select_and_refit_reports_folds_and_refits_the_winner(
     members = selection.ensemble_members("folds_and_refit")
     assert members == (*selection.fold_models, selection.model)
     held = crops.subset(sheet.index[20:26])
-    mean = deep.predict_ensemble(members, held, device="cpu")
-    each = [deep.predict_scores(m, held, device="cpu") for m in members]
+    mean = predict_ensemble(members, held, device="cpu")
+    each = [predict_scores(m, held, device="cpu") for m in members]
     np.testing.assert_allclose(mean, np.mean(each, axis=0))
-    assert deep.predict_ensemble(members[-1:], held, device="cpu").equals(each[-1])
+    assert predict_ensemble(members[-1:], held, device="cpu").equals(each[-1])
     with pytest.raises(ValueError, match="ensemble must be one of"):
         selection.ensemble_members("bagging")
 
@@ -344,13 +358,13 @@ def test_acquisition_shift_augmentation_is_seeded_and_checked(
     _, crops, sheet = cohort
     shifted = {"phase_wise_intensity": True, "blur_prob": 1.0, "noise_prob": 1.0}
     config = DeepConfig(**FAST, max_epochs=1, **shifted)
-    names = [type(t).__name__ for t in deep.augmentation(config).transforms]
+    names = [type(t).__name__ for t in augmentation(config).transforms]
     assert {"RandGaussianSmoothd", "RandGaussianNoised"} <= set(names)
     assert "RandGaussianNoised" not in [
-        type(t).__name__ for t in deep.augmentation(DeepConfig(**FAST)).transforms
+        type(t).__name__ for t in augmentation(DeepConfig(**FAST)).transforms
     ]
-    first = deep.fit_model(sheet.iloc[:16], crops, config)
-    again = deep.fit_model(sheet.iloc[:16], crops, config)
+    first = fit_model(sheet.iloc[:16], crops, config)
+    again = fit_model(sheet.iloc[:16], crops, config)
     assert same_weights(first.network, again.network)
     with pytest.raises(ValueError, match="blur_sigma_z must be"):
         DeepConfig(**FAST, blur_sigma_z=(1.0, 0.5))
@@ -371,9 +385,9 @@ def test_winner_ties_go_to_lower_sd_then_fewer_parameters() -> None:
             for f, a in enumerate(aucs, start=1)
         ]
     table = pd.DataFrame(rows)
-    assert deep.choose_winner(table) == "densenet121"  # same mean, lowest SD
+    assert choose_winner(table) == "densenet121"  # same mean, lowest SD
     table.loc[table["architecture"] == "densenet121", "auc"] = [0.74, 0.76]
-    assert deep.choose_winner(table) == "densenet121"  # same mean and SD, fewer parameters
+    assert choose_winner(table) == "densenet121"  # same mean and SD, fewer parameters
 
 
 # --------------------------------------------------------------------------- outputs
@@ -386,14 +400,14 @@ def test_deep_features_are_patients_by_features_averaged_over_tumours(
     two_tumours = to_cropset(crops, top_k=2).subset(
         [*sorted({c.patient_id for c in crops if c.instance == 2})[:3], "SIM000"]
     )
-    features = deep.deep_features(trained, two_tumours, device="cpu")
+    features = deep_features(trained, two_tumours, device="cpu")
     n_features = trained.network.fc.in_features
     assert features.shape == (4, n_features)
     assert features.index.name == "patient_id"
     assert list(features.columns[:2]) == ["deep_0000", "deep_0001"]
-    per_crop = deep.deep_features(
+    per_crop = deep_features(
         trained,
-        deep.crops_from_arrays(
+        crops_from_arrays(
             [
                 f"{p}_{i}"
                 for p, i in zip(two_tumours.patient_ids, two_tumours.instances, strict=True)
@@ -413,37 +427,37 @@ def test_save_and_load_predict_identically(
 ) -> None:
     _, crops, sheet = cohort
     held_out = crops.subset(sheet.index[N_TRAIN:])
-    paths = deep.save_model(trained, tmp_path / "model.pt", tmp_path / "model.json")
-    loaded = deep.load_model(*paths)
+    paths = save_model(trained, tmp_path / "model.pt", tmp_path / "model.json")
+    loaded = load_model(*paths)
     assert loaded.config == trained.config
     pd.testing.assert_series_equal(
-        deep.predict_scores(loaded, held_out, device="cpu"),
-        deep.predict_scores(trained, held_out, device="cpu"),
+        predict_scores(loaded, held_out, device="cpu"),
+        predict_scores(trained, held_out, device="cpu"),
         check_exact=True,
     )
 
 
 def test_predicting_crops_of_another_size_is_an_error(trained: DeepModel) -> None:
-    crops = deep.crops_from_arrays(["a"], np.zeros((1, 3, 8, 8, 8), np.float32), spatial_size=8)
+    crops = crops_from_arrays(["a"], np.zeros((1, 3, 8, 8, 8), np.float32), spatial_size=8)
     with pytest.raises(ValueError, match="spatial_size"):
-        deep.predict_scores(trained, crops)
+        predict_scores(trained, crops)
 
 
 def test_pretrained_weights_load_from_a_local_file_with_a_report(tmp_path: Path) -> None:
-    single_channel = deep.build_network(deep.NetworkConfig("resnet18", 1, 16, 0.25, 1))
+    single_channel = build_network(NetworkConfig("resnet18", 1, 16, 0.25, 1))
     # MedicalNet's layout: {"state_dict": {"module.<key>": tensor}}, one input channel.
     checkpoint = {f"module.{k}": v for k, v in single_channel.state_dict().items()}
     checkpoint["module.extra_head.weight"] = torch.zeros(2)
     del checkpoint["module.fc.bias"]
     torch.save({"state_dict": checkpoint}, tmp_path / "medicalnet.pth")
-    network = deep.build_network(deep.NetworkConfig("resnet18", 3, 16, 0.25, 1))
-    report = deep.load_pretrained(network, tmp_path / "medicalnet.pth")
+    network = build_network(NetworkConfig("resnet18", 3, 16, 0.25, 1))
+    report = load_pretrained(network, tmp_path / "medicalnet.pth")
     assert report.shape_mismatch == ("conv1.weight",)
     assert report.unexpected == ("extra_head.weight",)
     assert set(report.missing) == {"conv1.weight", "fc.bias"}
     assert torch.equal(network.layer1[0].conv1.weight, single_channel.layer1[0].conv1.weight)
     with pytest.raises(FileNotFoundError, match="never downloads"):
-        deep.load_pretrained(network, tmp_path / "absent.pth")
+        load_pretrained(network, tmp_path / "absent.pth")
 
 
 # --------------------------------------------------------------------------- Grad-CAM
@@ -453,7 +467,7 @@ def test_grad_cam_has_the_crop_shape_and_is_finite(
     cohort: tuple[list, CropSet, pd.DataFrame], trained: DeepModel
 ) -> None:
     _, crops, _ = cohort
-    cam = deep.grad_cam(trained, crops.images[0])
+    cam = grad_cam(trained, crops.images[0])
     assert cam.shape == crops.spatial_size
     assert np.isfinite(cam).all() and cam.min() >= 0 and cam.max() <= 1
     # The explainer works on a copy: no hooks are left on the trained network.
@@ -464,15 +478,15 @@ def test_grad_cam_panels_round_trip_and_draw(
     cohort: tuple[list, CropSet, pd.DataFrame], trained: DeepModel, tmp_path: Path
 ) -> None:
     _, crops, sheet = cohort
-    scores = deep.predict_scores(trained, crops, device="cpu")
-    panels = deep.grad_cam_panels(trained, crops, sheet, scores, patients_per_centre=1)
+    scores = predict_scores(trained, crops, device="cpu")
+    panels = grad_cam_panels(trained, crops, sheet, scores, patients_per_centre=1)
     assert panels.images.shape == panels.cams.shape == panels.tumour.shape
     assert len(panels.patients) == sheet["centre"].nunique()
     # The figure is drawn from the saved panels alone: what the figures target relies on.
-    again = deep.GradCamPanels.load(panels.save(tmp_path / "gradcam.npz"))
+    again = GradCamPanels.load(panels.save(tmp_path / "gradcam.npz"))
     assert again.patients == panels.patients and again.titles == panels.titles
     np.testing.assert_array_equal(again.cams, panels.cams)
-    paths = save_figure(deep.grad_cam_figure(again), tmp_path / "gradcam.png")
+    paths = save_figure(grad_cam_figure(again), tmp_path / "gradcam.png")
     assert [p.suffix for p in paths] == [".png", ".pdf"]
     assert all(p.stat().st_size > 1000 for p in paths)
 
@@ -484,15 +498,15 @@ def test_tumour_margin_keeps_voxels_within_it_in_millimetres() -> None:
     mask = np.ones((9, 9, 9), np.uint8)
     mask[4, 4, 4] = 2
     images = np.full((2, 9, 9, 9), 20.0, np.float32)
-    config = deep.NetworkConfig("resnet18", 2, 9, 0.25, 1, (-5.0, 10.0), tumour_margin_mm=4.0)
+    config = NetworkConfig("resnet18", 2, 9, 0.25, 1, (-5.0, 10.0), tumour_margin_mm=4.0)
     # 2 mm slices, 1 mm pixels: 4 mm reaches two slices up and down, four pixels sideways.
-    shown = deep.network_input(images, config, mask, (2.0, 1.0, 1.0))
+    shown = network_input(images, config, mask, (2.0, 1.0, 1.0))
     kept = shown[0] != 0
     assert kept[2, 4, 4] and kept[6, 4, 4] and not kept[1, 4, 4] and not kept[7, 4, 4]
     assert kept[4, 4, 0] and kept[4, 4, 8] and not kept[4, 0, 0]
     # Clipped first, blanked second; every phase alike; a stack gives the same as one crop.
     assert set(np.unique(shown)) == {0.0, 10.0} and np.array_equal(shown[0], shown[1])
-    stacked = deep.network_input(images[None], config, mask[None], [(2.0, 1.0, 1.0)])
+    stacked = network_input(images[None], config, mask[None], [(2.0, 1.0, 1.0)])
     assert np.array_equal(stacked[0], shown)
 
 
@@ -505,28 +519,28 @@ def test_a_clip_that_cuts_into_the_tumour_is_reported_per_phase(
     images[:, 1, :1] = -7.0  # hepatobiliary: half of the tumour below -5
     images[:, 1, 3] = -20.0  # air outside the tumour: clipped, and rightly so
     images[:, 0, 2:] = 30.0  # arterial: only outside the tumour above 10
-    crops = deep.crops_from_arrays(
+    crops = crops_from_arrays(
         ["a", "b"], images, spatial_size=4, phases=["arterial", "hepatobiliary"], masks=mask
     )
-    with caplog.at_level(logging.INFO, logger="hccrad.deep.train"):
-        shares = deep.warn_if_tumour_clipped(crops, (-5.0, 10.0))
+    with caplog.at_level(logging.INFO, logger="hccrad.deep.predict"):
+        shares = warn_if_tumour_clipped(crops, (-5.0, 10.0))
     assert shares.to_dict() == {"arterial": 0.0, "hepatobiliary": 0.5}
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "hepatobiliary (50%)" in warnings[0]
     assert "arterial" not in warnings[0] and "widen deep.intensity_clip" in warnings[0]
-    assert deep.clipped_tumour_fraction(crops, (-10.0, 10.0)).eq(0.0).all()
-    assert deep.clipped_tumour_fraction(crops, None).eq(0.0).all()
+    assert clipped_tumour_fraction(crops, (-10.0, 10.0)).eq(0.0).all()
+    assert clipped_tumour_fraction(crops, None).eq(0.0).all()
 
 
 def test_tumour_margin_needs_a_mask_with_a_tumour() -> None:
-    config = deep.NetworkConfig("resnet18", 1, 8, 0.25, 1, tumour_margin_mm=6.0)
+    config = NetworkConfig("resnet18", 1, 8, 0.25, 1, tumour_margin_mm=6.0)
     image = np.zeros((1, 8, 8, 8), np.float32)
     with pytest.raises(ValueError, match="needs the crops' tumour masks"):
-        deep.network_input(image, config)
+        network_input(image, config)
     with pytest.raises(ValueError, match="needs the crops' spacings"):
-        deep.network_input(image, config, np.full((8, 8, 8), 2, np.uint8))
+        network_input(image, config, np.full((8, 8, 8), 2, np.uint8))
     with pytest.raises(ValueError, match="no tumour voxels"):
-        deep.network_input(image, config, np.ones((8, 8, 8), np.uint8), (1.0, 1.0, 1.0))
+        network_input(image, config, np.ones((8, 8, 8), np.uint8), (1.0, 1.0, 1.0))
     with pytest.raises(ValueError, match="tumour_margin_mm"):
         DeepConfig(tumour_margin_mm=-1.0)
 
@@ -536,13 +550,13 @@ def test_a_margin_network_ignores_what_lies_beyond_the_margin(
 ) -> None:
     _, crops, sheet = cohort
     config = DeepConfig(**FAST, tumour_margin_mm=4.0, max_epochs=2, min_epochs=1, patience=1)
-    model = deep.fit_model(sheet.iloc[:N_TRAIN], crops, config)
-    loaded = deep.load_model(*deep.save_model(model, tmp_path / "m.pt", tmp_path / "m.json"))
+    model = fit_model(sheet.iloc[:N_TRAIN], crops, config)
+    loaded = load_model(*save_model(model, tmp_path / "m.pt", tmp_path / "m.json"))
     assert loaded.config.tumour_margin_mm == 4.0
     held_out = crops.subset(sheet.index[N_TRAIN:])
     regions = np.stack(
         [
-            deep.tumour_region(mask, spacing, 4.0)
+            tumour_region(mask, spacing, 4.0)
             for mask, spacing in zip(held_out.masks, held_out.spacing_zyx, strict=True)
         ]
     )
@@ -551,11 +565,11 @@ def test_a_margin_network_ignores_what_lies_beyond_the_margin(
         held_out, images=np.where(regions[:, None], held_out.images, noise)
     )
     pd.testing.assert_series_equal(
-        deep.predict_scores(loaded, disturbed, device="cpu"),
-        deep.predict_scores(model, held_out, device="cpu"),
+        predict_scores(loaded, disturbed, device="cpu"),
+        predict_scores(model, held_out, device="cpu"),
         check_exact=True,
     )
-    panels = deep.grad_cam_panels(model, crops, sheet, deep.predict_scores(model, crops))
+    panels = grad_cam_panels(model, crops, sheet, predict_scores(model, crops))
     assert np.isfinite(panels.cams).all()
 
 
@@ -566,23 +580,23 @@ def test_tumour_pooled_network_learns_reproducibly_and_round_trips(
     config = DeepConfig(
         **{**FAST, "architectures": (tumour_pooled.ARCHITECTURE,)}, max_epochs=16, patience=6
     )
-    model = deep.fit_model(sheet.iloc[:N_TRAIN], crops, config)
+    model = fit_model(sheet.iloc[:N_TRAIN], crops, config)
     held_out = sheet.iloc[N_TRAIN:]
-    scores = deep.predict_scores(model, crops.subset(held_out.index), device="cpu")
+    scores = predict_scores(model, crops.subset(held_out.index), device="cpu")
     assert roc_auc_score(held_out["response"], scores) > 0.75
     small = dataclasses.replace(config, max_epochs=2, elastic=True, elastic_prob=1.0)
-    first, second = (deep.fit_model(sheet.iloc[:16], crops, small) for _ in range(2))
+    first, second = (fit_model(sheet.iloc[:16], crops, small) for _ in range(2))
     assert same_weights(first.network, second.network)
-    loaded = deep.load_model(*deep.save_model(model, tmp_path / "m.pt", tmp_path / "m.json"))
+    loaded = load_model(*save_model(model, tmp_path / "m.pt", tmp_path / "m.json"))
     pd.testing.assert_series_equal(
-        deep.predict_scores(loaded, crops, device="cpu"),
-        deep.predict_scores(model, crops, device="cpu"),
+        predict_scores(loaded, crops, device="cpu"),
+        predict_scores(model, crops, device="cpu"),
         check_exact=True,
     )
-    features = deep.deep_features(model, crops.subset(held_out.index), device="cpu")
+    features = deep_features(model, crops.subset(held_out.index), device="cpu")
     assert features.shape == (len(held_out), 2 * 32)  # mean and SD of 32 channels
-    panels = deep.grad_cam_panels(model, crops, sheet, scores)
-    assert panels.layer in deep.CAM_LAYERS[tumour_pooled.ARCHITECTURE]
+    panels = grad_cam_panels(model, crops, sheet, scores)
+    assert panels.layer in CAM_LAYERS[tumour_pooled.ARCHITECTURE]
     assert np.isfinite(panels.cams).all() and panels.cams.max() > 0
     # The logit depends on the tumour's activations alone, and so does its map.
     assert not panels.cams[~panels.tumour].any()

@@ -13,7 +13,8 @@ from conftest import tiny_config
 from PIL import Image
 
 from hccrad.deep import dltr
-from hccrad.deep import train as deep
+from hccrad.deep.networks import load_model
+from hccrad.deep.predict import predict_scores
 
 pytestmark = pytest.mark.workflow
 
@@ -80,13 +81,13 @@ def test_held_out_score_is_the_mean_of_the_fold_networks_and_the_refit(runs):
     folder = results / "sim_tace/deep/response"
     config = dltr.deep_config(tiny_config(7)["deep"], 7)
     names = ["model"] + [f"fold{k}" for k in range(1, config.folds + 1)]
-    members = [deep.load_model(folder / f"{n}.pt", folder / f"{n}.json") for n in names]
+    members = [load_model(folder / f"{n}.pt", folder / f"{n}.json") for n in names]
     scores = pd.read_csv(folder / "scores.tsv", sep="\t", index_col="patient_id")
     held_out = list(scores.index[scores["split"] != "train"])
     crops, _ = dltr.cohort_crops(
         {p: results / "sim_tace/prepared" / p for p in held_out}, held_out, config
     )
-    each = np.array([deep.predict_scores(m, crops, device="cpu").loc[held_out] for m in members])
+    each = np.array([predict_scores(m, crops, device="cpu").loc[held_out] for m in members])
     np.testing.assert_allclose(scores.loc[held_out, "dltr_score"], each.mean(axis=0), atol=1e-6)
     # The members differ: the ensemble is not one network counted several times.
     assert np.ptp(each, axis=0).max() > 1e-3

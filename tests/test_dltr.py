@@ -1,4 +1,4 @@
-"""hccrad.deep.dltr: the deep config, a cohort's crops, score tables and the selection plot."""
+"""hccrad.deep.dltr (the deep config, a cohort's crops, score tables) and the selection plot."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import pytest
 from PIL import Image
 
 from hccrad.deep import dltr
-from hccrad.deep import train as deep
+from hccrad.deep.config import DeepConfig
+from hccrad.deep.predict import SCORE_NAME
+from hccrad.deep.select import selection_summary
+from hccrad.figures.deep import selection_figure
 from hccrad.figures.style import save_figure
 
 PHASES = np.array(["arterial", "portal_venous"])
@@ -39,20 +42,20 @@ def write_prepared(folder: Path, patient: str, n_tumours: int = 1, excluded: boo
 
 
 @pytest.fixture
-def config() -> deep.DeepConfig:
+def config() -> DeepConfig:
     """A small DeepConfig from a workflow-style block."""
     block = {"architectures": ["resnet18"], "spatial_size": [8, 8, 8], "threads": 2, "gpus": 0}
     return dltr.deep_config(block | {"gradcam": {"patients_per_centre": 1}}, seed=5)
 
 
-def test_deep_config_strips_workflow_keys_and_takes_the_seed(config: deep.DeepConfig) -> None:
+def test_deep_config_strips_workflow_keys_and_takes_the_seed(config: DeepConfig) -> None:
     assert config.seed == 5 and config.spatial_size == (8, 8, 8) and not config.progress
     with pytest.raises(ValueError, match="unknown"):
         dltr.deep_config({"architectures": ["resnet18"], "epochs": 3}, seed=1)
 
 
 def test_cohort_crops_lists_excluded_patients_and_rejects_gaps(
-    tmp_path: Path, config: deep.DeepConfig
+    tmp_path: Path, config: DeepConfig
 ) -> None:
     folders = dltr.prepared_folders(
         [
@@ -103,7 +106,7 @@ def test_score_table_without_out_of_fold_keeps_the_refit_scores() -> None:
 def test_out_of_fold_file_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "out_of_fold.tsv"
     index = pd.Index(["P1", "P2"], name="patient_id")
-    pd.DataFrame({deep.SCORE_NAME: [0.25, 0.75]}, index=index).to_csv(path, sep="\t")
+    pd.DataFrame({SCORE_NAME: [0.25, 0.75]}, index=index).to_csv(path, sep="\t")
     assert dltr.read_out_of_fold(path).to_dict() == {"P1": 0.25, "P2": 0.75}
 
 
@@ -116,8 +119,8 @@ def test_selection_figure_is_drawn(tmp_path: Path) -> None:
             "n_parameters": [10] * 3 + [20] * 3,
         }
     )
-    summary = deep.selection_summary(table)
-    png, pdf = save_figure(dltr.selection_figure(table, summary, "resnet18"), tmp_path / "sel.png")
+    summary = selection_summary(table)
+    png, pdf = save_figure(selection_figure(table, summary, "resnet18"), tmp_path / "sel.png")
     pixels = np.asarray(Image.open(png).convert("L"), dtype=float)
     assert pdf.stat().st_size > 0
     assert pixels.std() > 10  # not a blank canvas

@@ -28,7 +28,7 @@ from snakemake.utils import update_config
 
 from hccrad.core.config import check_config
 from hccrad.deep import dltr
-from hccrad.deep import train as deep
+from hccrad.deep.networks import build_network, load_pretrained
 
 COHORT = "hcc_tace_seg_clinical"
 
@@ -93,7 +93,7 @@ def test_real_data_configs_train_full_size_networks(name, tmp_path):
     # into none of the laptop default's quarter-width one.
     torch.save({"state_dict": medicalnet_resnet18_checkpoint()}, tmp_path / "medicalnet.pth")
     full = dltr.deep_config(config["deep"], config["seed"]).network("resnet18", 1)
-    report = deep.load_pretrained(deep.build_network(full), tmp_path / "medicalnet.pth")
+    report = load_pretrained(build_network(full), tmp_path / "medicalnet.pth")
     assert report.shape_mismatch == ()
     assert report.unexpected == ("conv_seg.0.weight",)
     assert {k for k in report.missing if not k.endswith("num_batches_tracked")} == {
@@ -102,7 +102,7 @@ def test_real_data_configs_train_full_size_networks(name, tmp_path):
     }
     assert len(report.loaded) == 85  # 17 convolutions, 17 batch norms of 4 tensors each
     laptop = dltr.deep_config(load_default_config()["deep"], 1).network("resnet18", 1)
-    report = deep.load_pretrained(deep.build_network(laptop), tmp_path / "medicalnet.pth")
+    report = load_pretrained(build_network(laptop), tmp_path / "medicalnet.pth")
     assert len(report.shape_mismatch) == 85 and report.loaded == ()
 
 

@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from hccrad.core.labels import TUMOUR_LABEL
-from hccrad.deep import train as deep
 from hccrad.deep import tumour_pooled
-from hccrad.deep.train import DeepConfig
+from hccrad.deep.config import DeepConfig, NetworkConfig
+from hccrad.deep.crops import crops_from_arrays
+from hccrad.deep.predict import crop_input, network_input
+from hccrad.deep.train import augmentation
 
 
 def test_masked_moments_are_the_mean_and_sd_over_the_mask() -> None:
@@ -48,12 +50,12 @@ def test_network_ignores_what_lies_out_of_reach_of_the_tumour() -> None:
 
 
 def test_network_input_appends_the_tumour_mask_as_last_channel() -> None:
-    config = deep.NetworkConfig(tumour_pooled.ARCHITECTURE, 2, 8, 0.25, 1)
+    config = NetworkConfig(tumour_pooled.ARCHITECTURE, 2, 8, 0.25, 1)
     assert config.takes_mask and config.input_channels == 3
     images = np.ones((2, 8, 8, 8), np.float32)
     labels = np.ones((8, 8, 8), np.uint8)  # liver
     labels[2:5, 2:5, 2:5] = TUMOUR_LABEL
-    shown = deep.network_input(images, config, labels)
+    shown = network_input(images, config, labels)
     assert shown.shape == (3, 8, 8, 8)
     assert np.array_equal(shown[-1], (labels == TUMOUR_LABEL).astype(np.float32))
 
@@ -62,7 +64,7 @@ def test_augmentation_moves_the_mask_with_the_image_and_leaves_it_binary() -> No
     config = DeepConfig(
         flip_prob=1.0, rotate_prob=1.0, rotate_degrees=25.0, intensity_prob=1.0, elastic=True
     )
-    transform = deep.augmentation(config, with_mask=True)
+    transform = augmentation(config, with_mask=True)
     transform.set_random_state(seed=3)
     mask = np.zeros((1, 16, 16, 16), np.float32)
     mask[0, 2:9, 3:12, 5:10] = 1
@@ -79,11 +81,11 @@ def test_augmentation_moves_the_mask_with_the_image_and_leaves_it_binary() -> No
 
 
 def test_a_crop_without_tumour_is_an_error_naming_the_patient() -> None:
-    config = deep.NetworkConfig(tumour_pooled.ARCHITECTURE, 2, 8, 0.25, 1)
+    config = NetworkConfig(tumour_pooled.ARCHITECTURE, 2, 8, 0.25, 1)
     masks = np.ones((2, 8, 8, 8), np.uint8)  # liver only
     masks[0, 3:5, 3:5, 3:5] = TUMOUR_LABEL
-    crops = deep.crops_from_arrays(
+    crops = crops_from_arrays(
         ["P1", "P2"], np.zeros((2, 2, 8, 8, 8), np.float32), spatial_size=8, masks=list(masks)
     )
     with pytest.raises(ValueError, match=r"1 crop\(s\) have no tumour voxels.*P2.*rerun the crop"):
-        deep.crop_input(crops, config)
+        crop_input(crops, config)

@@ -5,13 +5,14 @@ import torch
 from hccrad.cohorts.sheet import read_patients, read_sheet
 from hccrad.core.runlog import log_to
 from hccrad.deep import dltr
-from hccrad.deep import train as deep
+from hccrad.deep.explain import grad_cam_panels
+from hccrad.deep.networks import load_model
 
 log = log_to(snakemake.log[0])
 torch.set_num_threads(snakemake.threads)
 config = dltr.deep_config(snakemake.params.deep, snakemake.params.seed)
 gradcam = snakemake.params.deep["gradcam"]
-model = deep.load_model(snakemake.input.weights, snakemake.input.model, device=config.device)
+model = load_model(snakemake.input.weights, snakemake.input.model, device=config.device)
 sheet = read_sheet(snakemake.input.sheet)
 # Held-out patients only: their score comes from the very network whose attention is shown.
 held_out = sheet.loc[sheet["split"] != "train"]
@@ -20,7 +21,7 @@ crops, _ = dltr.cohort_crops(
 )
 scores = read_patients(snakemake.input.scores, index=False)
 scores = scores.set_index("patient_id")[dltr.DLTR_SCORE]
-panels = deep.grad_cam_panels(
+panels = grad_cam_panels(
     model,
     crops,
     held_out,

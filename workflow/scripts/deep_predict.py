@@ -4,15 +4,16 @@ from hccrad.cohorts.sheet import read_sheet
 from hccrad.core.runlog import log_to
 from hccrad.core.torch_runtime import set_torch_threads
 from hccrad.deep import dltr
-from hccrad.deep import train as deep
+from hccrad.deep.networks import load_model
+from hccrad.deep.predict import deep_features, predict_ensemble
 
 log = log_to(snakemake.log[0])
 set_torch_threads(snakemake.params.deep["threads"], snakemake.threads)
 config = dltr.deep_config(snakemake.params.deep, snakemake.params.seed)
-model = deep.load_model(snakemake.input.weights, snakemake.input.model, device=config.device)
+model = load_model(snakemake.input.weights, snakemake.input.model, device=config.device)
 # The DLTR score: the refit alone, or with the selection's fold networks (deep.ensemble).
 members = [model] + [
-    deep.load_model(weights, description, device=config.device)
+    load_model(weights, description, device=config.device)
     for weights, description in zip(
         snakemake.input.get("fold_weights", []), snakemake.input.get("fold_models", []), strict=True
     )
@@ -23,8 +24,8 @@ crops, excluded = dltr.cohort_crops(
 )
 if excluded:
     log.warning("no score for patients excluded in preparation (exclusions.tsv): %s", excluded)
-scores = deep.predict_ensemble(members, crops, device=config.device)
-features = deep.deep_features(model, crops, device=config.device)
+scores = predict_ensemble(members, crops, device=config.device)
+features = deep_features(model, crops, device=config.device)
 out_of_fold = (
     dltr.read_out_of_fold(snakemake.input.out_of_fold) if snakemake.input.out_of_fold else None
 )

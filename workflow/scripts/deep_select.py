@@ -4,7 +4,9 @@ from hccrad.cohorts.sheet import read_sheet
 from hccrad.core.runlog import log_to
 from hccrad.core.torch_runtime import set_torch_threads
 from hccrad.deep import dltr
-from hccrad.deep import train as deep
+from hccrad.deep.networks import save_model
+from hccrad.deep.predict import warn_if_tumour_clipped
+from hccrad.deep.select import select_and_refit
 
 log = log_to(snakemake.log[0])
 set_torch_threads(snakemake.params.deep["threads"], snakemake.threads)
@@ -18,8 +20,8 @@ if excluded:
     log.warning("left out (excluded in preparation, see exclusions.tsv): %s", excluded)
 train = dltr.training_sheet(sheet, excluded)
 log.info("%s: %d training patients, device %s", endpoint, len(train), config.device)
-deep.warn_if_tumour_clipped(crops, config.intensity_clip)
-selection = deep.select_and_refit(train, crops, config, endpoint=endpoint)
+warn_if_tumour_clipped(crops, config.intensity_clip)
+selection = select_and_refit(train, crops, config, endpoint=endpoint)
 
 out = snakemake.output
 # Wall times go to the log, not the table: the table is a result and must not vary by run.
@@ -28,11 +30,11 @@ selection.table.drop(columns="seconds").to_csv(
     out.selection, sep="\t", index=False, float_format="%.4f"
 )
 selection.summary.to_csv(out.summary, sep="\t", index=False, float_format="%.4f")
-deep.save_model(selection.model, out.weights, out.model)
+save_model(selection.model, out.weights, out.model)
 for network, weights, description in zip(
     selection.fold_models, out.fold_weights, out.fold_models, strict=True
 ):
-    deep.save_model(network, weights, description)
+    save_model(network, weights, description)
 selection.model.history.to_csv(out.history, sep="\t", index=False, float_format="%.5f")
 selection.out_of_fold.rename_axis("patient_id").to_frame().to_csv(
     out.out_of_fold, sep="\t", float_format="%.6f"

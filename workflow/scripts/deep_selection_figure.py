@@ -3,7 +3,7 @@
 import pandas as pd
 
 from hccrad.core.runlog import log_to
-from hccrad.deep.dltr import selection_figure
+from hccrad.figures.deep import selection_figure
 from hccrad.figures.style import save_figure
 
 log = log_to(snakemake.log[0])

@@ -1,7 +1,8 @@
 """The Grad-CAM figure, from the maps that deep_gradcam saved."""
 
 from hccrad.core.runlog import log_to
-from hccrad.deep.train import GradCamPanels, grad_cam_figure
+from hccrad.deep.explain import GradCamPanels
+from hccrad.figures.deep import grad_cam_figure
 from hccrad.figures.style import save_figure
 
 log = log_to(snakemake.log[0])

@@ -1,9 +1,10 @@
-"""DLTR in the workflow: the `deep:` config, a cohort's crops, score tables and the selection plot.
+"""DLTR in the workflow: the `deep:` config, a cohort's crops and the score tables.
 
-`hccrad.deep.train` trains, selects and explains networks on a CropSet; this module is what the deep
-rules share around it: which patients' crops a step may read (selection reads training patients
-only), how the DLTR score of each patient is labelled (out-of-fold for training patients, the
-refitted network for everyone else) and the figure of the architecture comparison.
+`hccrad.deep.select`, `.train`, `.predict` and `.explain` select, train, run and explain networks
+on a CropSet; this module is what the deep rules share around them: which patients' crops a step
+may read (selection reads training patients only) and how the DLTR score of each patient is
+labelled (out-of-fold for training patients, the refitted network for everyone else). The figure
+of the architecture comparison is hccrad.figures.deep.selection_figure.
 """
 
 from __future__ import annotations
@@ -12,17 +13,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from matplotlib import pyplot as plt
 
 from hccrad.cohorts.sheet import read_patients
-from hccrad.deep.train import SCORE_NAME, CropSet, DeepConfig, load_crops
-from hccrad.figures.style import MODEL_COLOURS, apply_style
+from hccrad.core.splits import TRAIN
+from hccrad.deep.config import DeepConfig
+from hccrad.deep.crops import CropSet, load_crops
+from hccrad.deep.predict import SCORE_NAME
 from hccrad.imaging.prepared import crop_files, read_exclusion
 from hccrad.stats.checks import name_patients
 
-# Keys of the `deep:` config block that steer the workflow rather than hccrad.deep.train.DeepConfig.
+# Keys of the `deep:` config block that steer the workflow, not hccrad.deep.config.DeepConfig.
 WORKFLOW_KEYS: tuple[str, ...] = ("threads", "gpus", "mem_mb", "runtime_min", "gradcam")
 DLTR_SCORE = "dltr_score"
 SCORE_COLUMNS: tuple[str, ...] = ("patient_id", "split", "centre", DLTR_SCORE, "score_source")
@@ -81,7 +82,7 @@ def cohort_crops(
 
 def training_sheet(sheet: pd.DataFrame, excluded: Sequence[str] = ()) -> pd.DataFrame:
     """The training rows of a sheet (indexed by patient_id), without excluded patients."""
-    train = sheet.loc[sheet["split"] == "train"]
+    train = sheet.loc[sheet["split"] == TRAIN]
     return train.drop(index=[p for p in excluded if p in train.index])
 
 
@@ -107,7 +108,7 @@ def score_table(
         }
     ).set_index("patient_id", drop=False)
     if out_of_fold is not None:
-        train = table.index[table["split"] == "train"]
+        train = table.index[table["split"] == TRAIN]
         lacking = [p for p in train if p not in out_of_fold.index]
         if lacking:
             raise ValueError(
@@ -122,35 +123,3 @@ def score_table(
 def read_out_of_fold(path: str | Path) -> pd.Series:
     """The out-of-fold scores written by the selection step, indexed by patient_id."""
     return read_patients(path)[SCORE_NAME]
-
-
-def selection_figure(table: pd.DataFrame, summary: pd.DataFrame, winner: str) -> plt.Figure:
-    """Held-out-fold AUC of each architecture (points), mean and SD (bar), the winner marked."""
-    apply_style()
-    order = list(summary["architecture"])
-    figure, ax = plt.subplots(figsize=(3.4, 0.45 * len(order) + 1.2), layout="constrained")
-    rng = np.random.default_rng(0)  # fixed jitter: the figure is byte-reproducible
-    for row, architecture in enumerate(order):
-        aucs = table.loc[table["architecture"] == architecture, "auc"].to_numpy(dtype=float)
-        stats = summary.set_index("architecture").loc[architecture]
-        colour = MODEL_COLOURS["DLTR"] if architecture == winner else "#7F7F7F"
-        ax.errorbar(
-            stats["mean_auc"],
-            row,
-            xerr=0 if np.isnan(stats["sd_auc"]) else stats["sd_auc"],
-            fmt="D",
-            color=colour,
-            capsize=3,
-            markersize=5,
-            zorder=3,
-        )
-        ax.scatter(aucs, row + rng.uniform(-0.18, 0.18, len(aucs)), s=10, color=colour, alpha=0.6)
-    ax.axvline(0.5, color="black", linewidth=0.6, linestyle=":")
-    ax.set_yticks(range(len(order)))
-    ax.set_yticklabels([f"{a} (DLTR)" if a == winner else a for a in order], fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    n_folds = int(table["fold"].max())
-    ax.set_xlabel(f"held-out fold AUC ({n_folds}-fold CV, training split only)")
-    ax.set_title("Architecture selection: folds (dots), mean ± SD (diamond)")
-    return figure

@@ -1,6 +1,6 @@
 """Tumour crops at one size (CropSet): built from arrays or read from crop files.
 
-Inputs are the tumour crops of `hccrad.imaging.read` (.npz: ``image`` (phases, z, y, x) float32,
+Inputs are the tumour crops of `hccrad.imaging.crops` (.npz: ``image`` (phases, z, y, x) float32,
 already normalised per phase, e.g. z-scored over the liver).
 
 Several tumours per patient: `load_crops` keeps the ``top_k`` largest tumours of each patient
@@ -59,7 +59,7 @@ class CropSet:
         if missing:
             raise ValueError(
                 f"no tumour crop for {len(missing)} patient(s): {name_patients(missing)}; "
-                "crop them (hccrad.imaging.read) or leave them out of the sheet"
+                "crop them (hccrad.imaging.crops) or leave them out of the sheet"
             )
         return self.take([row for p in wanted for row in rows_by_patient[p]])
 
@@ -147,7 +147,7 @@ def _largest_first(patient_ids: Sequence[str], volumes: Sequence[float], top_k: 
 def load_crops(
     paths: Iterable[str | Path], spatial_size: int | Sequence[int], *, top_k: int = 1
 ) -> CropSet:
-    """Read hccrad.imaging.read crop files (.npz) and keep each patient's top_k largest tumours."""
+    """Read hccrad.imaging.crops crop files (.npz) and keep each patient's top_k largest tumours."""
     records = [_read_crop(Path(path)) for path in paths]
     if not records:
         raise ValueError("no crop files given")

@@ -18,19 +18,15 @@ import pytest
 from pydicom.data import get_testdata_file
 from werkzeug import Request, Response
 
-from hccrad.cohorts.download import (
-    DownloadError,
-    RetryPolicy,
-    download_series,
-    fetch_verified,
+from hccrad.cohorts.download import DownloadError, RetryPolicy, fetch_verified, safe_target
+from hccrad.cohorts.gdc import (
     gdc_clinical_table,
     gdc_download_files,
     gdc_filters,
     gdc_hits,
     gdc_sample_sheet,
-    parse_s3_listing,
-    safe_target,
 )
+from hccrad.cohorts.idc_download import download_series, parse_s3_listing
 from hccrad.radiogenomics.expression import read_sample_sheet, read_star_files
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "realdata"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from hccrad.cohorts.download import gdc_clinical_table
+from hccrad.cohorts.gdc import gdc_clinical_table
 from hccrad.cohorts.idc import read_index, select_series
 from hccrad.cohorts.sheet import SheetError
 from hccrad.cohorts.sheet_import import (

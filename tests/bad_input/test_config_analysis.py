@@ -23,9 +23,9 @@ from conftest import ROOT, load_default_config
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from hccrad.cohorts.column_map import load_column_map
 from hccrad.cohorts.rnaseq_sim import gene_universe, planted_effects
 from hccrad.cohorts.sheet import SheetError
-from hccrad.cohorts.sheet_import import load_column_map
 from hccrad.cohorts.simulate import simulate_cohort
 from hccrad.core.config import ConfigError, check_config, read_yaml
 from hccrad.core.genesets import read_gmt

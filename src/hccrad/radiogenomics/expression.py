@@ -1,4 +1,4 @@
-"""RNA-seq cohorts: one sample per patient, the expressed genes, and their VST.
+"""RNA-seq cohorts: one sample per patient, the expressed genes, their VST; matrices on disk.
 
 Counts are read by hccrad.radiogenomics.counts (files) and hccrad.radiogenomics.sample_sheet
 (GDC sample sheets), with the conventions given there.
@@ -38,6 +38,7 @@ TCGA_SAMPLE_TYPES = {
 }
 DEFAULT_SAMPLE_TYPES = ("01", "02")
 EXCLUSION_COLUMNS = ("sample", "patient_id", "reason")
+ID_COLUMN = "patient_id"
 
 
 @dataclass(frozen=True)
@@ -299,3 +300,22 @@ def variance_stabilise(
         values, n_trend = trend.vst_transform(samples_by_genes.to_numpy()), len(positions)
     expression = pd.DataFrame(values.T, index=counts.index, columns=counts.columns)
     return VstResult(expression, size_factors, used_fit_type, n_trend)
+
+
+# --------------------------------------------------------------------------- matrices on disk
+
+
+def write_expression(matrix: pd.DataFrame, path: str | Path) -> None:
+    """Write a genes x patients matrix as Parquet with one row per patient (index patient_id)."""
+    table = matrix.T
+    table.index = pd.Index(table.index.astype(str), name=ID_COLUMN)
+    table.columns = pd.Index(table.columns.astype(str), name="gene_id")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(path)
+
+
+def read_expression(path: str | Path) -> pd.DataFrame:
+    """Read a matrix written by :func:`write_expression` back as genes x patients."""
+    table = pd.read_parquet(path)
+    table.index = pd.Index(table.index.astype(str), name=ID_COLUMN)
+    return table.T.rename_axis("gene_id")

@@ -27,6 +27,7 @@ from hccrad.cohorts.column_map import (
 )
 from hccrad.cohorts.sheet import ID_COLUMN, SheetError, json_ready
 from hccrad.cohorts.tables import TABLE_ROW, read_mapped_table
+from hccrad.core.splits import INTERNAL_TEST, TRAIN
 
 # The schema's patient_id and split patterns: an id names files and folders
 # (results/<cohort>/prepared/<patient>), so it may not hold '/', '..' or spaces.
@@ -65,7 +66,7 @@ def assign_splits(
         given = pd.Series(split["value"], index=sheet.index, name="split")
         return _splits(given, source, "split.value")
     fraction = float(split.get("internal_test_fraction", 0.0))
-    splits = pd.Series("train", index=sheet.index, name="split")
+    splits = pd.Series(TRAIN, index=sheet.index, name="split")
     if fraction <= 0:
         return splits
     stratify = split.get("stratify")
@@ -75,7 +76,7 @@ def assign_splits(
     _, test = train_test_split(
         list(sheet.index), test_size=fraction, random_state=seed, stratify=labels
     )
-    splits.loc[test] = "internal_test"
+    splits.loc[test] = INTERNAL_TEST
     return splits
 
 

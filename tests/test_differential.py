@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from matplotlib import image
 
+from hccrad.figures.differential import plot_volcano
 from hccrad.figures.style import save_figure
-from hccrad.radiogenomics.differential import RESULT_COLUMNS, differential_expression, plot_volcano
+from hccrad.radiogenomics.differential import RESULT_COLUMNS, differential_expression
 
 N_PER_GROUP = 12
 N_GENES = 300

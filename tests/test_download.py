@@ -18,20 +18,16 @@ import pytest
 from pydicom.data import get_testdata_file
 from werkzeug import Request, Response
 
-from hccrad.cohorts.download import (
-    DownloadError,
-    RetryPolicy,
-    download_series,
-    fetch_verified,
+from hccrad.cohorts.download import DownloadError, RetryPolicy, fetch_verified, safe_target
+from hccrad.cohorts.gdc import (
     gdc_clinical_table,
     gdc_download_files,
     gdc_filters,
     gdc_hits,
     gdc_sample_sheet,
-    parse_s3_listing,
-    safe_target,
 )
-from hccrad.radiogenomics.expression import read_sample_sheet, read_star_files
+from hccrad.cohorts.idc_download import download_series, parse_s3_listing
+from hccrad.radiogenomics.sample_sheet import read_sample_sheet, read_star_files
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 FAST = RetryPolicy(retries=3, backoff_s=0.0, timeout_s=5.0)

@@ -11,6 +11,12 @@ import pytest
 from matplotlib import image
 from scipy import stats
 
+from hccrad.figures.enrichment import (
+    pathway_label,
+    plot_enrichment_dots,
+    plot_rho_heatmap,
+    plot_running_scores,
+)
 from hccrad.figures.style import save_figure
 from hccrad.radiogenomics.enrich import (
     DEFAULT_PATHWAYS,
@@ -20,10 +26,6 @@ from hccrad.radiogenomics.enrich import (
     gsea_prerank,
     load_collection,
     over_representation,
-    pathway_label,
-    plot_enrichment_dots,
-    plot_rho_heatmap,
-    plot_running_scores,
     prerank_result_from_files,
     restrict_gene_sets,
     running_enrichment_score,

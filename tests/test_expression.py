@@ -1,4 +1,4 @@
-"""hccrad.radiogenomics.expression: GDC counts readers, barcode matching, gene filter and VST."""
+"""hccrad.radiogenomics counts, sample_sheet and expression: readers, barcodes, gene filter, VST."""
 
 from __future__ import annotations
 
@@ -12,20 +12,21 @@ import pandas as pd
 import pytest
 from pydeseq2.preprocessing import deseq2_norm
 
-from hccrad.radiogenomics.expression import (
-    SAMPLE_SHEET_COLUMNS,
+from hccrad.radiogenomics.counts import (
     CountsFormatError,
+    parse_tcga_barcode,
+    read_counts_matrix,
+    read_star_counts,
+    unversioned_gene_ids,
+)
+from hccrad.radiogenomics.expression import (
     filter_expressed_genes,
     load_counts_matrix_cohort,
     load_star_cohort,
-    parse_tcga_barcode,
-    read_counts_matrix,
-    read_sample_sheet,
-    read_star_counts,
     select_patient_samples,
-    unversioned_gene_ids,
     variance_stabilise,
 )
+from hccrad.radiogenomics.sample_sheet import SAMPLE_SHEET_COLUMNS, read_sample_sheet
 
 GDC_DATA = Path(__file__).parent / "data" / "gdc"
 STAR_EXAMPLE = GDC_DATA / "gdc_augmented_star_gene_counts_format_example.tsv"

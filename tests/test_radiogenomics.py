@@ -1,4 +1,4 @@
-"""hccrad.radiogenomics.gene_list and planted-truth recovery of the whole analysis.
+"""hccrad.radiogenomics gene_list and imaging_features, and planted-truth recovery of the analysis.
 
 The recovery tests run the library pipeline (GDC STAR files -> one sample per patient ->
 expressed protein-coding genes -> VST -> correlation -> gene list -> ORA and GSEA) on the
@@ -23,36 +23,37 @@ from sklearn.metrics import roc_auc_score
 
 from hccrad.cohorts.rnaseq_sim import simulate_rnaseq
 from hccrad.cohorts.simulate import TRAITS, simulate_cohort
+from hccrad.core.plan import RadiogenomicsInputError, check_radiogenomics_settings
 from hccrad.core.seeding import rng_for
 from hccrad.radiogenomics.correlate import ConstantRowsWarning, correlate
 from hccrad.radiogenomics.enrich import GeneSetCollection, gsea_prerank, load_collection
 from hccrad.radiogenomics.expression import (
     filter_expressed_genes,
     load_star_cohort,
+    read_expression,
     variance_stabilise,
+    write_expression,
 )
 from hccrad.radiogenomics.gene_list import (
-    DLTR_FEATURE,
-    RadiogenomicsInputError,
-    assemble_imaging,
     background_symbols,
-    check_settings,
     correlation_summary,
     dltr_groups,
     empty_ora_table,
     gene_list,
     gene_list_enrichment,
     long_table,
-    match_patients,
     planted_pathways,
     planted_recovery,
     ranking_statistic,
-    read_expression,
     rho_matrix,
-    select_deep_features,
     training_cutoff,
+)
+from hccrad.radiogenomics.imaging_features import (
+    DLTR_FEATURE,
+    assemble_imaging,
+    match_patients,
+    select_deep_features,
     univariable_auc,
-    write_expression,
 )
 from hccrad.stats.discrimination import youden_threshold
 
@@ -296,18 +297,18 @@ def test_training_cutoff_is_youden_on_training_rows_only() -> None:
 
 def test_settings_cross_checks() -> None:
     settings = copy.deepcopy(load_default_config()["radiogenomics"])
-    check_settings(settings, ["response", "proliferative"])
+    check_radiogenomics_settings(settings, ["response", "proliferative"])
     with pytest.raises(RadiogenomicsInputError, match="not in endpoints"):
-        check_settings(settings, ["proliferative"])
+        check_radiogenomics_settings(settings, ["proliferative"])
     bad = copy.deepcopy(settings)
     bad["enrichment"]["ranking"] = "dltr_score"
     bad["features"]["include_dltr_score"] = False
     with pytest.raises(RadiogenomicsInputError, match="include_dltr_score"):
-        check_settings(bad, ["response"])
+        check_radiogenomics_settings(bad, ["response"])
     bad = copy.deepcopy(settings)
     bad["features"] |= {"deep": "none", "include_dltr_score": False, "include_radiomics": False}
     with pytest.raises(RadiogenomicsInputError, match="no imaging feature"):
-        check_settings(bad, ["response"])
+        check_radiogenomics_settings(bad, ["response"])
 
 
 def test_expression_matrix_round_trip(tmp_path: Path) -> None:

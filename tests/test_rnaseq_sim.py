@@ -12,7 +12,7 @@ from hccrad.cohorts.rnaseq_sim import simulate_rnaseq
 from hccrad.cohorts.simulate import simulate_traits, tcga_like_ids
 from hccrad.core.genesets import read_gmt
 from hccrad.core.seeding import rng_for
-from hccrad.radiogenomics.expression import STAR_COLUMNS, STAR_SUMMARY_ROWS
+from hccrad.radiogenomics.counts import STAR_COLUMNS, STAR_SUMMARY_ROWS
 
 ROOT = Path(__file__).resolve().parent.parent
 GMT = ROOT / "resources/genesets/h.all.v2025.1.Hs.symbols.gmt"

@@ -9,17 +9,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from hccrad.cohorts.download import gdc_clinical_table
+from hccrad.cohorts.column_map import load_column_map
+from hccrad.cohorts.gdc import gdc_clinical_table
 from hccrad.cohorts.idc import read_index, select_series
 from hccrad.cohorts.sheet import SheetError
-from hccrad.cohorts.sheet_import import (
-    check_imported,
-    check_sheet,
-    cohort_sheet,
-    import_sheet,
-    load_column_map,
-    read_table,
-)
+from hccrad.cohorts.sheet_import import check_imported, check_sheet, cohort_sheet, import_sheet
+from hccrad.cohorts.tables import read_table
 
 ROOT = Path(__file__).resolve().parent.parent
 TABLE = ROOT / "resources" / "hcc_tace_seg" / "hcc_tace_seg_clinical.csv"

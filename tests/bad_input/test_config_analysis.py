@@ -2,7 +2,7 @@
 
 Config (hccrad.core.config, the schema), YAML syntax (config files, column maps), planted pathways
 that would plant nothing, too few patients matched between imaging and RNA-seq
-(hccrad.radiogenomics.gene_list),
+(hccrad.radiogenomics.imaging_features),
 an outcome without events (hccrad.stats.survival) and a training split with
 one class (hccrad.models.fit).
 """
@@ -23,14 +23,15 @@ from conftest import ROOT, load_default_config
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from hccrad.cohorts.column_map import load_column_map
 from hccrad.cohorts.rnaseq_sim import gene_universe, planted_effects
 from hccrad.cohorts.sheet import SheetError
-from hccrad.cohorts.sheet_import import load_column_map
 from hccrad.cohorts.simulate import simulate_cohort
 from hccrad.core.config import ConfigError, check_config, read_yaml
 from hccrad.core.genesets import read_gmt
+from hccrad.core.plan import RadiogenomicsInputError
 from hccrad.models import fit as models
-from hccrad.radiogenomics.gene_list import RadiogenomicsInputError, assemble_imaging
+from hccrad.radiogenomics.imaging_features import assemble_imaging
 from hccrad.stats import survival
 
 SCHEMA = str(ROOT / "workflow/schemas/config.schema.yaml")

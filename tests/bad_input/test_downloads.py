@@ -24,15 +24,12 @@ from werkzeug import Request, Response
 from hccrad.cohorts.download import (
     DownloadError,
     RetryPolicy,
-    download_patient,
-    download_series,
     fetch_verified,
-    gdc_download_files,
-    gdc_hits,
     link_files,
-    list_series,
     verified_table,
 )
+from hccrad.cohorts.gdc import gdc_download_files, gdc_hits
+from hccrad.cohorts.idc_download import download_patient, download_series, list_series
 from hccrad.radiogenomics.expression import load_star_cohort
 
 FAST = RetryPolicy(retries=2, backoff_s=0.0, timeout_s=5.0)

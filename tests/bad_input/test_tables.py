@@ -16,19 +16,16 @@ import pandas as pd
 import pytest
 import yaml
 
+from hccrad.cohorts.column_map import NUMBER_COLUMNS, TEXT_COLUMNS, UNITS, load_column_map
 from hccrad.cohorts.sheet import ID_COLUMN, SheetError, read_sheet, write_table
 from hccrad.cohorts.sheet_import import (
     ID_PATTERN,
-    NUMBER_COLUMNS,
     SPLIT_PATTERN,
-    TEXT_COLUMNS,
-    UNITS,
     check_sheet,
     import_sheet,
-    load_column_map,
     planned_sheet,
-    read_mapped_table,
 )
+from hccrad.cohorts.tables import read_mapped_table
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = ROOT / "workflow" / "schemas" / "sheet.schema.yaml"

@@ -6,13 +6,9 @@ from hccrad.cohorts.sheet import read_sheet
 from hccrad.core.runlog import log_to
 from hccrad.models.fit import training_outcome
 from hccrad.radiogenomics.correlate import correlate
-from hccrad.radiogenomics.gene_list import (
-    assemble_imaging,
-    correlation_summary,
-    gene_list,
-    long_table,
-    read_expression,
-)
+from hccrad.radiogenomics.expression import read_expression
+from hccrad.radiogenomics.gene_list import correlation_summary, gene_list, long_table
+from hccrad.radiogenomics.imaging_features import assemble_imaging
 
 log = log_to(snakemake.log[0])
 settings = snakemake.params.settings

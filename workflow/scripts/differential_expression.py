@@ -6,7 +6,8 @@ from hccrad.cohorts.sheet import read_sheet
 from hccrad.core.runlog import log_to
 from hccrad.models.fit import training_outcome
 from hccrad.radiogenomics.differential import differential_expression
-from hccrad.radiogenomics.gene_list import dltr_groups, read_expression, training_cutoff
+from hccrad.radiogenomics.expression import read_expression
+from hccrad.radiogenomics.gene_list import dltr_groups, training_cutoff
 
 log = log_to(snakemake.log[0])
 settings = snakemake.params.settings

@@ -1,12 +1,7 @@
 """Survival, age, sex and stage of a GDC project's cases (the /cases endpoint)."""
 
-from hccrad.cohorts.download import (
-    GDC_CASE_FIELDS,
-    RetryPolicy,
-    gdc_clinical_table,
-    gdc_filters,
-    gdc_hits,
-)
+from hccrad.cohorts.download import RetryPolicy
+from hccrad.cohorts.gdc import GDC_CASE_FIELDS, gdc_clinical_table, gdc_filters, gdc_hits
 from hccrad.core.runlog import log_to
 
 log = log_to(snakemake.log[0])

@@ -6,16 +6,14 @@ the table of what was verified and the sample sheet, so a failed job keeps every
 
 from pathlib import Path
 
-from hccrad.cohorts.download import (
+from hccrad.cohorts.download import RetryPolicy, link_files, verified_table
+from hccrad.cohorts.gdc import (
     GDC_FILE_FIELDS,
     GDC_STAR_FILTER,
-    RetryPolicy,
     gdc_download_files,
     gdc_filters,
     gdc_hits,
     gdc_sample_sheet,
-    link_files,
-    verified_table,
 )
 from hccrad.core.runlog import log_to
 

@@ -6,8 +6,9 @@ instances; the rule's output is the table of what was verified.
 
 from pathlib import Path
 
-from hccrad.cohorts.download import RetryPolicy, download_patient, verified_table
+from hccrad.cohorts.download import RetryPolicy, verified_table
 from hccrad.cohorts.idc import patient_series
+from hccrad.cohorts.idc_download import download_patient
 from hccrad.cohorts.sheet import read_patients
 from hccrad.core.runlog import log_to
 

@@ -3,11 +3,10 @@
 import pandas as pd
 
 from hccrad.core.runlog import log_to
+from hccrad.figures.enrichment import plot_enrichment_dots, plot_running_scores
 from hccrad.figures.style import save_figure
 from hccrad.radiogenomics.enrich import (
     load_collection,
-    plot_enrichment_dots,
-    plot_running_scores,
     prerank_result_from_files,
     running_score_pathways,
 )

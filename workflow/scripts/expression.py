@@ -6,8 +6,8 @@ from hccrad.radiogenomics.expression import (
     load_counts_matrix_cohort,
     load_star_cohort,
     variance_stabilise,
+    write_expression,
 )
-from hccrad.radiogenomics.gene_list import write_expression
 
 log = log_to(snakemake.log[0])
 settings = snakemake.params.expression

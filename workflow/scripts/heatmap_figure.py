@@ -3,8 +3,8 @@
 import pandas as pd
 
 from hccrad.core.runlog import log_to
+from hccrad.figures.enrichment import plot_rho_heatmap
 from hccrad.figures.style import save_figure
-from hccrad.radiogenomics.enrich import plot_rho_heatmap
 from hccrad.radiogenomics.gene_list import rho_matrix
 
 log = log_to(snakemake.log[0])

@@ -2,13 +2,10 @@
 
 from pathlib import Path
 
+from hccrad.cohorts.column_map import load_column_map
 from hccrad.cohorts.sheet import read_patients, write_table
-from hccrad.cohorts.sheet_import import (
-    check_sheet,
-    cohort_sheet,
-    load_column_map,
-    read_mapped_table,
-)
+from hccrad.cohorts.sheet_import import check_sheet, cohort_sheet
+from hccrad.cohorts.tables import read_mapped_table
 from hccrad.core.runlog import log_to
 
 log = log_to(snakemake.log[0])

@@ -3,8 +3,8 @@
 import pandas as pd
 
 from hccrad.core.runlog import log_to
+from hccrad.figures.differential import plot_volcano
 from hccrad.figures.style import save_figure
-from hccrad.radiogenomics.differential import plot_volcano
 
 log = log_to(snakemake.log[0])
 de_cfg = snakemake.params.settings["differential"]

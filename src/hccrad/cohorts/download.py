@@ -1,82 +1,36 @@
 """Downloads over HTTP: resume, retry with back-off, size/md5 checks, no writes outside a folder.
 
-The same ``fetch_verified`` serves the GDC (RNA-seq files by id, md5 from the /files endpoint)
-and the Imaging Data Commons buckets (DICOM instances listed by the bucket's S3 listing, md5 =
-ETag).
+The same ``fetch_verified`` serves the GDC (RNA-seq files by id, md5 from the /files endpoint,
+hccrad.cohorts.gdc) and the Imaging Data Commons buckets (DICOM instances listed by the bucket's
+S3 listing, md5 = ETag, hccrad.cohorts.idc_download); a file without md5 passes only its content
+check (hccrad.cohorts.content_checks).
 Every base URL comes from the config, so the tests point it at a local recorded server.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 import logging
 import os
 import time
-import xml.etree.ElementTree as ET
-import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
 from urllib.parse import urlsplit
 
 import pandas as pd
 import requests
 
-from hccrad.radiogenomics.expression import (
-    SAMPLE_SHEET_COLUMNS,
-    CountsFormatError,
-    read_star_counts,
-)
+from hccrad.cohorts.content_checks import CHUNK_BYTES, ContentCheck, ContentError, check_for
 
 log = logging.getLogger(__name__)
 
-CHUNK_BYTES = 1 << 20
 # HTTP statuses worth another try: the server or a proxy was busy, not the request wrong.
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
-S3_NAMESPACE = "{http://s3.amazonaws.com/doc/2006-03-01/}"
-GDC_STAR_FILTER = {
-    "data_category": "Transcriptome Profiling",
-    "data_type": "Gene Expression Quantification",
-    "analysis.workflow_type": "STAR - Counts",
-}
-GDC_FILE_FIELDS = (
-    "file_id",
-    "file_name",
-    "md5sum",
-    "file_size",
-    "data_category",
-    "data_type",
-    "cases.submitter_id",
-    "cases.project.project_id",
-    "cases.samples.submitter_id",
-    "cases.samples.sample_type",
-)
-GDC_CASE_FIELDS = (
-    "submitter_id",
-    "demographic.gender",
-    "demographic.vital_status",
-    "demographic.days_to_death",
-    "diagnoses.age_at_diagnosis",
-    "diagnoses.days_to_last_follow_up",
-    "diagnoses.ajcc_pathologic_stage",
-)
-DAYS_PER_MONTH = 365.25 / 12
 
 
 class DownloadError(RuntimeError):
     """A download that cannot succeed; the message names the URL, the file and the fix."""
-
-
-class ContentError(ValueError):
-    """A downloaded file whose content fails its check (a cut gzip, not a STAR table, ...)."""
-
-
-# A content check reads a file without md5 from the server and returns what it checked, or
-# raises ContentError saying what is wrong.
-ContentCheck = Callable[[Path], str]
 
 
 @dataclass(frozen=True)
@@ -128,76 +82,6 @@ def file_md5(path: Path) -> str:
         for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-# --------------------------------------------------------------------------- content checks
-
-
-def check_gzip(path: Path) -> str:
-    """Decompress a gzip file to its end: a cut or corrupt stream raises ContentError."""
-    total = 0
-    try:
-        with gzip.open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(CHUNK_BYTES), b""):
-                total += len(chunk)
-    except (OSError, EOFError, zlib.error) as error:
-        raise ContentError(f"the gzip stream does not decompress to its end ({error})") from error
-    return f"gzip decompressed to its end ({total} B)"
-
-
-def check_star_counts(path: Path) -> str:
-    """Parse a GDC STAR counts table (plain or gzip) as the expression import will."""
-    try:
-        star = read_star_counts(path)
-    except CountsFormatError as error:
-        problem = str(error).removeprefix(f"{path}: ")
-        raise ContentError(f"not a complete GDC STAR counts table: {problem}") from error
-    return (
-        f"STAR counts table parsed: gene-model line, 9-column header, {len(star.counts)} genes "
-        "of integer counts"
-    )
-
-
-def check_dicom(path: Path) -> str:
-    """Read a DICOM file with pydicom and its pixel data: a cut file raises ContentError."""
-    import pydicom  # only IDC downloads need it
-    from pydicom.encaps import generate_frames
-    from pydicom.errors import InvalidDicomError
-
-    try:
-        dataset = pydicom.dcmread(path)
-    except (InvalidDicomError, OSError, EOFError, ValueError, KeyError) as error:
-        raise ContentError(f"pydicom cannot read it as DICOM ({error})") from error
-    if "Rows" not in dataset:
-        return "DICOM header read by pydicom (no image attributes)"
-    if "PixelData" not in dataset:
-        # pydicom stops quietly at the end of a cut file: the pixel data, last, are then absent.
-        raise ContentError("it has image attributes (Rows, Columns) but no pixel data: cut off")
-    syntax = getattr(dataset.file_meta, "TransferSyntaxUID", None)
-    try:
-        if syntax is not None and syntax.is_compressed:
-            # Decoding needs optional codecs; splitting the stream into its frames does not.
-            expected = int(dataset.get("NumberOfFrames") or 1)
-            frames = sum(1 for _ in generate_frames(dataset.PixelData, number_of_frames=expected))
-            if frames != expected:
-                raise ValueError(f"{frames} of {expected} compressed frames")
-            return f"DICOM read by pydicom, {frames} compressed frame(s) complete"
-        shape = dataset.pixel_array.shape
-    except (ValueError, AttributeError, EOFError) as error:
-        raise ContentError(f"its pixel data are incomplete ({error})") from error
-    return f"DICOM read by pydicom, pixel data decoded ({'x'.join(map(str, shape))})"
-
-
-def check_for(name: str) -> ContentCheck | None:
-    """The content check for a file name (STAR counts, gzip, DICOM), or None if unknown."""
-    lower = name.lower()
-    if lower.endswith(("star_gene_counts.tsv", "star_gene_counts.tsv.gz")):
-        return check_star_counts
-    if lower.endswith(".gz"):
-        return check_gzip
-    if lower.endswith(".dcm"):
-        return check_dicom
-    return None
 
 
 # --------------------------------------------------------------------------- one file
@@ -488,7 +372,7 @@ def link_files(files: Sequence[VerifiedFile], root: Path, into: Path) -> list[Pa
     return links
 
 
-def _unexpected_body(url: str, response: requests.Response, expected: str, setting: str) -> str:
+def unexpected_body(url: str, response: requests.Response, expected: str, setting: str) -> str:
     """The error for a 200 answer that is not what the API sends (a proxy's login page)."""
     content_type = response.headers.get("Content-Type") or "no Content-Type"
     start = " ".join(response.content[:80].decode("utf-8", errors="replace").split())
@@ -503,59 +387,7 @@ def _unexpected_body(url: str, response: requests.Response, expected: str, setti
     )
 
 
-# --------------------------------------------------------------------------- GDC
-
-
-def gdc_filters(
-    project: str, extra: Mapping[str, str], project_field: str = "cases.project.project_id"
-) -> dict[str, Any]:
-    """A GDC filters object: the project and each ``field = value`` of ``extra``.
-
-    ``project_field`` is ``cases.project.project_id`` on /files, ``project.project_id`` on /cases.
-    """
-    clauses = [{"op": "in", "content": {"field": project_field, "value": [project]}}]
-    clauses += [
-        {"op": "in", "content": {"field": field, "value": [value]}}
-        for field, value in extra.items()
-    ]
-    return {"op": "and", "content": clauses}
-
-
-def gdc_hits(
-    base_url: str,
-    endpoint: str,
-    filters: Mapping[str, Any],
-    fields: Sequence[str],
-    *,
-    session: requests.Session | None = None,
-    page_size: int = 500,
-    policy: RetryPolicy = RetryPolicy(),
-    sleep: Callable[[float], None] = time.sleep,
-) -> Iterator[dict[str, Any]]:
-    """Every hit of a GDC search endpoint (files, cases), page by page."""
-    session = session or requests.Session()
-    start, pages = 0, 1
-    page = 0
-    while page < pages:
-        body = {
-            "filters": filters,
-            "fields": ",".join(fields),
-            "format": "JSON",
-            "size": page_size,
-            "from": start,
-        }
-        hits, pagination = _post_json(
-            session, f"{base_url.rstrip('/')}/{endpoint}", body, policy, sleep
-        )
-        yield from hits
-        pages = int(pagination["pages"])
-        page += 1
-        start += int(pagination["count"])
-        if not hits:
-            break
-
-
-def _small_request(
+def small_request(
     send: Callable[[], requests.Response],
     url: str,
     fix: str,
@@ -585,261 +417,3 @@ def _small_request(
         "network and the base URL in the config; if the server is failing or busy, wait and "
         "rerun."
     )
-
-
-def _post_json(
-    session: requests.Session,
-    url: str,
-    body: Mapping[str, Any],
-    policy: RetryPolicy,
-    sleep: Callable[[float], None],
-) -> tuple[list[dict[str, Any]], Mapping[str, Any]]:
-    """POST a GDC query (retries on busy statuses): the hits and the pagination of the page."""
-    response = _small_request(
-        lambda: session.post(url, json=body, timeout=policy.timeout_s),
-        url,
-        f"check download.gdc_base_url and the filters in the config (query "
-        f"{json.dumps(body)[:300]})",
-        policy,
-        sleep,
-    )
-    try:
-        data = response.json()["data"]
-        return list(data["hits"]), data["pagination"]
-    except (ValueError, KeyError, TypeError) as error:  # requests' JSONDecodeError: ValueError
-        raise DownloadError(
-            _unexpected_body(url, response, "GDC JSON (data.hits)", "gdc_base_url")
-        ) from error
-
-
-def gdc_sample_sheet(hits: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """The GDC-style sample sheet (as the portal writes it) of /files hits."""
-    rows = []
-    for hit in hits:
-        cases = hit.get("cases") or []
-        if len(cases) != 1 or len(cases[0].get("samples") or []) != 1:
-            raise DownloadError(
-                f"GDC file {hit['file_id']} ({hit['file_name']}) is pooled over "
-                f"{len(cases)} case(s); a STAR counts file must belong to one sample"
-            )
-        case, sample = cases[0], cases[0]["samples"][0]
-        safe_target(".", hit["file_name"])  # refuse a traversal name before it reaches a path
-        rows.append(
-            {
-                "File ID": hit["file_id"],
-                "File Name": hit["file_name"],
-                "Data Category": hit["data_category"],
-                "Data Type": hit["data_type"],
-                "Project ID": case["project"]["project_id"],
-                "Case ID": case["submitter_id"],
-                "Sample ID": sample["submitter_id"],
-                "Sample Type": sample["sample_type"],
-            }
-        )
-    return pd.DataFrame(rows, columns=list(SAMPLE_SHEET_COLUMNS))
-
-
-def gdc_download_files(
-    base_url: str,
-    hits: Sequence[Mapping[str, Any]],
-    folder: Path,
-    *,
-    session: requests.Session | None = None,
-    policy: RetryPolicy = RetryPolicy(),
-    sleep: Callable[[float], None] = time.sleep,
-) -> list[VerifiedFile]:
-    """Download each hit by file id to ``folder/<file id>/<file name>`` (the gdc-client layout).
-
-    A file without ``md5sum`` is accepted only after its content check (STAR counts parsed).
-    """
-    jobs = [
-        FileJob(
-            f"{base_url.rstrip('/')}/data/{hit['file_id']}",
-            safe_target(folder, f"{hit['file_id']}/{hit['file_name']}"),
-            hit.get("md5sum"),
-            hit.get("file_size"),
-        )
-        for hit in hits
-    ]
-    return fetch_all(jobs, Path(folder), session=session, policy=policy, sleep=sleep)
-
-
-def _first(values: Any) -> Mapping[str, Any]:
-    """The first record of a GDC list field (diagnoses), or an empty mapping."""
-    if isinstance(values, list):
-        return values[0] if values else {}
-    return values or {}
-
-
-def gdc_clinical_table(cases: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """Survival, sex, age and stage per case of /cases hits (times in months)."""
-    rows = []
-    for case in cases:
-        demographic, diagnosis = _first(case.get("demographic")), _first(case.get("diagnoses"))
-        dead = str(demographic.get("vital_status", "")).lower() == "dead"
-        days = demographic.get("days_to_death") if dead else diagnosis.get("days_to_last_follow_up")
-        age_days = diagnosis.get("age_at_diagnosis")
-        sex = {"male": "M", "female": "F"}.get(str(demographic.get("gender", "")).lower())
-        rows.append(
-            {
-                "patient_id": case["submitter_id"],
-                "age": age_days / 365.25 if age_days is not None else None,
-                "sex": sex,
-                "stage": diagnosis.get("ajcc_pathologic_stage"),
-                "os_time": days / DAYS_PER_MONTH if days else None,
-                "os_event": int(dead) if days else None,
-            }
-        )
-    return pd.DataFrame(rows).sort_values("patient_id", ignore_index=True)
-
-
-# --------------------------------------------------------------------------- IDC buckets
-
-
-@dataclass(frozen=True)
-class BucketObject:
-    """One object of an S3 bucket listing."""
-
-    key: str
-    size: int
-    md5: str | None
-
-
-def parse_s3_listing(xml_text: str) -> tuple[list[BucketObject], str | None]:
-    """Objects of an S3 ListObjectsV2 page and the continuation token (None: last page)."""
-    root = ET.fromstring(xml_text)
-    objects = []
-    for item in root.iter(f"{S3_NAMESPACE}Contents"):
-        etag = (item.findtext(f"{S3_NAMESPACE}ETag") or "").strip('"')
-        objects.append(
-            BucketObject(
-                key=item.findtext(f"{S3_NAMESPACE}Key") or "",
-                size=int(item.findtext(f"{S3_NAMESPACE}Size") or 0),
-                # A multipart upload's ETag ("...-N") is not the md5 of the object.
-                md5=etag if etag and "-" not in etag else None,
-            )
-        )
-    truncated = root.findtext(f"{S3_NAMESPACE}IsTruncated") == "true"
-    return objects, root.findtext(f"{S3_NAMESPACE}NextContinuationToken") if truncated else None
-
-
-def list_series(
-    base_url: str,
-    series_uuid: str,
-    *,
-    session: requests.Session | None = None,
-    policy: RetryPolicy = RetryPolicy(),
-    sleep: Callable[[float], None] = time.sleep,
-) -> list[BucketObject]:
-    """Every object under ``<series uuid>/`` of the IDC bucket (public S3 listing)."""
-    session = session or requests.Session()
-    url = base_url.rstrip("/") + "/"
-    objects: list[BucketObject] = []
-    token: str | None = None
-    while True:
-        params = {"list-type": "2", "prefix": f"{series_uuid}/"}
-        if token:
-            params["continuation-token"] = token
-        response = _small_request(
-            lambda params=params: session.get(url, params=params, timeout=policy.timeout_s),
-            url,
-            f"check download.idc_base_url in the config (parameters {params})",
-            policy,
-            sleep,
-        )
-        try:
-            if ET.fromstring(response.text).tag != f"{S3_NAMESPACE}ListBucketResult":
-                raise ET.ParseError("not an S3 ListBucketResult")
-            page, token = parse_s3_listing(response.text)
-        except ET.ParseError as error:
-            raise DownloadError(
-                _unexpected_body(url, response, "an S3 bucket listing (XML)", "idc_base_url")
-            ) from error
-        objects += page
-        if token is None:
-            return objects
-
-
-def _series_jobs(
-    base_url: str,
-    series_uuid: str,
-    folder: Path,
-    expected_instances: int,
-    *,
-    session: requests.Session,
-    policy: RetryPolicy,
-    sleep: Callable[[float], None],
-) -> list[FileJob]:
-    """The files of one IDC series, checked against the index's instance count."""
-    objects = list_series(base_url, series_uuid, session=session, policy=policy, sleep=sleep)
-    if len(objects) != expected_instances:
-        raise DownloadError(
-            f"IDC series {series_uuid}: the bucket lists {len(objects)} instance(s), the index "
-            f"{expected_instances}; the index and the bucket disagree (a newer IDC release?). "
-            "Fix: update the shipped index (resources/idc) or the base URL."
-        )
-    return [
-        FileJob(
-            f"{base_url.rstrip('/')}/{obj.key}",
-            safe_target(folder, obj.key.removeprefix(f"{series_uuid}/")),
-            obj.md5,
-            obj.size,
-        )
-        for obj in objects
-    ]
-
-
-def download_series(
-    base_url: str,
-    series_uuid: str,
-    folder: Path,
-    expected_instances: int,
-    *,
-    session: requests.Session | None = None,
-    policy: RetryPolicy = RetryPolicy(),
-    sleep: Callable[[float], None] = time.sleep,
-) -> list[VerifiedFile]:
-    """Every DICOM instance of one IDC series into ``folder``, checked against the index count.
-
-    An instance without an md5 (multipart ETag) is accepted only after pydicom reads it.
-    """
-    session = session or requests.Session()
-    jobs = _series_jobs(
-        base_url,
-        series_uuid,
-        folder,
-        expected_instances,
-        session=session,
-        policy=policy,
-        sleep=sleep,
-    )
-    return fetch_all(jobs, Path(folder), session=session, policy=policy, sleep=sleep)
-
-
-def download_patient(
-    base_url: str,
-    series: pd.DataFrame,
-    folder: Path,
-    policy: RetryPolicy = RetryPolicy(),
-    *,
-    session: requests.Session | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> list[VerifiedFile]:
-    """Every manifest series of one patient into ``folder/<role>/`` (phase or segmentation).
-
-    Every series is listed first; then every file is fetched, and when some fail the verified
-    ones stay in ``folder`` for the rerun (see :func:`fetch_all`).
-    """
-    session = session or requests.Session()
-    jobs: list[FileJob] = []
-    for row in series.itertuples(index=False):
-        jobs += _series_jobs(
-            base_url,
-            str(row.crdc_series_uuid),
-            safe_target(folder, str(row.role)),
-            int(row.instance_count),
-            session=session,
-            policy=policy,
-            sleep=sleep,
-        )
-    return fetch_all(jobs, Path(folder), session=session, policy=policy, sleep=sleep)

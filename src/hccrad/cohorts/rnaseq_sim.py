@@ -23,7 +23,8 @@ import pandas as pd
 
 from hccrad.core.genesets import read_gmt
 from hccrad.core.seeding import rng_for
-from hccrad.radiogenomics.expression import SAMPLE_SHEET_COLUMNS, STAR_COLUMNS, STAR_SUMMARY_ROWS
+from hccrad.radiogenomics.counts import STAR_COLUMNS, STAR_SUMMARY_ROWS
+from hccrad.radiogenomics.sample_sheet import SAMPLE_SHEET_COLUMNS
 
 SAMPLE_TYPES: dict[str, str] = {"01": "Primary Tumor", "11": "Solid Tissue Normal"}
 

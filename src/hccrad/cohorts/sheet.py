@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from hccrad.core.splits import TRAIN
+
 ID_COLUMN = "patient_id"
 # Clinical covariates of the sheet contract (workflow/schemas/sheet.schema.yaml).
 CLINICAL_COVARIATES: tuple[str, ...] = (
@@ -127,7 +129,7 @@ def validate_sheet(
 
 def robustness_patients(sheet: pd.DataFrame, n_patients: int) -> list[str]:
     """Training patients for the robustness analysis: the first n in sheet order, never test."""
-    train = sheet.index[sheet["split"] == "train"]
+    train = sheet.index[sheet["split"] == TRAIN]
     if len(train) < 3:
         raise ValueError(
             f"only {len(train)} training patients for the radiomics ICC; it needs at least 3: "

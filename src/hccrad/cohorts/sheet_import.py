@@ -1,19 +1,13 @@
 """Bring-your-own cohort sheets: a table (CSV, TSV, xlsx) and a column map -> the cohort sheet.
 
-The column map (a YAML file, see config/README.md) names, for every sheet column, the table
-column(s) it comes from, how values are recoded (``values``), converted (``unit``) and, for
-several readers, combined (``combine: first``). Patients lacking a required value go to an
-exclusions table with the reason; an unmapped value stops with the patient, column and fix.
+The table is read as written (hccrad.cohorts.tables) and each sheet column made by its column
+map (hccrad.cohorts.column_map); here patients get their checked ids and splits. Patients
+lacking a required value go to an exclusions table with the reason.
 """
 
 from __future__ import annotations
 
-import codecs
-import difflib
-import io
-import math
 import re
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,59 +18,17 @@ import pandas as pd
 import yaml
 from sklearn.model_selection import train_test_split
 
-from hccrad.cohorts.sheet import ID_COLUMN, SheetError, json_ready
-from hccrad.core.config import yaml_error_message
-
-DAYS_PER_MONTH = 365.25 / 12
-# Factors to the sheet's units: times in months, lengths in mm.
-UNITS = {
-    "months": 1.0,
-    "weeks": 7.0 / DAYS_PER_MONTH,
-    "days": 1.0 / DAYS_PER_MONTH,
-    "years": 12.0,
-    "mm": 1.0,
-    "cm": 10.0,
-}
-MAP_KEYS = {
-    "patient_id",
-    "constants",
-    "columns",
-    "required",
-    "split",
-    "sheet_name",
-    "encoding",
-    "delimiter",
-    "missing",
-}
-SPEC_KEYS = {"column", "columns", "combine", "values", "unit"}
-SPLIT_KEYS = {"column", "value", "internal_test_fraction", "stratify"}
-EXCEL_SUFFIXES = {".xlsx", ".xlsm", ".xls"}
-# Default delimiter by suffix; `delimiter:` in the column map overrides it.
-DELIMITERS = {".tsv": "\t", ".txt": "\t"}
-DELIMITER_NAMES = {"tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
-# The row index of a table from read_table: row numbers as a spreadsheet shows them (header 1).
-TABLE_ROW = "table_row"
-# Sheet columns of the contract (workflow/schemas/sheet.schema.yaml; tests/bad_input checks
-# these against it): numbers are converted deliberately, text is kept exactly as written.
-NUMBER_COLUMNS = frozenset(
-    {
-        "age",
-        "tumour_number",
-        "tumour_size_mm",
-        "afp",
-        "albi_score",
-        "albi_grade",
-        "response",
-        "proliferative",
-        "pfs_time",
-        "pfs_event",
-        "ttp_time",
-        "ttp_event",
-        "os_time",
-        "os_event",
-    }
+from hccrad.cohorts.column_map import (
+    TEXT_COLUMNS,
+    check_column_map,
+    column_sources,
+    load_column_map,
+    map_column,
 )
-TEXT_COLUMNS = frozenset({"centre", "split", "mask", "sex", "aetiology", "bclc", "child_pugh"})
+from hccrad.cohorts.sheet import ID_COLUMN, SheetError, json_ready
+from hccrad.cohorts.tables import TABLE_ROW, read_mapped_table
+from hccrad.core.splits import INTERNAL_TEST, TRAIN
+
 # The schema's patient_id and split patterns: an id names files and folders
 # (results/<cohort>/prepared/<patient>), so it may not hold '/', '..' or spaces.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -85,336 +37,6 @@ ID_FIX = (
     "give every row an id of letters, digits, '.', '_' or '-' that starts with a letter or "
     "digit, as written in the table (no spaces around it)"
 )
-
-
-def load_column_map(path: str | Path) -> dict[str, Any]:
-    """A column map from YAML, checked for unknown keys and for what it refers to."""
-    text = Path(path).read_text()
-    try:
-        column_map = yaml.safe_load(text)
-    except yaml.YAMLError as error:  # PyYAML's own message spans lines; one line names where
-        raise SheetError(yaml_error_message(path, text, error, "column map")) from error
-    if not isinstance(column_map, dict) or "patient_id" not in column_map:
-        raise SheetError(f"{path}: a column map needs at least `patient_id: <table column>`")
-    unknown = sorted(set(column_map) - MAP_KEYS)
-    if unknown:
-        raise SheetError(f"{path}: unknown key(s) {unknown}; known: {sorted(MAP_KEYS)}")
-    for target, spec in column_map.get("columns", {}).items():
-        if isinstance(spec, dict) and (bad := sorted(set(spec) - SPEC_KEYS)):
-            raise SheetError(f"{path}: columns.{target}: unknown key(s) {bad}")
-    if bad := sorted(set(column_map.get("split", {})) - SPLIT_KEYS):
-        raise SheetError(f"{path}: split: unknown key(s) {bad}; known: {sorted(SPLIT_KEYS)}")
-    check_column_map(column_map, str(path))
-    return column_map
-
-
-def check_column_map(column_map: Mapping[str, Any], source: str) -> None:
-    """Cross-checks of a column map: `required` is mapped, one split source, valid options."""
-    mapped = set(column_map.get("columns", {})) | set(column_map.get("constants", {}))
-    for target in column_map.get("required", []):
-        if target not in mapped:
-            raise SheetError(
-                f"{source}: required lists {target!r}, which the column map does not map "
-                f"(it maps {sorted(mapped)}). Fix: map it under `columns:` or drop it from "
-                "`required:`."
-            )
-    if "split" in column_map.get("columns", {}) and column_map.get("split"):
-        raise SheetError(
-            f"{source}: the split is given twice, as columns.split and as a `split:` section. "
-            "Fix: keep one (`split: {column: <table column>}` or columns.split)."
-        )
-    table_options(column_map, source)
-
-
-def table_options(column_map: Mapping[str, Any], source: str = "column map") -> dict[str, Any]:
-    """read_table's options from a column map: sheet_name, encoding, delimiter, missing."""
-    encoding = column_map.get("encoding", "utf-8")
-    try:
-        codecs.lookup(encoding)
-    except (LookupError, TypeError):
-        raise SheetError(
-            f"{source}: encoding {encoding!r} is not a known text encoding. Fix: set "
-            "`encoding:` to e.g. utf-8, latin-1 or cp1252."
-        ) from None
-    delimiter = column_map.get("delimiter")
-    delimiter = DELIMITER_NAMES.get(delimiter, delimiter)
-    if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1):
-        raise SheetError(
-            f"{source}: delimiter {column_map.get('delimiter')!r} must be one character "
-            f"or one of {sorted(DELIMITER_NAMES)}. Fix: set e.g. `delimiter: ';'`."
-        )
-    missing = column_map.get("missing", [])
-    if not isinstance(missing, list):
-        raise SheetError(f"{source}: missing must be a list of cell texts, e.g. [NA, unknown]")
-    return {
-        "sheet_name": column_map.get("sheet_name", 0),
-        "encoding": encoding,
-        "delimiter": delimiter,
-        "missing": [str(m) for m in missing],
-        "id_column": column_map["patient_id"],
-    }
-
-
-def read_mapped_table(path: str | Path, column_map: Mapping[str, Any]) -> pd.DataFrame:
-    """The table a column map reads, with its options (sheet, encoding, delimiter, missing)."""
-    return read_table(path, **table_options(column_map, str(path)))
-
-
-def read_table(
-    path: str | Path,
-    sheet_name: str | int = 0,
-    *,
-    encoding: str = "utf-8",
-    delimiter: str | None = None,
-    missing: Sequence[str] = (),
-    id_column: str | None = None,
-) -> pd.DataFrame:
-    """A clinical table from CSV, TSV or Excel, every cell as the text written (empty: NaN).
-
-    Ids and codes stay as written (``001`` stays ``001``); numbers are converted later, column
-    by column, where the sheet needs them. The index holds the row numbers a spreadsheet shows
-    (header = row 1); rows with no cell at all are left out. ``missing`` lists further cell
-    texts read as missing (not in ``id_column``).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise SheetError(f"{path}: the cohort table does not exist; fix `table` in the config")
-    if path.suffix.lower() in EXCEL_SUFFIXES:
-        cells = _excel_cells(path, sheet_name)
-    else:
-        cells = _text_cells(path, encoding, delimiter or DELIMITERS.get(path.suffix.lower(), ","))
-    # The header is read as a row (not by pandas), so a repeated name is seen, not mangled.
-    header = [
-        f"Unnamed: {i}" if pd.isna(name) else str(name).strip("\ufeff")
-        for i, name in enumerate(cells.iloc[0] if len(cells) else [])
-    ]
-    repeated = sorted({name for name in header if header.count(name) > 1})
-    if repeated:
-        where = "; ".join(
-            f"{name!r} in columns {[i + 1 for i, h in enumerate(header) if h == name]}"
-            for name in repeated
-        )
-        raise SheetError(
-            f"{path}: the header repeats column name(s): {where}. Fix: rename them in the "
-            "table so each column has its own name (the column map refers to columns by name)."
-        )
-    table = cells.iloc[1:].set_axis(header, axis=1)
-    table.index = pd.RangeIndex(2, len(table) + 2, name=TABLE_ROW)
-    # Whitespace-only cells are empty cells; `missing` texts are missing values (ids excepted).
-    table = table.mask(table.map(lambda v: isinstance(v, str) and not v.strip()))
-    if missing:
-        others = [c for c in table.columns if c != id_column]
-        stripped = table[others].map(lambda v: v.strip() if isinstance(v, str) else v)
-        table[others] = table[others].mask(stripped.isin(list(missing)))
-    if id_column is not None and id_column not in table.columns:
-        _lacks_id(path, table, id_column, sheet_name)
-    return table.dropna(how="all")
-
-
-def _text_cells(path: Path, encoding: str, delimiter: str) -> pd.DataFrame:
-    """A CSV/TSV as a frame of strings, header included as row 0."""
-    raw = path.read_bytes()
-    # Decoded here, not by pandas, so an error names the byte offset and line in the file
-    # (pandas' C parser reports offsets within its read buffer); utf-8 drops an Excel BOM.
-    codec = "utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding
-    try:
-        text = raw.decode(codec)
-    except UnicodeDecodeError as error:
-        line = raw.count(b"\n", 0, error.start) + 1
-        raise SheetError(
-            f"{path}: line {line} (byte {error.start}, {raw[error.start : error.end]!r}) is not "
-            f"{encoding} text. Fix: set `encoding:` in the column map to the table's encoding "
-            "(e.g. `encoding: latin-1`, or cp1252 for a table saved by Excel on Windows)."
-        ) from None
-    try:
-        cells = pd.read_csv(
-            io.StringIO(text),
-            sep=delimiter,
-            header=None,
-            dtype=str,
-            keep_default_na=False,
-            na_values=[""],
-            skip_blank_lines=False,
-        )
-    except pd.errors.EmptyDataError:
-        raise SheetError(
-            f"{path}: the table is empty. Fix: point `table` at the clinical table."
-        ) from None
-    except pd.errors.ParserError as error:
-        raise SheetError(
-            f"{path}: {str(error).strip()} (read with delimiter {delimiter!r}). Fix: quote "
-            "cells that contain the delimiter, or set `delimiter:` in the column map."
-        ) from None
-    if cells.shape[1] == 1 and len(cells):
-        # One column whose header holds another delimiter: the table uses that one.
-        first = str(cells.iat[0, 0])
-        other = [d for d in ("\t", ";", ",", "|") if d != delimiter and d in first]
-        if other:
-            raise SheetError(
-                f"{path}: the table has one column, {first[:60]!r}, whose header contains "
-                f"{other[0]!r}: it looks {other[0]!r}-delimited, not {delimiter!r}. Fix: set "
-                f"`delimiter: {other[0]!r}` in the column map."
-            )
-    return cells
-
-
-def _excel_cells(path: Path, sheet_name: str | int) -> pd.DataFrame:
-    """One sheet of a workbook as a frame of strings, header included as row 0."""
-    try:
-        book = pd.ExcelFile(path)
-    except (ImportError, ValueError, zipfile.BadZipFile, OSError) as error:
-        raise SheetError(
-            f"{path}: cannot be read as an Excel workbook ({error}). Fix: save it as .xlsx "
-            "(or as CSV) and point `table` at it."
-        ) from None
-    with book:
-        sheets = list(book.sheet_names)
-        if (isinstance(sheet_name, int) and not 0 <= sheet_name < len(sheets)) or (
-            isinstance(sheet_name, str) and sheet_name not in sheets
-        ):
-            raise SheetError(
-                f"{path}: there is no sheet {sheet_name!r}; the workbook has sheets {sheets}. "
-                "Fix: set `sheet_name:` in the column map to one of them."
-            )
-        return book.parse(sheet_name, header=None, dtype=str, keep_default_na=False, na_values=[""])
-
-
-def _lacks_id(path: Path, table: pd.DataFrame, id_column: str, sheet_name: str | int) -> None:
-    """Stop: the id column is not in the table; say where it is or what the table has."""
-    header = list(table.columns)
-    close = difflib.get_close_matches(id_column, header, n=1)
-    hint = f" (a close name: {close[0]!r})" if close else ""
-    if path.suffix.lower() in EXCEL_SUFFIXES:
-        with pd.ExcelFile(path) as book:
-            sheets = list(book.sheet_names)
-            name = sheets[sheet_name] if isinstance(sheet_name, int) else sheet_name
-            holding = [
-                s
-                for s in sheets
-                if s != name and id_column in book.parse(s, nrows=0).columns.astype(str)
-            ]
-        found = f"; sheet(s) {holding} have it" if holding else ""
-        raise SheetError(
-            f"{path}: sheet {name!r} has no column {id_column!r}{hint} (patient_id of the "
-            f"column map); the workbook has sheets {sheets}{found}. Fix: set `sheet_name:` in "
-            "the column map to the sheet with the table, or `patient_id:` to its id column."
-        )
-    raise SheetError(
-        f"{path}: no column {id_column!r}{hint} (patient_id of the column map); the header "
-        f"has {header[:12]}{'...' if len(header) > 12 else ''}. Fix: set `patient_id:` in the "
-        "column map to the table's id column."
-    )
-
-
-def _key(value: Any) -> str | None:
-    """A cell as the string a ``values`` map is keyed by, as written; None when missing."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-def _lookup(key: str, lookup: Mapping[str, Any]) -> tuple[bool, Any]:
-    """A cell's recoded value: its text, else its number (``1.0`` or ``01`` -> key ``1``)."""
-    if key in lookup:
-        return True, lookup[key]
-    number = pd.to_numeric(key, errors="coerce")
-    if pd.notna(number) and float(number).is_integer() and str(int(number)) in lookup:
-        return True, lookup[str(int(number))]
-    return False, None
-
-
-def _recode(
-    values: pd.Series, mapping: Mapping[Any, Any], target: str, column: str, source: str
-) -> pd.Series:
-    """Values recoded through ``mapping``; an unmapped value stops naming patient and fix."""
-    lookup = {str(k): v for k, v in mapping.items()}
-    out = []
-    for patient, value in values.items():
-        key = _key(value)
-        found, recoded = (True, None) if key is None else _lookup(key, lookup)
-        if not found:
-            raise SheetError(
-                f"{source}: patient {patient}: column {column!r} has value {key!r}, which "
-                f"columns.{target}.values does not map (it maps {sorted(lookup)}); add it to "
-                "the column map (null for missing)."
-            )
-        out.append(recoded)
-    return pd.Series(out, index=values.index, dtype=object)
-
-
-def _sources(spec: Any) -> list[str]:
-    """The table column(s) a sheet column comes from."""
-    spec = {"column": spec} if isinstance(spec, str) else dict(spec)
-    return list(spec.get("columns") or [spec.get("column")])
-
-
-def map_column(
-    table: pd.DataFrame,
-    target: str,
-    spec: Any,
-    source: str,
-    rows: Mapping[str, int] | None = None,
-) -> pd.Series:
-    """One sheet column from the table: a column name or a spec (see the module docstring).
-
-    Sheet columns that hold numbers (NUMBER_COLUMNS, or with a ``unit``) are converted here;
-    a text cell among them stops the import naming every such patient and value.
-    """
-    spec = {"column": spec} if isinstance(spec, str) else dict(spec)
-    sources = _sources(spec)
-    missing = [c for c in sources if c not in table.columns]
-    if missing:
-        close = {
-            c: difflib.get_close_matches(str(c), table.columns.astype(str), n=1) for c in missing
-        }
-        hint = "".join(f" ({c!r} is close to {m[0]!r})" for c, m in close.items() if m)
-        raise SheetError(
-            f"{source}: columns.{target} names column(s) {missing} that the table lacks{hint} "
-            f"(it has {list(table.columns)[:12]}...); fix the column map"
-        )
-    if "unit" in spec and spec["unit"] not in UNITS:
-        raise SheetError(f"{source}: columns.{target}.unit must be one of {list(UNITS)}")
-    parts = []
-    for column in sources:
-        values = table[column]
-        if "values" in spec:
-            values = _recode(values, spec["values"], target, column, source)
-        if "unit" in spec or target in NUMBER_COLUMNS:
-            values = _numbers(values, target, column, source, rows)
-        if "unit" in spec:
-            values = values * UNITS[spec["unit"]]
-        parts.append(values)
-    if len(parts) > 1 and spec.get("combine", "first") != "first":
-        raise SheetError(f"{source}: columns.{target}.combine must be 'first'")
-    # combine: first -> the first column with a value, in the listed order (reader 1, 2, ...).
-    combined = parts[0].astype(object)
-    for part in parts[1:]:
-        combined = combined.where(combined.notna(), part.astype(object))
-    return combined.rename(target)
-
-
-def _numbers(
-    values: pd.Series, target: str, column: str, source: str, rows: Mapping[str, int] | None
-) -> pd.Series:
-    """A column as numbers; text in it stops naming every patient, row and value."""
-    text = values.map(lambda v: v.strip() if isinstance(v, str) else v)
-    numbers = pd.to_numeric(text, errors="coerce")
-    bad = values.notna() & numbers.isna()
-    if bad.any():
-        where = ", ".join(
-            f"patient {p} ({'row ' + str(rows[p]) + ', ' if rows and p in rows else ''}"
-            f"{values[p]!r})"
-            for p in values.index[bad]
-        )
-        raise SheetError(
-            f"{source}: column {column!r} (columns.{target}) needs numbers but has text: "
-            f"{where}. Fix: write numbers in the table (e.g. 5 for '<5'), recode the text with "
-            f"columns.{target}.values, or list it under `missing:` in the column map to read "
-            "it as missing."
-        )
-    return numbers.astype(float)
 
 
 def _splits(
@@ -444,7 +66,7 @@ def assign_splits(
         given = pd.Series(split["value"], index=sheet.index, name="split")
         return _splits(given, source, "split.value")
     fraction = float(split.get("internal_test_fraction", 0.0))
-    splits = pd.Series("train", index=sheet.index, name="split")
+    splits = pd.Series(TRAIN, index=sheet.index, name="split")
     if fraction <= 0:
         return splits
     stratify = split.get("stratify")
@@ -454,7 +76,7 @@ def assign_splits(
     _, test = train_test_split(
         list(sheet.index), test_size=fraction, random_state=seed, stratify=labels
     )
-    splits.loc[test] = "internal_test"
+    splits.loc[test] = INTERNAL_TEST
     return splits
 
 
@@ -546,7 +168,7 @@ def import_sheet(
     )
     sheet = sheet.drop(index=excluded.index)
     if given is not None:
-        column = split.get("column") or _sources(column_map["columns"]["split"])[0]
+        column = split.get("column") or column_sources(column_map["columns"]["split"])[0]
         splits = _splits(given.loc[sheet.index], source, f"column {column!r}", rows)
     else:
         splits = assign_splits(sheet, split, seed, source)
@@ -561,7 +183,9 @@ def import_sheet(
 
 def _describe(column_map: Mapping[str, Any], target: str) -> str:
     """Where a sheet column comes from, for exclusion reasons."""
-    return "missing in " + ", ".join(map(str, _sources(column_map["columns"].get(target, target))))
+    return "missing in " + ", ".join(
+        map(str, column_sources(column_map["columns"].get(target, target)))
+    )
 
 
 def _typed(sheet: pd.DataFrame, floats: Sequence[str] = ()) -> pd.DataFrame:

@@ -29,11 +29,10 @@ from scipy.optimize import brentq
 from scipy.special import expit
 from sklearn.model_selection import train_test_split
 
-# Defined with the names the Snakefile's parse needs; imported from here by callers.
-from hccrad.core.plan import patient_ids as patient_ids
-from hccrad.core.plan import shard_members as shard_members
-from hccrad.core.plan import tcga_like_ids as tcga_like_ids
+# Defined with the names the Snakefile's parse needs.
+from hccrad.core.plan import patient_ids, shard_members, tcga_like_ids
 from hccrad.core.seeding import rng_for
+from hccrad.core.splits import INTERNAL_TEST, RADIOGENOMICS, TRAIN
 
 TRAITS: tuple[str, ...] = (
     "tumour_size",
@@ -258,7 +257,7 @@ def assign_splits(
             continue
         fraction = centre["internal_test_fraction"]
         if fraction == 0:
-            split[rows] = "train"
+            split[rows] = TRAIN
             continue
         random_state = int(rng_for(seed, cohort, "split", centre["name"]).integers(2**31 - 1))
         classes, counts = np.unique(stratify_by[rows], return_counts=True)
@@ -272,7 +271,7 @@ def assign_splits(
         train, test = train_test_split(
             rows, test_size=fraction, stratify=stratify, random_state=random_state
         )
-        split[train], split[test] = "train", "internal_test"
+        split[train], split[test] = TRAIN, INTERNAL_TEST
     return split
 
 
@@ -318,7 +317,7 @@ def simulate_cohort(cohort_cfg: Mapping[str, Any], seed: int) -> dict[str, Any]:
     )
     stratify = endpoint_columns.get("response", np.zeros(n, dtype=int))
     split = (
-        np.full(n, "radiogenomics", dtype=object)
+        np.full(n, RADIOGENOMICS, dtype=object)
         if cohort_cfg["role"] == "radiogenomics"
         else assign_splits(centres, patient_centre, stratify, seed, name)
     )

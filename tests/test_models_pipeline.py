@@ -25,7 +25,14 @@ from hccrad.figures.models import (
     km_figure,
     roc_figure,
 )
-from hccrad.models import fit as models
+from hccrad.models.fit import (
+    describe_all,
+    fit_all,
+    predict_all,
+    selected_features_table,
+    thresholds_table,
+)
+from hccrad.models.settings import ModelSettings, model_settings
 from hccrad.reporting.model_card import model_card
 from hccrad.stats import discrimination as evaluate
 from hccrad.stats import survival
@@ -54,9 +61,9 @@ def cohort() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def chain(cohort) -> dict[str, Any]:
     """Models fitted on training, their predictions, evaluation and survival tables."""
-    fitted = models.fit_all(cohort["sheet"], cohort["features"], ENDPOINT, SEED, None)
-    predictions = models.predict_all(fitted, cohort["sheet"], cohort["features"])
-    thresholds = models.thresholds_table(fitted).set_index("model")["youden_threshold"].to_dict()
+    fitted = fit_all(cohort["sheet"], cohort["features"], ENDPOINT, SEED, None)
+    predictions = predict_all(fitted, cohort["sheet"], cohort["features"])
+    thresholds = thresholds_table(fitted).set_index("model")["youden_threshold"].to_dict()
     tables = evaluate.evaluate_predictions(predictions, thresholds, seed=SEED)
     assert tuple(tables) == evaluate.EVALUATION_TABLES  # the workflow's output list
     subset = predictions[predictions["model"].isin(PLANTED_MODELS)]
@@ -126,9 +133,9 @@ def test_permuted_labels_give_chance_auc_and_no_survival_split(cohort, capsys):
         "radiomics": cohort["features"]["radiomics"],
         "deep": cohort["features"]["deep"].drop(columns="dltr_score"),
     }
-    fitted = models.fit_all(sheet, features, ENDPOINT, SEED, None)
-    predictions = models.predict_all(fitted, sheet, features)
-    thresholds = models.thresholds_table(fitted).set_index("model")["youden_threshold"]
+    fitted = fit_all(sheet, features, ENDPOINT, SEED, None)
+    predictions = predict_all(fitted, sheet, features)
+    thresholds = thresholds_table(fitted).set_index("model")["youden_threshold"]
     tables = evaluate.evaluate_predictions(predictions, thresholds.to_dict())
     external = auc_of(tables, "external")
     subset = predictions[predictions["model"].isin(PLANTED_MODELS)]
@@ -212,12 +219,10 @@ def test_changing_test_rows_leaves_models_thresholds_and_predictions_of_training
     other = (sheet["split"] != "train").to_numpy()
     sheet.loc[other, ENDPOINT] = 1 - sheet.loc[other, ENDPOINT]
     sheet.loc[other, "afp"] = np.nan
-    refitted = models.fit_all(sheet, cohort["features"], ENDPOINT, SEED, None)
-    pd.testing.assert_frame_equal(
-        models.thresholds_table(refitted), models.thresholds_table(chain["models"])
-    )
+    refitted = fit_all(sheet, cohort["features"], ENDPOINT, SEED, None)
+    pd.testing.assert_frame_equal(thresholds_table(refitted), thresholds_table(chain["models"]))
     before = chain["predictions"].drop(columns="outcome")
-    after = models.predict_all(refitted, sheet, cohort["features"]).drop(columns="outcome")
+    after = predict_all(refitted, sheet, cohort["features"]).drop(columns="outcome")
     train = (before["split"] == "train").to_numpy()
     pd.testing.assert_frame_equal(before[train], after[train])
 
@@ -343,7 +348,7 @@ def test_settings_reject_unknown_keys_and_undefined_outcomes():
 
 def test_shipped_config_matches_library_defaults():
     config = default_config()
-    assert models.model_settings(config["models"]) == models.ModelSettings()
+    assert model_settings(config["models"]) == ModelSettings()
     assert evaluate.evaluation_settings(config["evaluation"]) == evaluate.EvaluationSettings()
     shipped = survival.survival_settings(config["survival"])
     default = survival.SurvivalSettings()
@@ -385,8 +390,8 @@ def test_figures_and_model_card_render_from_the_tables(chain, cohort, tmp_path):
         cohort="sim_tace",
         sheet=cohort["sheet"],
         exclusions=pd.DataFrame(index=pd.Index([], name="patient_id")),
-        described=models.describe_all(chain["models"]),
-        selected_features=models.selected_features_table(chain["models"]),
+        described=describe_all(chain["models"]),
+        selected_features=selected_features_table(chain["models"]),
         auc=tables["auc"],
         calibration=tables["calibration"],
         threshold_metrics=tables["threshold_metrics"],

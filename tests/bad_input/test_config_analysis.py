@@ -29,7 +29,7 @@ from hccrad.cohorts.sheet_import import load_column_map
 from hccrad.cohorts.simulate import simulate_cohort
 from hccrad.core.config import ConfigError, check_config, read_yaml
 from hccrad.core.genesets import read_gmt
-from hccrad.models import fit as models
+from hccrad.models.fit import fit_all, predict_all
 from hccrad.radiogenomics.gene_list import RadiogenomicsInputError, assemble_imaging
 from hccrad.stats import survival
 
@@ -389,7 +389,7 @@ def test_one_class_training_split_names_endpoint_split_and_fix(response_sheet):
     train = sheet.index[sheet["split"] == "train"]
     sheet.loc[train, "proliferative"] = 0
     with pytest.raises(ValueError) as caught:
-        models.fit_all(sheet, {}, "proliferative", 1, None)
+        fit_all(sheet, {}, "proliferative", 1, None)
     message = str(caught.value)
     assert message.startswith(
         f"endpoint 'proliferative' in split 'train': all {len(train)} training patient(s) "
@@ -411,7 +411,7 @@ def test_rarer_class_below_cv_folds_names_counts_and_fix(response_sheet):
     sheet.loc[train, "response"] = 0
     sheet.loc[train[:2], "response"] = 1
     with pytest.raises(ValueError) as caught:
-        models.fit_all(sheet, dltr_table(sheet), "response", 1, {"cv_folds": 5})
+        fit_all(sheet, dltr_table(sheet), "response", 1, {"cv_folds": 5})
     message = str(caught.value)
     assert message.startswith(
         f"endpoint 'response' in split 'train': 2 patient(s) with response = 1 and "
@@ -428,10 +428,10 @@ def test_rarer_class_equal_to_cv_folds_fits_every_model_on_every_training_patien
     sheet.loc[train, "response"] = 0
     sheet.loc[train[:3], "response"] = 1
     features = dltr_table(sheet)
-    fitted = models.fit_all(sheet, features, "response", 1, {"cv_folds": 3})
+    fitted = fit_all(sheet, features, "response", 1, {"cv_folds": 3})
     assert list(fitted) == ["clinical", "DLTR", "DLTR_MLP"]
     assert all(model.train_patients == list(train) for model in fitted.values())
-    predictions = models.predict_all(fitted, sheet, features)
+    predictions = predict_all(fitted, sheet, features)
     assert len(predictions) == 3 * len(sheet)
 
 
@@ -441,9 +441,9 @@ def test_clinical_model_alone_needs_no_cv_folds_of_each_class(response_sheet):
     sheet.loc[train, "response"] = 0
     sheet.loc[train[:4], "response"] = 1
     # A cohort without images: the clinical model alone, fitted without cross-validation.
-    fitted = models.fit_all(sheet, {}, "response", 1, {"cv_folds": 5})
+    fitted = fit_all(sheet, {}, "response", 1, {"cv_folds": 5})
     assert list(fitted) == ["clinical"]
-    assert len(models.predict_all(fitted, sheet, {})) == len(sheet)
+    assert len(predict_all(fitted, sheet, {})) == len(sheet)
 
 
 # --------------------------------------------------------------------------- already clear

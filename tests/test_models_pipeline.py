@@ -18,6 +18,7 @@ import yaml
 from test_models import synthetic_features
 
 from hccrad.cohorts.simulate import simulate_cohort
+from hccrad.core.plan import EVALUATION_TABLES
 from hccrad.figures.models import (
     calibration_figure,
     decision_curve_figure,
@@ -33,8 +34,13 @@ from hccrad.models.fit import (
     thresholds_table,
 )
 from hccrad.models.settings import ModelSettings, model_settings
+from hccrad.reporting.evaluation import (
+    EvaluationSettings,
+    evaluate_predictions,
+    evaluation_cohorts,
+    evaluation_settings,
+)
 from hccrad.reporting.model_card import model_card
-from hccrad.stats import discrimination as evaluate
 from hccrad.stats import survival
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,8 +70,8 @@ def chain(cohort) -> dict[str, Any]:
     fitted = fit_all(cohort["sheet"], cohort["features"], ENDPOINT, SEED, None)
     predictions = predict_all(fitted, cohort["sheet"], cohort["features"])
     thresholds = thresholds_table(fitted).set_index("model")["youden_threshold"].to_dict()
-    tables = evaluate.evaluate_predictions(predictions, thresholds, seed=SEED)
-    assert tuple(tables) == evaluate.EVALUATION_TABLES  # the workflow's output list
+    tables = evaluate_predictions(predictions, thresholds, seed=SEED)
+    assert tuple(tables) == EVALUATION_TABLES  # the workflow's output list
     subset = predictions[predictions["model"].isin(PLANTED_MODELS)]
     strata = survival.stratify_survival(subset, cohort["sheet"], ["pfs", "os"])
     return {
@@ -136,7 +142,7 @@ def test_permuted_labels_give_chance_auc_and_no_survival_split(cohort, capsys):
     fitted = fit_all(sheet, features, ENDPOINT, SEED, None)
     predictions = predict_all(fitted, sheet, features)
     thresholds = thresholds_table(fitted).set_index("model")["youden_threshold"]
-    tables = evaluate.evaluate_predictions(predictions, thresholds.to_dict())
+    tables = evaluate_predictions(predictions, thresholds.to_dict())
     external = auc_of(tables, "external")
     subset = predictions[predictions["model"].isin(PLANTED_MODELS)]
     strata = survival.stratify_survival(subset, sheet, ["pfs", "os"])
@@ -205,7 +211,7 @@ def test_evaluation_uses_training_thresholds_and_isolates_cohorts(chain, cohort)
     for model, threshold in chain["thresholds"].items():
         assert (metrics.loc[metrics["model"] == model, "threshold"] == threshold).all()
     _, corrupted = corrupt_test_rows(cohort["sheet"], chain["predictions"])
-    after = evaluate.evaluate_predictions(corrupted, chain["thresholds"], seed=SEED)
+    after = evaluate_predictions(corrupted, chain["thresholds"], seed=SEED)
     for name in ("auc", "threshold_metrics", "calibration"):
         train_before = chain["evaluation"][name].query("cohort == 'train'").reset_index(drop=True)
         train_after = after[name].query("cohort == 'train'").reset_index(drop=True)
@@ -231,11 +237,11 @@ def test_changing_test_rows_leaves_models_thresholds_and_predictions_of_training
 
 
 def test_evaluation_cohorts_pool_and_split_external_centres(cohort):
-    cohorts = evaluate.evaluation_cohorts(cohort["sheet"])
+    cohorts = evaluation_cohorts(cohort["sheet"])
     assert list(cohorts) == ["train", "internal_test", "external", "external_B", "external_C"]
     assert len(cohorts["external"]) == len(cohorts["external_B"]) + len(cohorts["external_C"])
     one_centre = cohort["sheet"][cohort["sheet"]["centre"] != "C"]
-    assert list(evaluate.evaluation_cohorts(one_centre)) == ["train", "internal_test", "external"]
+    assert list(evaluation_cohorts(one_centre)) == ["train", "internal_test", "external"]
 
 
 def test_evaluation_tables_cover_every_model_and_cohort(chain):
@@ -254,10 +260,10 @@ def test_evaluation_tables_cover_every_model_and_cohort(chain):
 
 
 def test_bootstrap_option_adds_seeded_cis(chain):
-    settings = evaluate.EvaluationSettings(bootstrap=True, bootstrap_resamples=300)
+    settings = EvaluationSettings(bootstrap=True, bootstrap_resamples=300)
     one = chain["predictions"][chain["predictions"]["model"] == "DLTR_MLP"]
-    first = evaluate.evaluate_predictions(one, chain["thresholds"], settings, seed=SEED)["auc"]
-    again = evaluate.evaluate_predictions(one, chain["thresholds"], settings, seed=SEED)["auc"]
+    first = evaluate_predictions(one, chain["thresholds"], settings, seed=SEED)["auc"]
+    again = evaluate_predictions(one, chain["thresholds"], settings, seed=SEED)["auc"]
     pd.testing.assert_frame_equal(first, again)
     assert (first["bootstrap_ci_low"] < first["auc"]).all()
     assert (first["auc"] < first["bootstrap_ci_high"]).all()
@@ -267,7 +273,7 @@ def test_single_class_cohort_is_a_note_naming_patients(chain):
     predictions = chain["predictions"].copy()
     external_b = (predictions["split"] == "external_B").to_numpy()
     predictions.loc[external_b, "outcome"] = 1.0
-    tables = evaluate.evaluate_predictions(predictions, chain["thresholds"])
+    tables = evaluate_predictions(predictions, chain["thresholds"])
     auc = tables["auc"].set_index(["model", "cohort"])
     note = auc.loc[("DLTR_MLP", "external_B"), "note"]
     assert "single class" in note and "B-0001" in note
@@ -280,7 +286,7 @@ def test_constant_scores_get_a_calibration_note_not_a_crash(chain):
     predictions = chain["predictions"].copy()
     dltr_mlp = (predictions["model"] == "DLTR_MLP").to_numpy()
     predictions.loc[dltr_mlp, "score"] = 0.4
-    tables = evaluate.evaluate_predictions(predictions, chain["thresholds"])
+    tables = evaluate_predictions(predictions, chain["thresholds"])
     calibration = tables["calibration"].set_index(["model", "cohort"])
     row = calibration.loc[("DLTR_MLP", "external")]
     assert "every score is the same" in row["note"]
@@ -337,9 +343,9 @@ def test_too_few_events_for_cox_is_a_note(chain, cohort):
 
 def test_settings_reject_unknown_keys_and_undefined_outcomes():
     with pytest.raises(ValueError, match="unknown key"):
-        evaluate.evaluation_settings({"bootstraps": True})
+        evaluation_settings({"bootstraps": True})
     with pytest.raises(ValueError, match="decision_thresholds"):
-        evaluate.evaluation_settings({"decision_thresholds": [0.5, 0.2, 0.01]})
+        evaluation_settings({"decision_thresholds": [0.5, 0.2, 0.01]})
     with pytest.raises(ValueError, match="unknown key"):
         survival.survival_settings({"cut": "median"})
     with pytest.raises(ValueError, match=r"stratify.proliferative names outcome\(s\) \['ttp'\]"):
@@ -349,7 +355,7 @@ def test_settings_reject_unknown_keys_and_undefined_outcomes():
 def test_shipped_config_matches_library_defaults():
     config = default_config()
     assert model_settings(config["models"]) == ModelSettings()
-    assert evaluate.evaluation_settings(config["evaluation"]) == evaluate.EvaluationSettings()
+    assert evaluation_settings(config["evaluation"]) == EvaluationSettings()
     shipped = survival.survival_settings(config["survival"])
     default = survival.SurvivalSettings()
     for name in survival.SurvivalSettings.__dataclass_fields__:
@@ -373,8 +379,7 @@ def test_figures_and_model_card_render_from_the_tables(chain, cohort, tmp_path):
     pick = "outcome == 'pfs' and model == 'DLTR_MLP'"
     groups = strata["risk_groups"].query(pick).set_index("patient_id")
     members = pd.concat(
-        groups.loc[index].assign(cohort=name)
-        for name, index in evaluate.evaluation_cohorts(groups).items()
+        groups.loc[index].assign(cohort=name) for name, index in evaluation_cohorts(groups).items()
     )
     figures.append(
         km_figure(

@@ -26,9 +26,10 @@ from hccrad.core.config import known_keys
 
 # Defined with the names the Snakefile's parse needs; imported from here by callers.
 from hccrad.core.plan import SURVIVAL_TABLES as SURVIVAL_TABLES
+from hccrad.core.splits import TRAIN
 from hccrad.models.clinical import ClinicalPreprocessor
+from hccrad.reporting.evaluation import evaluation_cohorts, prediction_matrix
 from hccrad.stats.checks import error_note, name_patients, require_columns
-from hccrad.stats.discrimination import TRAIN, evaluation_cohorts, prediction_matrix
 
 HIGH = "high"
 LOW = "low"

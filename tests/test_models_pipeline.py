@@ -41,7 +41,7 @@ from hccrad.reporting.evaluation import (
     evaluation_settings,
 )
 from hccrad.reporting.model_card import model_card
-from hccrad.stats import survival
+from hccrad.reporting.survival import SurvivalSettings, stratify_survival, survival_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 20251123
@@ -73,7 +73,7 @@ def chain(cohort) -> dict[str, Any]:
     tables = evaluate_predictions(predictions, thresholds, seed=SEED)
     assert tuple(tables) == EVALUATION_TABLES  # the workflow's output list
     subset = predictions[predictions["model"].isin(PLANTED_MODELS)]
-    strata = survival.stratify_survival(subset, cohort["sheet"], ["pfs", "os"])
+    strata = stratify_survival(subset, cohort["sheet"], ["pfs", "os"])
     return {
         "models": fitted,
         "predictions": predictions,
@@ -145,7 +145,7 @@ def test_permuted_labels_give_chance_auc_and_no_survival_split(cohort, capsys):
     tables = evaluate_predictions(predictions, thresholds.to_dict())
     external = auc_of(tables, "external")
     subset = predictions[predictions["model"].isin(PLANTED_MODELS)]
-    strata = survival.stratify_survival(subset, sheet, ["pfs", "os"])
+    strata = stratify_survival(subset, sheet, ["pfs", "os"])
     logrank = strata["logrank"]
     tested = logrank[logrank["cohort"] != "train"]
     with capsys.disabled():
@@ -188,11 +188,11 @@ def corrupt_test_rows(sheet: pd.DataFrame, predictions: pd.DataFrame) -> tuple:
 
 @pytest.mark.parametrize("cutoff", ["median", "maxstat"])
 def test_survival_cutoffs_directions_and_training_results_ignore_test_rows(chain, cohort, cutoff):
-    settings = survival.SurvivalSettings(cutoff=cutoff)
+    settings = SurvivalSettings(cutoff=cutoff)
     predictions = chain["predictions"][chain["predictions"]["model"].isin(["DLTR_MLP", "DLR"])]
-    before = survival.stratify_survival(predictions, cohort["sheet"], ["pfs", "os"], settings)
+    before = stratify_survival(predictions, cohort["sheet"], ["pfs", "os"], settings)
     sheet, corrupted = corrupt_test_rows(cohort["sheet"], predictions)
-    after = survival.stratify_survival(corrupted, sheet, ["pfs", "os"], settings)
+    after = stratify_survival(corrupted, sheet, ["pfs", "os"], settings)
     pd.testing.assert_frame_equal(before["cutoffs"], after["cutoffs"])
     for name in ("logrank", "cox", "concordance", "km_curves"):
         train_before = before[name][before[name]["cohort"] == "train"].reset_index(drop=True)
@@ -321,22 +321,20 @@ def test_bad_survival_input_names_column_and_patients(chain, cohort):
     sheet.loc["B-0003", "pfs_time"] = 0.0
     sheet.loc["C-0002", "pfs_time"] = np.nan
     with pytest.raises(ValueError, match=r"pfs_time must be a number > 0.*B-0003.*C-0002"):
-        survival.stratify_survival(predictions, sheet, ["pfs"])
+        stratify_survival(predictions, sheet, ["pfs"])
     sheet = cohort["sheet"].copy()
     sheet.loc["A-0001", "os_event"] = 2
     with pytest.raises(ValueError, match=r"os_event must be 0 \(censored\) or 1.*A-0001"):
-        survival.stratify_survival(predictions, sheet, ["os"])
+        stratify_survival(predictions, sheet, ["os"])
     with pytest.raises(ValueError, match=r"no column\(s\) \['ttp_time', 'ttp_event'\]"):
-        settings = survival.SurvivalSettings(
-            outcomes={"ttp": {"time": "ttp_time", "event": "ttp_event"}}
-        )
-        survival.stratify_survival(predictions, cohort["sheet"], ["ttp"], settings)
+        settings = SurvivalSettings(outcomes={"ttp": {"time": "ttp_time", "event": "ttp_event"}})
+        stratify_survival(predictions, cohort["sheet"], ["ttp"], settings)
 
 
 def test_too_few_events_for_cox_is_a_note(chain, cohort):
     predictions = chain["predictions"][chain["predictions"]["model"] == "clinical"]
-    settings = survival.SurvivalSettings(min_events_per_variable=30)
-    strata = survival.stratify_survival(predictions, cohort["sheet"], ["os"], settings)
+    settings = SurvivalSettings(min_events_per_variable=30)
+    strata = stratify_survival(predictions, cohort["sheet"], ["os"], settings)
     notes = strata["cox"].query("cohort == 'internal_test' and cox_model == 'multivariable'")
     assert notes["note"].str.contains(r"os_event .* events per variable").all()
 
@@ -347,18 +345,18 @@ def test_settings_reject_unknown_keys_and_undefined_outcomes():
     with pytest.raises(ValueError, match="decision_thresholds"):
         evaluation_settings({"decision_thresholds": [0.5, 0.2, 0.01]})
     with pytest.raises(ValueError, match="unknown key"):
-        survival.survival_settings({"cut": "median"})
+        survival_settings({"cut": "median"})
     with pytest.raises(ValueError, match=r"stratify.proliferative names outcome\(s\) \['ttp'\]"):
-        survival.survival_settings({"stratify": {"proliferative": ["ttp"]}})
+        survival_settings({"stratify": {"proliferative": ["ttp"]}})
 
 
 def test_shipped_config_matches_library_defaults():
     config = default_config()
     assert model_settings(config["models"]) == ModelSettings()
     assert evaluation_settings(config["evaluation"]) == EvaluationSettings()
-    shipped = survival.survival_settings(config["survival"])
-    default = survival.SurvivalSettings()
-    for name in survival.SurvivalSettings.__dataclass_fields__:
+    shipped = survival_settings(config["survival"])
+    default = SurvivalSettings()
+    for name in SurvivalSettings.__dataclass_fields__:
         if name != "stratify":  # the config spells the default (every outcome) out
             assert getattr(shipped, name) == getattr(default, name), name
     for endpoint in config["endpoints"]:

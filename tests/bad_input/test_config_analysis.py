@@ -3,7 +3,7 @@
 Config (hccrad.core.config, the schema), YAML syntax (config files, column maps), planted pathways
 that would plant nothing, too few patients matched between imaging and RNA-seq
 (hccrad.radiogenomics.gene_list),
-an outcome without events (hccrad.stats.survival) and a training split with
+an outcome without events (hccrad.reporting.survival) and a training split with
 one class (hccrad.models.fit).
 """
 
@@ -31,7 +31,7 @@ from hccrad.core.config import ConfigError, check_config, read_yaml
 from hccrad.core.genesets import read_gmt
 from hccrad.models.fit import fit_all, predict_all
 from hccrad.radiogenomics.gene_list import RadiogenomicsInputError, assemble_imaging
-from hccrad.stats import survival
+from hccrad.reporting.survival import stratify_survival, survival_settings
 
 SCHEMA = str(ROOT / "workflow/schemas/config.schema.yaml")
 GMT = ROOT / "resources/genesets/h.all.v2025.1.Hs.symbols.gmt"
@@ -335,7 +335,7 @@ def test_outcome_without_training_events_names_outcome_split_and_fix():
     predictions, sheet = survival_inputs()
     sheet.loc[sheet.index[:40], "os_event"] = 0  # events only outside training
     with pytest.raises(ValueError) as caught:
-        survival.stratify_survival(predictions, sheet, ["pfs", "os"])
+        stratify_survival(predictions, sheet, ["pfs", "os"])
     message = str(caught.value)
     assert message.startswith("survival outcome 'os': no event (os_event = 1) among the 40")
     assert "split 'train'" in message
@@ -351,7 +351,7 @@ def test_single_training_event_without_comparable_pair_names_outcome_not_zero_di
     last = sheet.loc[train, "os_time"].idxmax()
     sheet.loc[last, "os_event"] = 1
     with pytest.raises(ValueError) as caught:
-        survival.stratify_survival(predictions, sheet, ["os"])
+        stratify_survival(predictions, sheet, ["os"])
     message = str(caught.value)
     assert message.startswith("survival outcome 'os', clinical in split 'train': no comparable")
     assert "1 event(s) in os_event among 40 patient(s)" in message
@@ -361,7 +361,7 @@ def test_cohort_without_events_is_a_note_naming_outcome_and_the_rest_is_kept():
     predictions, sheet = survival_inputs()
     internal = sheet.index[40:50]
     sheet.loc[internal, "os_event"] = 0
-    tables = survival.stratify_survival(predictions, sheet, ["pfs", "os"])
+    tables = stratify_survival(predictions, sheet, ["pfs", "os"])
     concordance = tables["concordance"].set_index(["outcome", "model", "cohort"])
     # Two outcomes x two models x four cohorts (train, internal test, external, external_B).
     cohorts = concordance.index.get_level_values("cohort").unique()
@@ -476,7 +476,7 @@ def test_unknown_survival_key_is_named_by_survival_settings(config):
     # Scripts read the survival section through survival_settings, which names unknown keys.
     settings = copy.deepcopy(config["survival"]) | {"cut_off": "median"}
     with pytest.raises(ValueError) as caught:
-        survival.survival_settings(settings)
+        survival_settings(settings)
     message = str(caught.value)
     assert "survival config: unknown keys ['cut_off']" in message and "'cutoff'" in message
 

@@ -31,7 +31,8 @@ import yaml
 from oracle_ceiling import fit_latent_logistic, latent_trait_columns, write_report
 
 from hccrad.cohorts.sheet import read_sheet
-from hccrad.models.fit import deep_score_table, fit_all, predict_all, without_exclusions
+from hccrad.models.fit import fit_all, predict_all
+from hccrad.models.inputs import deep_score_table, without_exclusions
 from hccrad.stats.discrimination import delong_auc, delong_test
 
 REPORT = Path(__file__).with_suffix(".md")

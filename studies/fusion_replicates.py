@@ -16,7 +16,7 @@ itself can see). The candidates:
 
 - ``adam, early stopping``: sklearn MLPClassifier, Adam, L2 penalty 0.01, early stopping on a
   stratified 20% inner split (scored by accuracy), as DLTR_MLP was fitted up to 2026-11-25;
-- ``L-BFGS, alpha by CV (DLTR_MLP now)``: hccrad.models.fit.FusionMLP, the same network trained
+- ``L-BFGS, alpha by CV (DLTR_MLP now)``: hccrad.models.fusion.FusionMLP, the same network trained
   to convergence by L-BFGS, its L2 penalty chosen from the config's ``mlp_alphas`` by inner CV
   log loss on the training split;
 - ``L-BFGS bag``: ten such networks from different initial weights, averaged;
@@ -55,14 +55,10 @@ from tqdm import tqdm
 from hccrad.cohorts.simulate import LATENT_PREFIX, TRAITS, simulate_cohort
 from hccrad.core.config import simulated_cohorts
 from hccrad.core.seeding import rng_for
-from hccrad.models.fit import (
-    ClinicalLogistic,
-    FusionMLP,
-    ModelSettings,
-    cv_folds,
-    model_settings,
-    neg_log_loss,
-)
+from hccrad.models.base import cv_folds, neg_log_loss
+from hccrad.models.clinical import ClinicalLogistic
+from hccrad.models.fusion import FusionMLP
+from hccrad.models.settings import ModelSettings, model_settings
 
 REPORT = Path(__file__).with_suffix(".md")
 SCORE = "dltr_score"

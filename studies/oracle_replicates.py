@@ -5,8 +5,8 @@ response cohort again and again (the simulation alone, no image: a second per re
 time with another seed and, optionally, with a larger development centre, and fits on each
 draw's training split:
 
-- the workflow's clinical model (hccrad.models.fit.ClinicalLogistic with the config's covariates
-  and screening P), on the simulated clinical table, exactly as the default run fits it;
+- the workflow's clinical model (hccrad.models.clinical.ClinicalLogistic with the config's
+  covariates and screening P), on the simulated clinical table, exactly as the default run fits it;
 - a logistic model on the latent imaging traits: what an imaging model would reach if it read
   every trait without noise, i.e. the ceiling of DLTR, radiomics or any other model of the
   images (a model of the images has to measure the traits through noise, partial volume and
@@ -37,7 +37,8 @@ from tqdm import tqdm
 
 from hccrad.cohorts.simulate import simulate_cohort
 from hccrad.core.config import simulated_cohorts
-from hccrad.models.fit import ClinicalLogistic, model_settings
+from hccrad.models.clinical import ClinicalLogistic
+from hccrad.models.settings import model_settings
 
 REPORT = Path(__file__).with_suffix(".md")
 CEILING = "logistic on latent imaging traits"

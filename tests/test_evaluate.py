@@ -1,4 +1,4 @@
-"""Tests of hccrad.stats.discrimination: DeLong, thresholds, calibration and decision curves."""
+"""Tests of hccrad.stats.discrimination and hccrad.stats.calibration (with decision curves)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,27 @@ from scipy.special import expit
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from hccrad.stats import discrimination as evaluate
+from hccrad.stats.calibration import (
+    TREAT_ALL,
+    TREAT_NONE,
+    brier_score,
+    calibration_curve_table,
+    calibration_intercept_slope,
+    calibration_summary,
+    decision_curve,
+    hosmer_lemeshow,
+)
+from hccrad.stats.discrimination import (
+    bootstrap_auc_ci,
+    bootstrap_auc_samples,
+    delong_auc,
+    delong_covariance,
+    delong_global_test,
+    delong_pairwise_table,
+    delong_test,
+    threshold_metrics,
+    youden_threshold,
+)
 
 SEED = 20240611
 
@@ -55,13 +75,13 @@ def _bootstrap_reference(
 def test_delong_auc_equals_sklearn(two_models):
     y, score_a, score_b = two_models
     for score in (score_a, score_b):
-        assert evaluate.delong_auc(y, score).auc == pytest.approx(roc_auc_score(y, score))
+        assert delong_auc(y, score).auc == pytest.approx(roc_auc_score(y, score))
 
 
 def test_delong_variance_matches_the_1988_definition(two_models):
     """Fast (rank-based) covariance equals DeLong's placement-value definition computed directly."""
     y, score_a, score_b = two_models
-    aucs, covariance = evaluate.delong_covariance(y, np.vstack([score_a, score_b]))
+    aucs, covariance = delong_covariance(y, np.vstack([score_a, score_b]))
     m, n = int(y.sum()), int((y == 0).sum())
     v10, v01 = [], []
     for score in (score_a, score_b):
@@ -77,9 +97,9 @@ def test_delong_variance_matches_the_1988_definition(two_models):
 def test_delong_variance_and_paired_difference_agree_with_bootstrap(two_models):
     y, score_a, score_b = two_models
     boot = _bootstrap_reference(y, np.vstack([score_a, score_b]), n_resamples=4000, seed=SEED)
-    result_a = evaluate.delong_auc(y, score_a)
-    result_b = evaluate.delong_auc(y, score_b)
-    paired = evaluate.delong_test(y, score_a, score_b)
+    result_a = delong_auc(y, score_a)
+    result_b = delong_auc(y, score_b)
+    paired = delong_test(y, score_a, score_b)
     # Monte Carlo SD of a variance from 4000 resamples is ~2%; 10% leaves room for the
     # O(1/n) difference between the bootstrap and DeLong's estimator.
     assert result_a.se**2 == pytest.approx(boot[:, 0].var(ddof=1), rel=0.10)
@@ -90,7 +110,7 @@ def test_delong_variance_and_paired_difference_agree_with_bootstrap(two_models):
 
 def test_paired_test_p_value_and_ci_are_consistent(two_models):
     y, score_a, score_b = two_models
-    paired = evaluate.delong_test(y, score_a, score_b)
+    paired = delong_test(y, score_a, score_b)
     assert paired.z == pytest.approx(paired.difference / paired.se)
     assert paired.p_value == pytest.approx(2 * stats.norm.sf(abs(paired.z)))
     assert (paired.ci_low > 0) == (paired.p_value < 0.05 and paired.difference > 0)
@@ -98,7 +118,7 @@ def test_paired_test_p_value_and_ci_are_consistent(two_models):
 
 def test_identical_models_give_p_one(two_models):
     y, score_a, _ = two_models
-    paired = evaluate.delong_test(y, score_a, 3 * score_a + 1)  # same ranking
+    paired = delong_test(y, score_a, 3 * score_a + 1)  # same ranking
     assert paired.difference == 0 and paired.p_value == 1.0
 
 
@@ -108,13 +128,13 @@ def test_hanley_mcneil_1982_ct_ratings_auc():
     ratings = np.arange(1, 6)
     score = np.r_[np.repeat(ratings, normal_counts), np.repeat(ratings, abnormal_counts)]
     y = np.r_[np.zeros(58, dtype=int), np.ones(51, dtype=int)]
-    assert evaluate.delong_auc(y, score).auc == pytest.approx(0.893, abs=5e-4)
+    assert delong_auc(y, score).auc == pytest.approx(0.893, abs=5e-4)
 
 
 def test_logit_ci_is_asymmetric_and_inside_unit_interval(two_models):
     y, score_a, _ = two_models
-    wald = evaluate.delong_auc(y, score_a)
-    logit_ci = evaluate.delong_auc(y, score_a, logit_ci=True)
+    wald = delong_auc(y, score_a)
+    logit_ci = delong_auc(y, score_a, logit_ci=True)
     assert 0 < logit_ci.ci_low < logit_ci.auc < logit_ci.ci_high < 1
     # On the logit scale the interval leans towards 0.5 for an AUC above 0.5.
     assert logit_ci.auc - logit_ci.ci_low > logit_ci.ci_high - logit_ci.auc
@@ -123,14 +143,14 @@ def test_logit_ci_is_asymmetric_and_inside_unit_interval(two_models):
 
 def test_perfect_separation_has_zero_width_ci():
     y = np.array([0, 0, 0, 1, 1, 1])
-    result = evaluate.delong_auc(y, [0.1, 0.2, 0.3, 0.7, 0.8, 0.9], logit_ci=True)
+    result = delong_auc(y, [0.1, 0.2, 0.3, 0.7, 0.8, 0.9], logit_ci=True)
     assert (result.auc, result.se, result.ci_low, result.ci_high) == (1.0, 0.0, 1.0, 1.0)
 
 
 def test_global_test_with_two_models_equals_squared_z(two_models):
     y, score_a, score_b = two_models
-    global_test = evaluate.delong_global_test(y, {"a": score_a, "b": score_b})
-    paired = evaluate.delong_test(y, score_a, score_b)
+    global_test = delong_global_test(y, {"a": score_a, "b": score_b})
+    paired = delong_test(y, score_a, score_b)
     assert global_test.df == 1
     assert global_test.statistic == pytest.approx(paired.z**2)
     assert global_test.p_value == pytest.approx(paired.p_value)
@@ -139,28 +159,28 @@ def test_global_test_with_two_models_equals_squared_z(two_models):
 def test_pairwise_table_has_one_row_per_pair(two_models):
     y, score_a, score_b = two_models
     scores = pd.DataFrame({"dltr": score_a, "clinical": score_b, "combined": score_a + score_b})
-    table = evaluate.delong_pairwise_table(y, scores)
+    table = delong_pairwise_table(y, scores)
     assert list(zip(table["model_a"], table["model_b"], strict=True)) == [
         ("dltr", "clinical"),
         ("dltr", "combined"),
         ("clinical", "combined"),
     ]
-    first = evaluate.delong_test(y, score_a, score_b)
+    first = delong_test(y, score_a, score_b)
     assert table.loc[0, "p_value"] == pytest.approx(first.p_value)
     assert table.loc[0, "auc_a"] == pytest.approx(first.auc_a)
     assert (table["p_adjusted"] >= table["p_value"]).all()
-    assert evaluate.delong_global_test(y, scores).df == 2
+    assert delong_global_test(y, scores).df == 2
 
 
 def test_bootstrap_ci_is_seeded_and_close_to_delong(two_models):
     y, score_a, _ = two_models
-    first = evaluate.bootstrap_auc_ci(y, score_a, n_resamples=2000, seed=1)
-    again = evaluate.bootstrap_auc_ci(y, score_a, n_resamples=2000, seed=1)
-    delong = evaluate.delong_auc(y, score_a)
+    first = bootstrap_auc_ci(y, score_a, n_resamples=2000, seed=1)
+    again = bootstrap_auc_ci(y, score_a, n_resamples=2000, seed=1)
+    delong = delong_auc(y, score_a)
     assert first == again
     assert first[0] < delong.auc < first[1]
     assert first[1] - first[0] == pytest.approx(delong.ci_high - delong.ci_low, rel=0.15)
-    samples = evaluate.bootstrap_auc_samples(y, score_a, n_resamples=50, seed=1)
+    samples = bootstrap_auc_samples(y, score_a, n_resamples=50, seed=1)
     assert samples.shape == (50,)
 
 
@@ -172,13 +192,13 @@ SCORE_SMALL = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
 
 def test_youden_threshold_hand_example():
     # >= 0.5: sensitivity 4/5, specificity 3/3, J = 0.8; >= 0.3: 5/5 and 2/3, J = 0.67.
-    assert evaluate.youden_threshold(Y_SMALL, SCORE_SMALL) == 0.5
+    assert youden_threshold(Y_SMALL, SCORE_SMALL) == 0.5
 
 
 def test_youden_ties_go_to_the_most_specific_threshold():
     # >= 0.4 (J = 1 - 1/4) and >= 0.6 (J = 3/4 - 0) tie; the higher threshold wins.
     y = np.array([0, 0, 0, 1, 0, 1, 1, 1])
-    assert evaluate.youden_threshold(y, SCORE_SMALL) == 0.6
+    assert youden_threshold(y, SCORE_SMALL) == 0.6
 
 
 def _wilson(successes: int, trials: int) -> tuple[float, float]:
@@ -191,7 +211,7 @@ def _wilson(successes: int, trials: int) -> tuple[float, float]:
 
 
 def test_threshold_metrics_hand_example():
-    table = evaluate.threshold_metrics(Y_SMALL, SCORE_SMALL, 0.5).set_index("metric")
+    table = threshold_metrics(Y_SMALL, SCORE_SMALL, 0.5).set_index("metric")
     # TP 4 (0.5-0.8), FN 1 (0.3), TN 3 (0.1, 0.2, 0.4), FP 0.
     expected = {
         "accuracy": (7, 8),
@@ -208,13 +228,13 @@ def test_threshold_metrics_hand_example():
 
 
 def test_threshold_metrics_score_equal_to_threshold_is_positive():
-    table = evaluate.threshold_metrics([0, 1], [0.2, 0.5], 0.5).set_index("metric")
+    table = threshold_metrics([0, 1], [0.2, 0.5], 0.5).set_index("metric")
     assert table.loc["sensitivity", "estimate"] == 1.0
     assert table.loc["specificity", "estimate"] == 1.0
 
 
 def test_ppv_is_nan_when_nobody_is_called_positive():
-    table = evaluate.threshold_metrics([0, 1, 1], [0.1, 0.2, 0.3], 0.9).set_index("metric")
+    table = threshold_metrics([0, 1, 1], [0.1, 0.2, 0.3], 0.9).set_index("metric")
     assert np.isnan(table.loc["ppv", "estimate"])
     assert table.loc["ppv", "denominator"] == 0
 
@@ -234,7 +254,7 @@ def calibrated() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def test_calibrated_probabilities_have_slope_one_intercept_zero(calibrated):
     y, probability, _ = calibrated
-    fit = evaluate.calibration_intercept_slope(y, probability)
+    fit = calibration_intercept_slope(y, probability)
     assert fit.slope_ci_low < 1 < fit.slope_ci_high
     assert fit.intercept_ci_low < 0 < fit.intercept_ci_high
     assert fit.slope == pytest.approx(1, abs=0.1)
@@ -244,28 +264,28 @@ def test_calibrated_probabilities_have_slope_one_intercept_zero(calibrated):
 def test_overfitted_probabilities_have_slope_below_one(calibrated):
     y, _, linear_predictor = calibrated
     too_extreme = expit(2 * linear_predictor)
-    fit = evaluate.calibration_intercept_slope(y, too_extreme)
+    fit = calibration_intercept_slope(y, too_extreme)
     assert fit.slope == pytest.approx(0.5, abs=0.05)
     assert fit.slope_ci_high < 1
 
 
 def test_overestimated_risk_has_negative_intercept(calibrated):
     y, _, linear_predictor = calibrated
-    fit = evaluate.calibration_intercept_slope(y, expit(linear_predictor + 1))
+    fit = calibration_intercept_slope(y, expit(linear_predictor + 1))
     assert fit.intercept == pytest.approx(-1, abs=0.1)
 
 
 def test_constant_probabilities_have_an_intercept_and_no_slope():
     y = np.r_[np.ones(12, dtype=int), np.zeros(18, dtype=int)]
-    fit = evaluate.calibration_intercept_slope(y, np.full(y.size, 0.3))
+    fit = calibration_intercept_slope(y, np.full(y.size, 0.3))
     assert fit.intercept == pytest.approx(np.log(12 / 18) - np.log(0.3 / 0.7))
     assert np.isnan([fit.slope, fit.slope_ci_low, fit.slope_ci_high]).all()
 
 
 def test_hosmer_lemeshow_not_small_for_calibrated_and_small_for_shifted(calibrated):
     y, probability, linear_predictor = calibrated
-    good = evaluate.hosmer_lemeshow(y, probability)
-    bad = evaluate.hosmer_lemeshow(y, expit(linear_predictor + 0.5))
+    good = hosmer_lemeshow(y, probability)
+    bad = hosmer_lemeshow(y, expit(linear_predictor + 0.5))
     assert good.df == 8 and good.n_groups == 10
     assert good.p_value > 0.05
     assert bad.p_value < 1e-6
@@ -279,7 +299,7 @@ def test_hosmer_lemeshow_statistic_by_hand():
         (o - e) ** 2 / e + ((3 - o) - (3 - e)) ** 2 / (3 - e)
         for o, e in [(1, 0.6), (2, 1.5), (2, 2.4)]
     )
-    result = evaluate.hosmer_lemeshow(y, p, n_groups=3)
+    result = hosmer_lemeshow(y, p, n_groups=3)
     assert result.statistic == pytest.approx(expected_statistic)
     assert result.df == 1
     assert result.p_value == pytest.approx(stats.chi2.sf(expected_statistic, 1))
@@ -287,13 +307,13 @@ def test_hosmer_lemeshow_statistic_by_hand():
 
 def test_brier_equals_sklearn(calibrated):
     y, probability, _ = calibrated
-    assert evaluate.brier_score(y, probability) == pytest.approx(brier_score_loss(y, probability))
+    assert brier_score(y, probability) == pytest.approx(brier_score_loss(y, probability))
 
 
 @pytest.mark.parametrize("strategy", ["quantile", "uniform"])
 def test_calibration_curve_matches_sklearn_with_ci(calibrated, strategy):
     y, probability, _ = calibrated
-    table = evaluate.calibration_curve_table(y, probability, n_bins=10, strategy=strategy)
+    table = calibration_curve_table(y, probability, n_bins=10, strategy=strategy)
     prob_true, prob_pred = calibration_curve(y, probability, n_bins=10, strategy=strategy)
     np.testing.assert_allclose(table["observed_fraction"], prob_true)
     np.testing.assert_allclose(table["mean_predicted"], prob_pred)
@@ -304,7 +324,7 @@ def test_calibration_curve_matches_sklearn_with_ci(calibrated, strategy):
 
 def test_calibration_summary_collects_all(calibrated):
     y, probability, _ = calibrated
-    summary = evaluate.calibration_summary(y, probability)
+    summary = calibration_summary(y, probability)
     assert {"brier", "intercept", "slope", "hosmer_lemeshow_p"} <= set(summary)
 
 
@@ -314,22 +334,22 @@ def test_calibration_summary_collects_all(calibrated):
 def test_decision_curve_net_benefit_by_hand():
     y = np.array([1, 1, 0, 0, 1, 0, 0, 0, 1, 0])
     p = np.array([0.9, 0.7, 0.6, 0.1, 0.4, 0.3, 0.2, 0.05, 0.8, 0.35])
-    curves = evaluate.decision_curve(y, {"dltr": p}, thresholds=[0.1, 0.5])
-    assert set(curves["model"]) == {"dltr", evaluate.TREAT_ALL, evaluate.TREAT_NONE}
+    curves = decision_curve(y, {"dltr": p}, thresholds=[0.1, 0.5])
+    assert set(curves["model"]) == {"dltr", TREAT_ALL, TREAT_NONE}
     by_model = curves.set_index(["model", "threshold"])["net_benefit"]
     # At 0.5: treated = {0.9, 0.7, 0.6, 0.8}: TP 3, FP 1 -> 3/10 - 1/10 * 1.
     assert by_model[("dltr", 0.5)] == pytest.approx(0.3 - 0.1)
     # At 0.1: all but 0.05 treated: TP 4, FP 5 -> 4/10 - 5/10 * (0.1 / 0.9).
     assert by_model[("dltr", 0.1)] == pytest.approx(0.4 - 0.5 / 9)
-    assert by_model[(evaluate.TREAT_ALL, 0.1)] == pytest.approx(0.4 - 0.6 / 9)
-    assert by_model[(evaluate.TREAT_NONE, 0.5)] == 0
+    assert by_model[(TREAT_ALL, 0.1)] == pytest.approx(0.4 - 0.6 / 9)
+    assert by_model[(TREAT_NONE, 0.5)] == 0
 
 
 def test_decision_curve_rejects_reserved_names_and_non_probabilities():
     with pytest.raises(ValueError, match="reserved"):
-        evaluate.decision_curve([0, 1], {"all": [0.2, 0.8]})
+        decision_curve([0, 1], {"all": [0.2, 0.8]})
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        evaluate.decision_curve([0, 1], {"score": [-2.0, 3.0]})
+        decision_curve([0, 1], {"score": [-2.0, 3.0]})
 
 
 # --------------------------------------------------------------------------- errors
@@ -337,45 +357,45 @@ def test_decision_curve_rejects_reserved_names_and_non_probabilities():
 
 def test_single_class_outcome_names_context_and_counts():
     with pytest.raises(ValueError, match=r"response in external_A.*0 with 1, 4 with 0"):
-        evaluate.delong_auc([0, 0, 0, 0], [0.1, 0.2, 0.3, 0.4], context="response in external_A")
+        delong_auc([0, 0, 0, 0], [0.1, 0.2, 0.3, 0.4], context="response in external_A")
 
 
 def test_nan_score_names_patients():
     scores = pd.Series([0.1, np.nan, 0.3, 0.4], index=["P1", "P2", "P3", "P4"])
     with pytest.raises(ValueError, match=r"NaN.*P2"):
-        evaluate.delong_auc([0, 1, 0, 1], scores)
+        delong_auc([0, 1, 0, 1], scores)
 
 
 def test_lengths_that_differ_are_rejected():
     with pytest.raises(ValueError, match="3 values but the outcome has 4"):
-        evaluate.threshold_metrics([0, 1, 0, 1], [0.1, 0.2, 0.3], 0.5)
+        threshold_metrics([0, 1, 0, 1], [0.1, 0.2, 0.3], 0.5)
     with pytest.raises(ValueError, match="score_b has 2 values but the outcome has 4"):
-        evaluate.delong_test([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], [0.1, 0.2])
+        delong_test([0, 1, 0, 1], [0.1, 0.2, 0.3, 0.4], [0.1, 0.2])
     with pytest.raises(ValueError, match="clinical has 2 values"):
-        evaluate.delong_pairwise_table([0, 1, 0, 1], {"dltr": [1, 2, 3, 4], "clinical": [1, 2]})
+        delong_pairwise_table([0, 1, 0, 1], {"dltr": [1, 2, 3, 4], "clinical": [1, 2]})
 
 
 def test_non_binary_or_missing_outcome_is_rejected():
     with pytest.raises(ValueError, match="must be 0/1"):
-        evaluate.delong_auc([0, 1, 2], [0.1, 0.2, 0.3])
+        delong_auc([0, 1, 2], [0.1, 0.2, 0.3])
     outcome = pd.Series([0, np.nan, 1], index=["P1", "P2", "P3"])
     with pytest.raises(ValueError, match=r"missing.*P2"):
-        evaluate.brier_score(outcome, [0.1, 0.2, 0.3])
+        brier_score(outcome, [0.1, 0.2, 0.3])
 
 
 def test_probabilities_outside_unit_interval_are_rejected():
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
-        evaluate.calibration_intercept_slope([0, 1, 0, 1], [0.1, 1.2, 0.3, 0.4])
+        calibration_intercept_slope([0, 1, 0, 1], [0.1, 1.2, 0.3, 0.4])
 
 
 def test_outcome_and_scores_for_different_patients_are_rejected():
     outcome = pd.Series([0, 1, 0], index=["P1", "P2", "P3"])
     with pytest.raises(ValueError, match=r"indexed differently.*P3, P4"):
-        evaluate.delong_auc(outcome, pd.Series([0.1, 0.2, 0.3], index=["P1", "P2", "P4"]))
+        delong_auc(outcome, pd.Series([0.1, 0.2, 0.3], index=["P1", "P2", "P4"]))
     with pytest.raises(ValueError, match="different order"):
-        evaluate.delong_auc(outcome, pd.Series([0.1, 0.2, 0.3], index=["P3", "P2", "P1"]))
+        delong_auc(outcome, pd.Series([0.1, 0.2, 0.3], index=["P3", "P2", "P1"]))
 
 
 def test_delong_needs_two_patients_of_each_class():
     with pytest.raises(ValueError, match="1 with 1 and 3 with 0"):
-        evaluate.delong_auc([0, 0, 0, 1], [0.1, 0.2, 0.3, 0.4])
+        delong_auc([0, 0, 0, 1], [0.1, 0.2, 0.3, 0.4])

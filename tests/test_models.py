@@ -1,4 +1,4 @@
-"""hccrad.models.fit: clinical screening, LASSO signatures, fusion, DLR and leakage guards."""
+"""hccrad.models: clinical screening, LASSO signatures, fusion, DLR and leakage guards."""
 
 from __future__ import annotations
 
@@ -15,8 +15,20 @@ from scipy.special import expit
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
+from hccrad.cohorts.sheet import CLINICAL_COVARIATES
 from hccrad.cohorts.simulate import simulate_cohort
-from hccrad.models import fit as models
+from hccrad.models.clinical import ClinicalLogistic, ClinicalPreprocessor
+from hccrad.models.fit import (
+    PREDICTION_COLUMNS,
+    ResponseModel,
+    describe_all,
+    fit_all,
+    odds_ratio_tables,
+    predict_all,
+    thresholds_table,
+)
+from hccrad.models.radiomics import LassoSignature
+from hccrad.models.settings import RADIOMICS_VARIANTS, model_settings
 from hccrad.stats.discrimination import youden_threshold
 
 CONFIG = Path(__file__).resolve().parent.parent / "config" / "config.yaml"
@@ -71,15 +83,15 @@ def cohort() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def fitted(cohort) -> dict[str, models.ResponseModel]:
+def fitted(cohort) -> dict[str, ResponseModel]:
     """Every model fitted on the response endpoint of the default cohort."""
-    return models.fit_all(cohort["sheet"], cohort["features"], ENDPOINT, SEED, None)
+    return fit_all(cohort["sheet"], cohort["features"], ENDPOINT, SEED, None)
 
 
 @pytest.fixture(scope="module")
 def predictions(cohort, fitted) -> pd.DataFrame:
     """Long predictions of every fitted model on every split."""
-    return models.predict_all(fitted, cohort["sheet"], cohort["features"])
+    return predict_all(fitted, cohort["sheet"], cohort["features"])
 
 
 def external_auc(predictions: pd.DataFrame, model: str) -> float:
@@ -88,7 +100,7 @@ def external_auc(predictions: pd.DataFrame, model: str) -> float:
     return roc_auc_score(rows["outcome"], rows["score"])
 
 
-def multivariable_or(model: models.ResponseModel) -> dict[str, float]:
+def multivariable_or(model: ResponseModel) -> dict[str, float]:
     """Odds ratio per term of the clinical multivariable model."""
     table = model.estimator.multivariable_
     return dict(zip(table["term"], table["odds_ratio"], strict=True))
@@ -110,11 +122,11 @@ def test_clinical_response_model_keeps_tumour_size_with_protective_or(fitted):
 
 
 def test_clinical_proliferative_model_keeps_afp_and_transfers(cohort):
-    fitted = models.fit_all(cohort["sheet"], {}, "proliferative", SEED, None)
+    fitted = fit_all(cohort["sheet"], {}, "proliferative", SEED, None)
     odds_ratios = multivariable_or(fitted["clinical"])
     # Planted: AFP raises the odds of the proliferative subtype (+0.7 per SD of latent AFP).
     assert odds_ratios["log10_afp"] > 1
-    predictions = models.predict_all(fitted, cohort["sheet"], {})
+    predictions = predict_all(fitted, cohort["sheet"], {})
     assert external_auc(predictions, "clinical") > 0.5
 
 
@@ -124,7 +136,7 @@ def test_clinical_response_external_auc_above_chance(predictions):
 
 def test_univariable_table_has_one_p_per_covariate_and_marks_passes(fitted):
     table = fitted["clinical"].estimator.univariable_
-    assert set(table["covariate"]) == set(models.CLINICAL_COVARIATES)
+    assert set(table["covariate"]) == set(CLINICAL_COVARIATES)
     bclc = table[table["covariate"] == "bclc"]
     assert list(bclc["term"]) == ["bclc[B]", "bclc[C]"]
     assert (bclc["reference"] == "A").all()
@@ -138,7 +150,7 @@ def test_univariable_table_has_one_p_per_covariate_and_marks_passes(fitted):
 def test_clinical_falls_back_to_best_covariate_when_none_pass(cohort):
     sheet = cohort["sheet"]
     train = sheet[sheet["split"] == "train"]
-    model = models.ClinicalLogistic(screening_p=1e-12).fit(train, train[ENDPOINT])
+    model = ClinicalLogistic(screening_p=1e-12).fit(train, train[ENDPOINT])
     univariable = model.univariable_.dropna(subset=["p_covariate"])
     best = univariable.sort_values("p_covariate")["covariate"].iloc[0]
     assert model.selected_ == [best]
@@ -177,7 +189,7 @@ def test_lasso_selects_planted_features_over_noise():
         + [f"noise{j}" for j in range(n_noise)],
     )
     y = (rng.random(n) < expit(X.iloc[:, :n_informative].sum(axis=1))).astype(int)
-    model = models.LassoSignature(classifier="lasso", random_state=1).fit(X, y)
+    model = LassoSignature(classifier="lasso", random_state=1).fit(X, y)
     coefficients = pd.Series(model.describe()["lasso_coefficients"])
     assert {f"signal{i}" for i in range(n_informative)} <= set(model.selected_features_)
     strongest = coefficients.abs().sort_values(ascending=False).index[:n_informative]
@@ -189,7 +201,7 @@ def test_lasso_guard_falls_back_to_top_k_by_auc():
     rng = np.random.default_rng(3)
     X = pd.DataFrame(rng.standard_normal((60, 30)), columns=[f"f{j}" for j in range(30)])
     y = np.tile([0, 1], 30)
-    model = models.LassoSignature(classifier="lasso", n_cs=3, fallback_top_k=4, random_state=0)
+    model = LassoSignature(classifier="lasso", n_cs=3, fallback_top_k=4, random_state=0)
     # Strong penalties only: the LASSO keeps nothing, so the guard must pick features.
     model._penalties = lambda: np.array([1e-4, 2e-4, 3e-4])  # type: ignore[method-assign]
     model.fit(X, y)
@@ -200,9 +212,7 @@ def test_lasso_guard_falls_back_to_top_k_by_auc():
 
 
 def test_radiomics_variants_share_selection_and_expose_it(fitted):
-    selections = {
-        name: fitted[name].describe()["selected_features"] for name in models.RADIOMICS_VARIANTS
-    }
+    selections = {name: fitted[name].describe()["selected_features"] for name in RADIOMICS_VARIANTS}
     assert len({tuple(s) for s in selections.values()}) == 1
     described = fitted["radiomics"].describe()
     assert described["n_selected"] >= 1
@@ -211,7 +221,7 @@ def test_radiomics_variants_share_selection_and_expose_it(fitted):
 
 
 def test_estimators_are_sklearn_clonable():
-    estimator = models.LassoSignature(classifier="ridge", random_state=5)
+    estimator = LassoSignature(classifier="ridge", random_state=5)
     assert clone(estimator).get_params() == estimator.get_params()
 
 
@@ -243,8 +253,8 @@ def test_dltr_mlp_is_as_good_as_its_better_input_over_draws():
     for seed in range(1, 11):
         drawn = simulate_cohort(cfg, seed)
         deep = synthetic_features(drawn["latent"], seed)["deep"]
-        fitted = models.fit_all(drawn["sheet"], {"deep": deep}, ENDPOINT, seed, None)
-        predictions = models.predict_all(fitted, drawn["sheet"], {"deep": deep})
+        fitted = fit_all(drawn["sheet"], {"deep": deep}, ENDPOINT, seed, None)
+        predictions = predict_all(fitted, drawn["sheet"], {"deep": deep})
         aucs.append({name: external_auc(predictions, name) for name in fitted})
     mean = pd.DataFrame(aucs).mean()
     print(mean.round(3).to_dict())
@@ -263,7 +273,7 @@ def test_dlr_threshold_comes_from_out_of_fold_training_scores(cohort, fitted):
 
 def test_predict_all_scores_every_patient_and_split(cohort, fitted, predictions):
     sheet = cohort["sheet"]
-    assert list(predictions.columns) == list(models.PREDICTION_COLUMNS)
+    assert list(predictions.columns) == list(PREDICTION_COLUMNS)
     assert len(predictions) == len(sheet) * len(fitted)
     assert set(predictions["model"]) == {
         "clinical",
@@ -276,20 +286,20 @@ def test_predict_all_scores_every_patient_and_split(cohort, fitted, predictions)
     }
     assert set(predictions["split"]) == set(sheet["split"])
     assert predictions["score"].between(0, 1).all()
-    thresholds = models.thresholds_table(fitted)
+    thresholds = thresholds_table(fitted)
     assert thresholds["youden_threshold"].notna().all()
 
 
 # --------------------------------------------------------------------------- leakage
 
 
-def fitted_state(fitted: dict[str, models.ResponseModel]) -> dict[str, Any]:
+def fitted_state(fitted: dict[str, ResponseModel]) -> dict[str, Any]:
     """Everything a fit learnt, as bytes and plain values, for bit-identical comparison."""
     clinical = fitted["clinical"].estimator
     radiomics = fitted["radiomics"].estimator
     return {
-        "describe": models.describe_all(fitted),
-        "thresholds": models.thresholds_table(fitted).to_dict("list"),
+        "describe": describe_all(fitted),
+        "thresholds": thresholds_table(fitted).to_dict("list"),
         "imputation": clinical.preprocessor_.imputation_,
         "clinical_params": clinical.params_.to_numpy().tobytes(),
         "scaler_mean": radiomics.scaler_.mean_.tobytes(),
@@ -325,7 +335,7 @@ def corrupt_non_training_rows(cohort: dict[str, Any]) -> tuple[pd.DataFrame, dic
 
 def test_non_training_rows_do_not_change_any_fitted_state(cohort, fitted):
     sheet, features = corrupt_non_training_rows(cohort)
-    refitted = models.fit_all(sheet, features, ENDPOINT, SEED, None)
+    refitted = fit_all(sheet, features, ENDPOINT, SEED, None)
     before, after = fitted_state(fitted), fitted_state(refitted)
     for key in before:
         assert before[key] == after[key], key
@@ -341,16 +351,16 @@ def test_permuted_training_labels_give_chance_external_auc(cohort):
         "radiomics": cohort["features"]["radiomics"],
         "deep": cohort["features"]["deep"].drop(columns="dltr_score"),
     }
-    fitted = models.fit_all(sheet, features, ENDPOINT, SEED, None)
-    predictions = models.predict_all(fitted, sheet, features)
+    fitted = fit_all(sheet, features, ENDPOINT, SEED, None)
+    predictions = predict_all(fitted, sheet, features)
     aucs = {name: external_auc(predictions, name) for name in fitted}
     assert all(abs(auc - 0.5) < 0.2 for auc in aucs.values()), aucs
     assert abs(np.mean(list(aucs.values())) - 0.5) < 0.1, aucs
 
 
 def test_same_seed_gives_identical_predictions(cohort, predictions):
-    again = models.fit_all(cohort["sheet"], cohort["features"], ENDPOINT, SEED, None)
-    repeated = models.predict_all(again, cohort["sheet"], cohort["features"])
+    again = fit_all(cohort["sheet"], cohort["features"], ENDPOINT, SEED, None)
+    repeated = predict_all(again, cohort["sheet"], cohort["features"])
     pd.testing.assert_frame_equal(predictions, repeated, check_exact=True)
 
 
@@ -361,7 +371,7 @@ def test_single_class_training_endpoint_is_named(cohort):
     sheet = cohort["sheet"].copy()
     sheet.loc[sheet["split"] == "train", ENDPOINT] = 1
     with pytest.raises(ValueError, match=r"endpoint 'response' in split 'train'.*single class"):
-        models.fit_all(sheet, {}, ENDPOINT, SEED, None)
+        fit_all(sheet, {}, ENDPOINT, SEED, None)
 
 
 def test_missing_training_outcome_names_patients(cohort):
@@ -370,7 +380,7 @@ def test_missing_training_outcome_names_patients(cohort):
     sheet[ENDPOINT] = sheet[ENDPOINT].astype(float)
     sheet.loc[patient, ENDPOINT] = np.nan
     with pytest.raises(ValueError, match=rf"split 'train'.*missing.*{patient}"):
-        models.fit_all(sheet, {}, ENDPOINT, SEED, None)
+        fit_all(sheet, {}, ENDPOINT, SEED, None)
 
 
 def test_feature_table_missing_patients_are_named(cohort):
@@ -378,7 +388,7 @@ def test_feature_table_missing_patients_are_named(cohort):
     lost = sheet.index[[0, -1]]
     features = {"radiomics": cohort["features"]["radiomics"].drop(index=lost)}
     with pytest.raises(ValueError, match=rf"'radiomics' lacks 2 patient.*{lost[0]}, {lost[1]}"):
-        models.fit_all(sheet, features, ENDPOINT, SEED, None)
+        fit_all(sheet, features, ENDPOINT, SEED, None)
 
 
 def test_nan_features_name_patient_and_column(cohort):
@@ -387,14 +397,14 @@ def test_nan_features_name_patient_and_column(cohort):
     patient = sheet.index[sheet["split"] == "external_B"][0]
     radiomics.loc[patient, "portal_tumour_original_glcm_Noise3"] = np.nan
     with pytest.raises(ValueError, match=rf"NaN.*{patient}.*glcm_Noise3"):
-        models.fit_all(sheet, {"radiomics": radiomics}, ENDPOINT, SEED, None)
+        fit_all(sheet, {"radiomics": radiomics}, ENDPOINT, SEED, None)
 
 
 def test_unknown_config_key_and_feature_table_are_rejected(cohort):
     with pytest.raises(ValueError, match="unknown key"):
-        models.model_settings({"screening_pvalue": 0.05})
+        model_settings({"screening_pvalue": 0.05})
     with pytest.raises(ValueError, match="unknown"):
-        models.fit_all(cohort["sheet"], {"radiomic": pd.DataFrame()}, ENDPOINT, SEED, None)
+        fit_all(cohort["sheet"], {"radiomic": pd.DataFrame()}, ENDPOINT, SEED, None)
 
 
 def test_non_numeric_covariate_is_coded_as_levels(cohort):
@@ -402,17 +412,17 @@ def test_non_numeric_covariate_is_coded_as_levels(cohort):
     train = sheet[sheet["split"] == "train"].assign(
         vascular_invasion=lambda d: np.where(d["bclc"] == "C", "yes", "no")
     )
-    preprocessor = models.ClinicalPreprocessor(["vascular_invasion", "age"]).fit(train)
+    preprocessor = ClinicalPreprocessor(["vascular_invasion", "age"]).fit(train)
     assert preprocessor.terms("vascular_invasion") == ["vascular_invasion[yes]"]
     assert preprocessor.reference("vascular_invasion") == "no"
     with pytest.raises(ValueError, match=r"missing column.*tace_sessions"):
-        models.ClinicalPreprocessor(["tace_sessions"]).fit(train)
+        ClinicalPreprocessor(["tace_sessions"]).fit(train)
 
 
 def test_descriptions_and_odds_ratio_tables_are_writable(fitted, tmp_path):
-    described = models.describe_all(fitted)
+    described = describe_all(fitted)
     json.loads(json.dumps(described, allow_nan=False))
     assert described["clinical"]["selected"] == fitted["clinical"].estimator.selected_
-    table = models.odds_ratio_tables(fitted["clinical"])
+    table = odds_ratio_tables(fitted["clinical"])
     assert set(table["step"]) == {"univariable", "multivariable"}
     table.to_csv(tmp_path / "odds_ratios.tsv", sep="\t", index=False)

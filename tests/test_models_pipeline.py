@@ -18,6 +18,7 @@ import yaml
 from test_models import synthetic_features
 
 from hccrad.cohorts.simulate import simulate_cohort
+from hccrad.core.plan import EVALUATION_TABLES
 from hccrad.figures.models import (
     calibration_figure,
     decision_curve_figure,
@@ -25,10 +26,22 @@ from hccrad.figures.models import (
     km_figure,
     roc_figure,
 )
-from hccrad.models import fit as models
+from hccrad.models.fit import (
+    describe_all,
+    fit_all,
+    predict_all,
+    selected_features_table,
+    thresholds_table,
+)
+from hccrad.models.settings import ModelSettings, model_settings
+from hccrad.reporting.evaluation import (
+    EvaluationSettings,
+    evaluate_predictions,
+    evaluation_cohorts,
+    evaluation_settings,
+)
 from hccrad.reporting.model_card import model_card
-from hccrad.stats import discrimination as evaluate
-from hccrad.stats import survival
+from hccrad.reporting.survival import SurvivalSettings, stratify_survival, survival_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = 20251123
@@ -54,13 +67,13 @@ def cohort() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def chain(cohort) -> dict[str, Any]:
     """Models fitted on training, their predictions, evaluation and survival tables."""
-    fitted = models.fit_all(cohort["sheet"], cohort["features"], ENDPOINT, SEED, None)
-    predictions = models.predict_all(fitted, cohort["sheet"], cohort["features"])
-    thresholds = models.thresholds_table(fitted).set_index("model")["youden_threshold"].to_dict()
-    tables = evaluate.evaluate_predictions(predictions, thresholds, seed=SEED)
-    assert tuple(tables) == evaluate.EVALUATION_TABLES  # the workflow's output list
+    fitted = fit_all(cohort["sheet"], cohort["features"], ENDPOINT, SEED, None)
+    predictions = predict_all(fitted, cohort["sheet"], cohort["features"])
+    thresholds = thresholds_table(fitted).set_index("model")["youden_threshold"].to_dict()
+    tables = evaluate_predictions(predictions, thresholds, seed=SEED)
+    assert tuple(tables) == EVALUATION_TABLES  # the workflow's output list
     subset = predictions[predictions["model"].isin(PLANTED_MODELS)]
-    strata = survival.stratify_survival(subset, cohort["sheet"], ["pfs", "os"])
+    strata = stratify_survival(subset, cohort["sheet"], ["pfs", "os"])
     return {
         "models": fitted,
         "predictions": predictions,
@@ -126,13 +139,13 @@ def test_permuted_labels_give_chance_auc_and_no_survival_split(cohort, capsys):
         "radiomics": cohort["features"]["radiomics"],
         "deep": cohort["features"]["deep"].drop(columns="dltr_score"),
     }
-    fitted = models.fit_all(sheet, features, ENDPOINT, SEED, None)
-    predictions = models.predict_all(fitted, sheet, features)
-    thresholds = models.thresholds_table(fitted).set_index("model")["youden_threshold"]
-    tables = evaluate.evaluate_predictions(predictions, thresholds.to_dict())
+    fitted = fit_all(sheet, features, ENDPOINT, SEED, None)
+    predictions = predict_all(fitted, sheet, features)
+    thresholds = thresholds_table(fitted).set_index("model")["youden_threshold"]
+    tables = evaluate_predictions(predictions, thresholds.to_dict())
     external = auc_of(tables, "external")
     subset = predictions[predictions["model"].isin(PLANTED_MODELS)]
-    strata = survival.stratify_survival(subset, sheet, ["pfs", "os"])
+    strata = stratify_survival(subset, sheet, ["pfs", "os"])
     logrank = strata["logrank"]
     tested = logrank[logrank["cohort"] != "train"]
     with capsys.disabled():
@@ -175,11 +188,11 @@ def corrupt_test_rows(sheet: pd.DataFrame, predictions: pd.DataFrame) -> tuple:
 
 @pytest.mark.parametrize("cutoff", ["median", "maxstat"])
 def test_survival_cutoffs_directions_and_training_results_ignore_test_rows(chain, cohort, cutoff):
-    settings = survival.SurvivalSettings(cutoff=cutoff)
+    settings = SurvivalSettings(cutoff=cutoff)
     predictions = chain["predictions"][chain["predictions"]["model"].isin(["DLTR_MLP", "DLR"])]
-    before = survival.stratify_survival(predictions, cohort["sheet"], ["pfs", "os"], settings)
+    before = stratify_survival(predictions, cohort["sheet"], ["pfs", "os"], settings)
     sheet, corrupted = corrupt_test_rows(cohort["sheet"], predictions)
-    after = survival.stratify_survival(corrupted, sheet, ["pfs", "os"], settings)
+    after = stratify_survival(corrupted, sheet, ["pfs", "os"], settings)
     pd.testing.assert_frame_equal(before["cutoffs"], after["cutoffs"])
     for name in ("logrank", "cox", "concordance", "km_curves"):
         train_before = before[name][before[name]["cohort"] == "train"].reset_index(drop=True)
@@ -198,7 +211,7 @@ def test_evaluation_uses_training_thresholds_and_isolates_cohorts(chain, cohort)
     for model, threshold in chain["thresholds"].items():
         assert (metrics.loc[metrics["model"] == model, "threshold"] == threshold).all()
     _, corrupted = corrupt_test_rows(cohort["sheet"], chain["predictions"])
-    after = evaluate.evaluate_predictions(corrupted, chain["thresholds"], seed=SEED)
+    after = evaluate_predictions(corrupted, chain["thresholds"], seed=SEED)
     for name in ("auc", "threshold_metrics", "calibration"):
         train_before = chain["evaluation"][name].query("cohort == 'train'").reset_index(drop=True)
         train_after = after[name].query("cohort == 'train'").reset_index(drop=True)
@@ -212,12 +225,10 @@ def test_changing_test_rows_leaves_models_thresholds_and_predictions_of_training
     other = (sheet["split"] != "train").to_numpy()
     sheet.loc[other, ENDPOINT] = 1 - sheet.loc[other, ENDPOINT]
     sheet.loc[other, "afp"] = np.nan
-    refitted = models.fit_all(sheet, cohort["features"], ENDPOINT, SEED, None)
-    pd.testing.assert_frame_equal(
-        models.thresholds_table(refitted), models.thresholds_table(chain["models"])
-    )
+    refitted = fit_all(sheet, cohort["features"], ENDPOINT, SEED, None)
+    pd.testing.assert_frame_equal(thresholds_table(refitted), thresholds_table(chain["models"]))
     before = chain["predictions"].drop(columns="outcome")
-    after = models.predict_all(refitted, sheet, cohort["features"]).drop(columns="outcome")
+    after = predict_all(refitted, sheet, cohort["features"]).drop(columns="outcome")
     train = (before["split"] == "train").to_numpy()
     pd.testing.assert_frame_equal(before[train], after[train])
 
@@ -226,11 +237,11 @@ def test_changing_test_rows_leaves_models_thresholds_and_predictions_of_training
 
 
 def test_evaluation_cohorts_pool_and_split_external_centres(cohort):
-    cohorts = evaluate.evaluation_cohorts(cohort["sheet"])
+    cohorts = evaluation_cohorts(cohort["sheet"])
     assert list(cohorts) == ["train", "internal_test", "external", "external_B", "external_C"]
     assert len(cohorts["external"]) == len(cohorts["external_B"]) + len(cohorts["external_C"])
     one_centre = cohort["sheet"][cohort["sheet"]["centre"] != "C"]
-    assert list(evaluate.evaluation_cohorts(one_centre)) == ["train", "internal_test", "external"]
+    assert list(evaluation_cohorts(one_centre)) == ["train", "internal_test", "external"]
 
 
 def test_evaluation_tables_cover_every_model_and_cohort(chain):
@@ -249,10 +260,10 @@ def test_evaluation_tables_cover_every_model_and_cohort(chain):
 
 
 def test_bootstrap_option_adds_seeded_cis(chain):
-    settings = evaluate.EvaluationSettings(bootstrap=True, bootstrap_resamples=300)
+    settings = EvaluationSettings(bootstrap=True, bootstrap_resamples=300)
     one = chain["predictions"][chain["predictions"]["model"] == "DLTR_MLP"]
-    first = evaluate.evaluate_predictions(one, chain["thresholds"], settings, seed=SEED)["auc"]
-    again = evaluate.evaluate_predictions(one, chain["thresholds"], settings, seed=SEED)["auc"]
+    first = evaluate_predictions(one, chain["thresholds"], settings, seed=SEED)["auc"]
+    again = evaluate_predictions(one, chain["thresholds"], settings, seed=SEED)["auc"]
     pd.testing.assert_frame_equal(first, again)
     assert (first["bootstrap_ci_low"] < first["auc"]).all()
     assert (first["auc"] < first["bootstrap_ci_high"]).all()
@@ -262,7 +273,7 @@ def test_single_class_cohort_is_a_note_naming_patients(chain):
     predictions = chain["predictions"].copy()
     external_b = (predictions["split"] == "external_B").to_numpy()
     predictions.loc[external_b, "outcome"] = 1.0
-    tables = evaluate.evaluate_predictions(predictions, chain["thresholds"])
+    tables = evaluate_predictions(predictions, chain["thresholds"])
     auc = tables["auc"].set_index(["model", "cohort"])
     note = auc.loc[("DLTR_MLP", "external_B"), "note"]
     assert "single class" in note and "B-0001" in note
@@ -275,7 +286,7 @@ def test_constant_scores_get_a_calibration_note_not_a_crash(chain):
     predictions = chain["predictions"].copy()
     dltr_mlp = (predictions["model"] == "DLTR_MLP").to_numpy()
     predictions.loc[dltr_mlp, "score"] = 0.4
-    tables = evaluate.evaluate_predictions(predictions, chain["thresholds"])
+    tables = evaluate_predictions(predictions, chain["thresholds"])
     calibration = tables["calibration"].set_index(["model", "cohort"])
     row = calibration.loc[("DLTR_MLP", "external")]
     assert "every score is the same" in row["note"]
@@ -310,44 +321,42 @@ def test_bad_survival_input_names_column_and_patients(chain, cohort):
     sheet.loc["B-0003", "pfs_time"] = 0.0
     sheet.loc["C-0002", "pfs_time"] = np.nan
     with pytest.raises(ValueError, match=r"pfs_time must be a number > 0.*B-0003.*C-0002"):
-        survival.stratify_survival(predictions, sheet, ["pfs"])
+        stratify_survival(predictions, sheet, ["pfs"])
     sheet = cohort["sheet"].copy()
     sheet.loc["A-0001", "os_event"] = 2
     with pytest.raises(ValueError, match=r"os_event must be 0 \(censored\) or 1.*A-0001"):
-        survival.stratify_survival(predictions, sheet, ["os"])
+        stratify_survival(predictions, sheet, ["os"])
     with pytest.raises(ValueError, match=r"no column\(s\) \['ttp_time', 'ttp_event'\]"):
-        settings = survival.SurvivalSettings(
-            outcomes={"ttp": {"time": "ttp_time", "event": "ttp_event"}}
-        )
-        survival.stratify_survival(predictions, cohort["sheet"], ["ttp"], settings)
+        settings = SurvivalSettings(outcomes={"ttp": {"time": "ttp_time", "event": "ttp_event"}})
+        stratify_survival(predictions, cohort["sheet"], ["ttp"], settings)
 
 
 def test_too_few_events_for_cox_is_a_note(chain, cohort):
     predictions = chain["predictions"][chain["predictions"]["model"] == "clinical"]
-    settings = survival.SurvivalSettings(min_events_per_variable=30)
-    strata = survival.stratify_survival(predictions, cohort["sheet"], ["os"], settings)
+    settings = SurvivalSettings(min_events_per_variable=30)
+    strata = stratify_survival(predictions, cohort["sheet"], ["os"], settings)
     notes = strata["cox"].query("cohort == 'internal_test' and cox_model == 'multivariable'")
     assert notes["note"].str.contains(r"os_event .* events per variable").all()
 
 
 def test_settings_reject_unknown_keys_and_undefined_outcomes():
     with pytest.raises(ValueError, match="unknown key"):
-        evaluate.evaluation_settings({"bootstraps": True})
+        evaluation_settings({"bootstraps": True})
     with pytest.raises(ValueError, match="decision_thresholds"):
-        evaluate.evaluation_settings({"decision_thresholds": [0.5, 0.2, 0.01]})
+        evaluation_settings({"decision_thresholds": [0.5, 0.2, 0.01]})
     with pytest.raises(ValueError, match="unknown key"):
-        survival.survival_settings({"cut": "median"})
+        survival_settings({"cut": "median"})
     with pytest.raises(ValueError, match=r"stratify.proliferative names outcome\(s\) \['ttp'\]"):
-        survival.survival_settings({"stratify": {"proliferative": ["ttp"]}})
+        survival_settings({"stratify": {"proliferative": ["ttp"]}})
 
 
 def test_shipped_config_matches_library_defaults():
     config = default_config()
-    assert models.model_settings(config["models"]) == models.ModelSettings()
-    assert evaluate.evaluation_settings(config["evaluation"]) == evaluate.EvaluationSettings()
-    shipped = survival.survival_settings(config["survival"])
-    default = survival.SurvivalSettings()
-    for name in survival.SurvivalSettings.__dataclass_fields__:
+    assert model_settings(config["models"]) == ModelSettings()
+    assert evaluation_settings(config["evaluation"]) == EvaluationSettings()
+    shipped = survival_settings(config["survival"])
+    default = SurvivalSettings()
+    for name in SurvivalSettings.__dataclass_fields__:
         if name != "stratify":  # the config spells the default (every outcome) out
             assert getattr(shipped, name) == getattr(default, name), name
     for endpoint in config["endpoints"]:
@@ -368,8 +377,7 @@ def test_figures_and_model_card_render_from_the_tables(chain, cohort, tmp_path):
     pick = "outcome == 'pfs' and model == 'DLTR_MLP'"
     groups = strata["risk_groups"].query(pick).set_index("patient_id")
     members = pd.concat(
-        groups.loc[index].assign(cohort=name)
-        for name, index in evaluate.evaluation_cohorts(groups).items()
+        groups.loc[index].assign(cohort=name) for name, index in evaluation_cohorts(groups).items()
     )
     figures.append(
         km_figure(
@@ -385,8 +393,8 @@ def test_figures_and_model_card_render_from_the_tables(chain, cohort, tmp_path):
         cohort="sim_tace",
         sheet=cohort["sheet"],
         exclusions=pd.DataFrame(index=pd.Index([], name="patient_id")),
-        described=models.describe_all(chain["models"]),
-        selected_features=models.selected_features_table(chain["models"]),
+        described=describe_all(chain["models"]),
+        selected_features=selected_features_table(chain["models"]),
         auc=tables["auc"],
         calibration=tables["calibration"],
         threshold_metrics=tables["threshold_metrics"],

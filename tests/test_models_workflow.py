@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import tiny_config
 
-from hccrad.stats.survival import SURVIVAL_TABLES
+from hccrad.core.plan import SURVIVAL_TABLES
 
 pytestmark = pytest.mark.workflow
 

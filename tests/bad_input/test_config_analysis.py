@@ -3,7 +3,7 @@
 Config (hccrad.core.config, the schema), YAML syntax (config files, column maps), planted pathways
 that would plant nothing, too few patients matched between imaging and RNA-seq
 (hccrad.radiogenomics.imaging_features),
-an outcome without events (hccrad.stats.survival) and a training split with
+an outcome without events (hccrad.reporting.survival) and a training split with
 one class (hccrad.models.fit).
 """
 
@@ -30,9 +30,9 @@ from hccrad.cohorts.simulate import simulate_cohort
 from hccrad.core.config import ConfigError, check_config, read_yaml
 from hccrad.core.genesets import read_gmt
 from hccrad.core.plan import RadiogenomicsInputError
-from hccrad.models import fit as models
+from hccrad.models.fit import fit_all, predict_all
 from hccrad.radiogenomics.imaging_features import assemble_imaging
-from hccrad.stats import survival
+from hccrad.reporting.survival import stratify_survival, survival_settings
 
 SCHEMA = str(ROOT / "workflow/schemas/config.schema.yaml")
 GMT = ROOT / "resources/genesets/h.all.v2025.1.Hs.symbols.gmt"
@@ -336,7 +336,7 @@ def test_outcome_without_training_events_names_outcome_split_and_fix():
     predictions, sheet = survival_inputs()
     sheet.loc[sheet.index[:40], "os_event"] = 0  # events only outside training
     with pytest.raises(ValueError) as caught:
-        survival.stratify_survival(predictions, sheet, ["pfs", "os"])
+        stratify_survival(predictions, sheet, ["pfs", "os"])
     message = str(caught.value)
     assert message.startswith("survival outcome 'os': no event (os_event = 1) among the 40")
     assert "split 'train'" in message
@@ -352,7 +352,7 @@ def test_single_training_event_without_comparable_pair_names_outcome_not_zero_di
     last = sheet.loc[train, "os_time"].idxmax()
     sheet.loc[last, "os_event"] = 1
     with pytest.raises(ValueError) as caught:
-        survival.stratify_survival(predictions, sheet, ["os"])
+        stratify_survival(predictions, sheet, ["os"])
     message = str(caught.value)
     assert message.startswith("survival outcome 'os', clinical in split 'train': no comparable")
     assert "1 event(s) in os_event among 40 patient(s)" in message
@@ -362,7 +362,7 @@ def test_cohort_without_events_is_a_note_naming_outcome_and_the_rest_is_kept():
     predictions, sheet = survival_inputs()
     internal = sheet.index[40:50]
     sheet.loc[internal, "os_event"] = 0
-    tables = survival.stratify_survival(predictions, sheet, ["pfs", "os"])
+    tables = stratify_survival(predictions, sheet, ["pfs", "os"])
     concordance = tables["concordance"].set_index(["outcome", "model", "cohort"])
     # Two outcomes x two models x four cohorts (train, internal test, external, external_B).
     cohorts = concordance.index.get_level_values("cohort").unique()
@@ -390,7 +390,7 @@ def test_one_class_training_split_names_endpoint_split_and_fix(response_sheet):
     train = sheet.index[sheet["split"] == "train"]
     sheet.loc[train, "proliferative"] = 0
     with pytest.raises(ValueError) as caught:
-        models.fit_all(sheet, {}, "proliferative", 1, None)
+        fit_all(sheet, {}, "proliferative", 1, None)
     message = str(caught.value)
     assert message.startswith(
         f"endpoint 'proliferative' in split 'train': all {len(train)} training patient(s) "
@@ -412,7 +412,7 @@ def test_rarer_class_below_cv_folds_names_counts_and_fix(response_sheet):
     sheet.loc[train, "response"] = 0
     sheet.loc[train[:2], "response"] = 1
     with pytest.raises(ValueError) as caught:
-        models.fit_all(sheet, dltr_table(sheet), "response", 1, {"cv_folds": 5})
+        fit_all(sheet, dltr_table(sheet), "response", 1, {"cv_folds": 5})
     message = str(caught.value)
     assert message.startswith(
         f"endpoint 'response' in split 'train': 2 patient(s) with response = 1 and "
@@ -429,10 +429,10 @@ def test_rarer_class_equal_to_cv_folds_fits_every_model_on_every_training_patien
     sheet.loc[train, "response"] = 0
     sheet.loc[train[:3], "response"] = 1
     features = dltr_table(sheet)
-    fitted = models.fit_all(sheet, features, "response", 1, {"cv_folds": 3})
+    fitted = fit_all(sheet, features, "response", 1, {"cv_folds": 3})
     assert list(fitted) == ["clinical", "DLTR", "DLTR_MLP"]
     assert all(model.train_patients == list(train) for model in fitted.values())
-    predictions = models.predict_all(fitted, sheet, features)
+    predictions = predict_all(fitted, sheet, features)
     assert len(predictions) == 3 * len(sheet)
 
 
@@ -442,9 +442,9 @@ def test_clinical_model_alone_needs_no_cv_folds_of_each_class(response_sheet):
     sheet.loc[train, "response"] = 0
     sheet.loc[train[:4], "response"] = 1
     # A cohort without images: the clinical model alone, fitted without cross-validation.
-    fitted = models.fit_all(sheet, {}, "response", 1, {"cv_folds": 5})
+    fitted = fit_all(sheet, {}, "response", 1, {"cv_folds": 5})
     assert list(fitted) == ["clinical"]
-    assert len(models.predict_all(fitted, sheet, {})) == len(sheet)
+    assert len(predict_all(fitted, sheet, {})) == len(sheet)
 
 
 # --------------------------------------------------------------------------- already clear
@@ -477,7 +477,7 @@ def test_unknown_survival_key_is_named_by_survival_settings(config):
     # Scripts read the survival section through survival_settings, which names unknown keys.
     settings = copy.deepcopy(config["survival"]) | {"cut_off": "median"}
     with pytest.raises(ValueError) as caught:
-        survival.survival_settings(settings)
+        survival_settings(settings)
     message = str(caught.value)
     assert "survival config: unknown keys ['cut_off']" in message and "'cutoff'" in message
 

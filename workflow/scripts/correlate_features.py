@@ -4,7 +4,7 @@ import pandas as pd
 
 from hccrad.cohorts.sheet import read_sheet
 from hccrad.core.runlog import log_to
-from hccrad.models.fit import training_outcome
+from hccrad.models.inputs import training_outcome
 from hccrad.radiogenomics.correlate import correlate
 from hccrad.radiogenomics.expression import read_expression
 from hccrad.radiogenomics.gene_list import correlation_summary, gene_list, long_table

@@ -4,7 +4,7 @@ import pandas as pd
 
 from hccrad.cohorts.sheet import read_patients
 from hccrad.core.runlog import log_to
-from hccrad.stats.discrimination import evaluate_predictions, evaluation_settings
+from hccrad.reporting.evaluation import evaluate_predictions, evaluation_settings
 
 log = log_to(snakemake.log[0])
 predictions = read_patients(snakemake.input.predictions, index=False)

@@ -8,16 +8,15 @@ import pandas as pd
 from hccrad.cohorts.sheet import read_patients, read_sheet
 from hccrad.core.runlog import log_to
 from hccrad.models.fit import (
-    deep_score_table,
     describe_all,
     fit_all,
-    model_settings,
     odds_ratio_tables,
     predict_all,
     selected_features_table,
     thresholds_table,
-    without_exclusions,
 )
+from hccrad.models.inputs import deep_score_table, without_exclusions
+from hccrad.models.settings import model_settings
 
 log = log_to(snakemake.log[0])
 endpoint = snakemake.wildcards.endpoint

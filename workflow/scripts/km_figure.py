@@ -5,7 +5,7 @@ import pandas as pd
 from hccrad.core.runlog import log_to
 from hccrad.figures.models import km_figure
 from hccrad.figures.style import save_figure
-from hccrad.stats.discrimination import evaluation_cohorts
+from hccrad.reporting.evaluation import evaluation_cohorts
 
 log = log_to(snakemake.log[0])
 outcome, model = snakemake.wildcards.outcome, snakemake.wildcards.model

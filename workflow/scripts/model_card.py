@@ -7,7 +7,7 @@ import pandas as pd
 
 from hccrad.cohorts.sheet import read_patients, read_sheet
 from hccrad.core.runlog import log_to
-from hccrad.models.fit import without_exclusions
+from hccrad.models.inputs import without_exclusions
 from hccrad.reporting.model_card import model_card
 
 log = log_to(snakemake.log[0])

@@ -2,7 +2,7 @@
 
 from hccrad.cohorts.sheet import read_patients, read_sheet
 from hccrad.core.runlog import log_to
-from hccrad.stats.survival import stratify_survival, survival_settings
+from hccrad.reporting.survival import stratify_survival, survival_settings
 
 log = log_to(snakemake.log[0])
 predictions = read_patients(snakemake.input.predictions, index=False)

@@ -4,7 +4,7 @@ import pandas as pd
 
 from hccrad.core.runlog import log_to
 from hccrad.figures.style import save_figure
-from hccrad.reporting.table_one import render_table
+from hccrad.figures.table_one import render_table
 
 log = log_to(snakemake.log[0])
 table = pd.read_csv(snakemake.input.tsv, sep="\t", index_col=0, dtype=str, keep_default_na=False)

@@ -1,9 +1,9 @@
 """Figures of the response models: ROC, calibration, decision curves, Kaplan-Meier and forest plots.
 
-Every function takes the tables that hccrad.stats.discrimination.evaluate_predictions and
-hccrad.stats.survival.stratify_survival write, so a figure shows exactly the numbers of its table.
-One panel per cohort (train, internal test, external pooled and per centre); colours per model
-from hccrad.figures.style so a model looks the same in every figure.
+Every function takes the tables that hccrad.reporting.evaluation.evaluate_predictions and
+hccrad.reporting.survival.stratify_survival write, so a figure shows exactly the numbers of its
+table. One panel per cohort (train, internal test, external pooled and per centre); colours per
+model from hccrad.figures.style so a model looks the same in every figure.
 """
 
 from __future__ import annotations

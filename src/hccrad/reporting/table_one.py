@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from tableone import TableOne
 
-from hccrad.figures.style import apply_style
+from hccrad.core.splits import INTERNAL_TEST, RADIOGENOMICS, TRAIN
 
 CONTINUOUS: tuple[str, ...] = (
     "age",
@@ -39,7 +38,7 @@ NONNORMAL: tuple[str, ...] = ("tumour_size_mm", "afp", "pfs_time", "ttp_time", "
 
 def split_rank(split: str) -> tuple[int, str]:
     """Sort key for splits: train, internal test, external centres, radiogenomics."""
-    order = {"train": 0, "internal_test": 1, "radiogenomics": 3}
+    order = {TRAIN: 0, INTERNAL_TEST: 1, RADIOGENOMICS: 3}
     return order.get(split, 2), split
 
 
@@ -87,23 +86,3 @@ def table_one(sheet: pd.DataFrame, group_order: Sequence[str] | None = None) -> 
     frame.index = [" ".join(str(x) for x in i if x).strip() for i in frame.index]
     frame.index.name = "characteristic"
     return frame
-
-
-def render_table(table: pd.DataFrame, title: str) -> plt.Figure:
-    """Draw a table as a figure (for the report and for a reviewer's eyes)."""
-    apply_style()
-    n_rows, n_cols = table.shape
-    figure, axis = plt.subplots(figsize=(1.6 + 1.25 * n_cols, 0.5 + 0.19 * n_rows))
-    axis.axis("off")
-    drawn = axis.table(
-        cellText=table.fillna("").astype(str).to_numpy(),
-        rowLabels=list(table.index),
-        colLabels=list(table.columns),
-        loc="upper left",
-        cellLoc="center",
-    )
-    drawn.auto_set_font_size(False)
-    drawn.set_fontsize(6)
-    drawn.scale(1.0, 1.1)
-    axis.set_title(title, loc="left")
-    return figure

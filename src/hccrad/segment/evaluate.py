@@ -3,7 +3,7 @@
 Every table is per patient first (nothing dropped: excluded and empty predictions are rows with
 a status) and summarised per evaluation cohort (train, internal_test, external and each external
 centre, as
-``hccrad.stats.discrimination.evaluation_cohorts``). The threshold baseline is fitted on the
+``hccrad.reporting.evaluation.evaluation_cohorts``). The threshold baseline is fitted on the
 training patients and reported in the same tables as the network.
 """
 
@@ -22,6 +22,7 @@ from hccrad.core.labels import TUMOUR_LABEL
 from hccrad.core.splits import TRAIN
 from hccrad.imaging.prepared import predicted_mask_path
 from hccrad.imaging.read import ImageQCError
+from hccrad.reporting.evaluation import METRIC_ERRORS, evaluation_cohorts
 from hccrad.segment.baseline import (
     METHOD_BASELINE,
     ThresholdBaseline,
@@ -31,7 +32,7 @@ from hccrad.segment.baseline import (
 from hccrad.segment.metrics import STRUCTURES, label_metrics
 from hccrad.segment.network import METHOD_NETWORK
 from hccrad.segment.volumes import Volume, is_excluded, read_volume
-from hccrad.stats.discrimination import METRIC_ERRORS, delong_auc, evaluation_cohorts
+from hccrad.stats.discrimination import delong_auc
 
 METRICS = ("dice", "iou", "hd95_mm", "volume_error_pct")
 MIN_ICC_PATIENTS = 3

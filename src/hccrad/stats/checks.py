@@ -6,12 +6,14 @@ gives (e.g. ``"response in external_A"``), so a user knows which split and colum
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 ArrayLike = np.ndarray | pd.Series | Sequence[float]
+# Scores of several models on the same patients: model name -> scores, or a column per model.
+ScoreTable = Mapping[str, ArrayLike] | pd.DataFrame
 MAX_PATIENTS_NAMED = 10
 
 

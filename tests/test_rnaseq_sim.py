@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from hccrad.cohorts.rnaseq_sim import simulate_rnaseq
-from hccrad.cohorts.simulate import simulate_traits, tcga_like_ids
+from hccrad.cohorts.simulate import simulate_traits
 from hccrad.core.genesets import read_gmt
+from hccrad.core.plan import tcga_like_ids
 from hccrad.core.seeding import rng_for
 from hccrad.radiogenomics.counts import STAR_COLUMNS, STAR_SUMMARY_ROWS
 

@@ -11,10 +11,10 @@ from lifelines import CoxPHFitter
 from hccrad.cohorts.simulate import (
     EFFECT_NAMES,
     TRAITS,
-    shard_members,
     simulate_cohort,
     trait_correlation_matrix,
 )
+from hccrad.core.plan import shard_members
 
 
 def response_cfg(config: dict, n_development: int, n_external: int = 40) -> dict:

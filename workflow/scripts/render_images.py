@@ -4,7 +4,8 @@ from pathlib import Path
 
 from hccrad.cohorts.phantom import PHASES, render_shard
 from hccrad.cohorts.sheet import read_sheet, write_table
-from hccrad.cohorts.simulate import image_paths, shard_members
+from hccrad.cohorts.simulate import image_paths
+from hccrad.core.plan import shard_members
 from hccrad.core.runlog import log_to
 
 log = log_to(snakemake.log[0])

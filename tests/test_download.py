@@ -27,7 +27,7 @@ from hccrad.cohorts.gdc import (
     gdc_sample_sheet,
 )
 from hccrad.cohorts.idc_download import download_series, parse_s3_listing
-from hccrad.radiogenomics.sample_sheet import read_sample_sheet, read_star_files
+from hccrad.cohorts.rnaseq_samples import read_sample_sheet, read_star_files
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 FAST = RetryPolicy(retries=3, backoff_s=0.0, timeout_s=5.0)

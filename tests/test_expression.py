@@ -12,13 +12,14 @@ import pandas as pd
 import pytest
 from pydeseq2.preprocessing import deseq2_norm
 
-from hccrad.radiogenomics.counts import (
+from hccrad.cohorts.rnaseq_counts import (
     CountsFormatError,
     parse_tcga_barcode,
     read_counts_matrix,
     read_star_counts,
     unversioned_gene_ids,
 )
+from hccrad.cohorts.rnaseq_samples import SAMPLE_SHEET_COLUMNS, read_sample_sheet
 from hccrad.radiogenomics.expression import (
     filter_expressed_genes,
     load_counts_matrix_cohort,
@@ -26,7 +27,6 @@ from hccrad.radiogenomics.expression import (
     select_patient_samples,
     variance_stabilise,
 )
-from hccrad.radiogenomics.sample_sheet import SAMPLE_SHEET_COLUMNS, read_sample_sheet
 
 GDC_DATA = Path(__file__).parent / "data" / "gdc"
 STAR_EXAMPLE = GDC_DATA / "gdc_augmented_star_gene_counts_format_example.tsv"

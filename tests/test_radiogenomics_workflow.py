@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from conftest import run_workflow, tiny_config
 
+from hccrad.cohorts.rnaseq_samples import read_star_files
 from hccrad.radiogenomics.expression import load_star_cohort
-from hccrad.radiogenomics.sample_sheet import read_star_files
 
 pytestmark = pytest.mark.workflow
 

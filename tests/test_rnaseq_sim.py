@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hccrad.cohorts.rnaseq_counts import STAR_COLUMNS, STAR_SUMMARY_ROWS
 from hccrad.cohorts.rnaseq_sim import simulate_rnaseq
 from hccrad.cohorts.simulate import simulate_traits
 from hccrad.core.genesets import read_gmt
 from hccrad.core.plan import tcga_like_ids
 from hccrad.core.seeding import rng_for
-from hccrad.radiogenomics.counts import STAR_COLUMNS, STAR_SUMMARY_ROWS
 
 ROOT = Path(__file__).resolve().parent.parent
 GMT = ROOT / "resources/genesets/h.all.v2025.1.Hs.symbols.gmt"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hccrad.radiogenomics.counts import CountsFormatError
+from hccrad.cohorts.rnaseq_counts import CountsFormatError
+from hccrad.cohorts.rnaseq_samples import SAMPLE_SHEET_COLUMNS
 from hccrad.radiogenomics.expression import load_counts_matrix_cohort, load_star_cohort
-from hccrad.radiogenomics.sample_sheet import SAMPLE_SHEET_COLUMNS
 
 STAR_EXAMPLE = (
     Path(__file__).parents[1] / "data" / "gdc" / "gdc_augmented_star_gene_counts_format_example.tsv"

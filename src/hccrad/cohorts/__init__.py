@@ -1,1 +1,1 @@
-"""Cohorts: the sheet, simulation, import of a user's table, downloads (IDC, GDC) and DICOM."""
+"""Cohorts: the sheet; simulation; a user's table; downloads (IDC, GDC); DICOM and RNA-seq files."""

@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
-from hccrad.radiogenomics.counts import CountsFormatError, read_star_counts
+from hccrad.cohorts.rnaseq_counts import CountsFormatError, read_star_counts
 
 CHUNK_BYTES = 1 << 20
 

@@ -25,7 +25,7 @@ from hccrad.cohorts.download import (
     small_request,
     unexpected_body,
 )
-from hccrad.radiogenomics.sample_sheet import SAMPLE_SHEET_COLUMNS
+from hccrad.cohorts.rnaseq_samples import SAMPLE_SHEET_COLUMNS
 
 GDC_STAR_FILTER = {
     "data_category": "Transcriptome Profiling",

@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hccrad.cohorts.rnaseq_counts import STAR_COLUMNS, STAR_SUMMARY_ROWS
+from hccrad.cohorts.rnaseq_samples import SAMPLE_SHEET_COLUMNS
 from hccrad.core.genesets import read_gmt
 from hccrad.core.seeding import rng_for
-from hccrad.radiogenomics.counts import STAR_COLUMNS, STAR_SUMMARY_ROWS
-from hccrad.radiogenomics.sample_sheet import SAMPLE_SHEET_COLUMNS
 
 SAMPLE_TYPES: dict[str, str] = {"01": "Primary Tumor", "11": "Solid Tissue Normal"}
 

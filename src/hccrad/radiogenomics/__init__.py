@@ -1,1 +1,1 @@
-"""Radiogenomics: RNA-seq counts and VST, feature-gene correlation, the gene list, enrichment."""
+"""Radiogenomics: expression and VST, feature-gene correlation, the gene list, enrichment."""

@@ -5,7 +5,7 @@ pydeseq2 (the Python DESeq2): median-of-ratios size factors, design ``~group``, 
 shrinkage (``DeseqStats.lfc_shrink``, which shrinks the design coefficient
 ``group[T.<test_level>]``; P values are those of the unshrunk fit, as in DESeq2).
 
-Counts follow hccrad.radiogenomics.counts:
+Counts follow hccrad.cohorts.rnaseq_counts:
 genes x samples, integer, index ``gene_id``. Grouping is the
 caller's (tertiles, median split, ...): ``groups`` maps every counts column to one of the two
 levels. The fit is deterministic: per-gene fits are independent, so ``n_cpus`` changes the

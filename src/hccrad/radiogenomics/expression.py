@@ -1,6 +1,6 @@
 """RNA-seq cohorts: one sample per patient, the expressed genes, their VST; matrices on disk.
 
-Counts are read by hccrad.radiogenomics.counts (files) and hccrad.radiogenomics.sample_sheet
+Counts are read by hccrad.cohorts.rnaseq_counts (files) and hccrad.cohorts.rnaseq_samples
 (GDC sample sheets), with the conventions given there.
 
 - Sample selection per patient (:func:`select_patient_samples`): only the listed sample types
@@ -20,8 +20,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from hccrad.radiogenomics.counts import CountColumn, ParY, parse_or_raise, read_counts_matrix
-from hccrad.radiogenomics.sample_sheet import read_sample_sheet, read_star_files
+from hccrad.cohorts.rnaseq_counts import CountColumn, ParY, parse_or_raise, read_counts_matrix
+from hccrad.cohorts.rnaseq_samples import read_sample_sheet, read_star_files
 
 # TCGA sample type codes (GDC "sample_type_id"), used to write readable exclusion reasons.
 TCGA_SAMPLE_TYPES = {

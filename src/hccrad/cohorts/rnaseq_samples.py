@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from hccrad.radiogenomics.counts import (
+from hccrad.cohorts.rnaseq_counts import (
     CountColumn,
     CountsFormatError,
     ParY,

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from lifelines import CoxPHFitter, KaplanMeierFitter
 from lifelines.datasets import load_rossi, load_waltons
 from lifelines.statistics import logrank_test
 from lifelines.utils import concordance_index, median_survival_times
 from sksurv.metrics import cumulative_dynamic_auc
 from sksurv.util import Surv
+from snakemake.utils import update_config
 
-from hccrad.stats import survival
+from hccrad.cohorts.column_map import load_column_map
+from hccrad.cohorts.sheet_import import import_sheet
+from hccrad.cohorts.tables import read_table
+from hccrad.reporting.survival import SurvivalSettings, stratify_survival, survival_settings
+from hccrad.stats import cox, survival
 
 SEED = 20240611
 ROSSI_COVARIATES = ["fin", "age", "race", "wexp", "mar", "paro", "prio"]
@@ -296,3 +304,210 @@ def test_time_dependent_auc_rejects_times_outside_follow_up(cohort):
             higher_is_riskier=True,
             context="external_A",
         )
+
+
+# --------------------------------------------------------------------------- Cox: rare levels,
+# separation, no events (hccrad.stats.cox) and the real HCC-TACE-Seg table
+
+
+def test_rare_ordinal_level_joins_its_smaller_neighbour():
+    counts = pd.Series({"A": 56, "B": 12, "C": 1})
+    mapping, note = cox.merge_rare_levels(counts, 5, ordinal=True, covariate="child_pugh")
+    assert mapping == {"A": "A", "B": "B/C", "C": "B/C"}
+    assert note == "child_pugh C (1 training patient) -> B/C"
+    # Rarest first: 0 joins A (11), then B (3) the smaller of its neighbours 0/A and C (42).
+    bclc = pd.Series({"0": 2, "A": 9, "B": 3, "C": 42, "D": 6})
+    mapping, _ = cox.merge_rare_levels(bclc, 5, ordinal=True, covariate="bclc")
+    assert mapping == {"0": "0/A/B", "A": "0/A/B", "B": "0/A/B", "C": "C", "D": "D"}
+    assert cox.merge_rare_levels(bclc, 1, ordinal=True, covariate="bclc") == (
+        {level: level for level in bclc.index},
+        "",
+    )
+
+
+def test_rare_nominal_levels_pool_into_other_or_the_largest_level():
+    counts = pd.Series({"HBV": 30, "HBV+HCV": 3, "HCV": 25, "alcohol": 4})
+    mapping, note = cox.merge_rare_levels(counts, 5, ordinal=False, covariate="aetiology")
+    assert mapping["HBV+HCV"] == mapping["alcohol"] == "other"  # 7 patients together
+    assert "HBV+HCV (3 training patients) -> other" in note
+    alone = pd.Series({"HBV": 30, "HCV": 25, "alcohol": 2})
+    mapping, _ = cox.merge_rare_levels(alone, 5, ordinal=False, covariate="aetiology")
+    assert mapping["alcohol"] == "HBV"  # 2 patients are too few even as 'other'
+
+
+def one_patient_level_cohort(seed: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Predictions and a sheet in which one training patient (censored early) is Child-Pugh C."""
+    rng = np.random.default_rng(seed)
+    n = 120
+    ids = [f"P{i:03d}" for i in range(n)]
+    score = rng.normal(size=n)
+    event_time = rng.exponential(12 * np.exp(-0.7 * score))
+    censor_time = rng.uniform(6, 40, size=n)
+    child_pugh = np.where(np.arange(n) % 4 == 0, "B", "A").astype(object)
+    child_pugh[0] = "C"
+    sheet = pd.DataFrame(
+        {
+            "pfs_time": np.minimum(event_time, censor_time),
+            "pfs_event": (event_time <= censor_time).astype(int),
+            "child_pugh": child_pugh,
+        },
+        index=pd.Index(ids, name="patient_id"),
+    )
+    # The Child-Pugh C patient is censored first: no event can inform its hazard ratio.
+    sheet.loc["P000", ["pfs_time", "pfs_event"]] = [0.5, 0]
+    predictions = pd.DataFrame(
+        {
+            "patient_id": ids,
+            "endpoint": "response",
+            "split": ["train"] * 80 + ["internal_test"] * 40,
+            "centre": "A",
+            "outcome": rng.integers(0, 2, n),
+            "model": "clinical",
+            "score": score,
+        }
+    )
+    return predictions, sheet
+
+
+def multivariable_rows(tables: dict[str, pd.DataFrame], cohort: str = "train") -> pd.DataFrame:
+    """The multivariable Cox rows of one cohort, indexed by covariate."""
+    rows = tables["cox"].query("cox_model == 'multivariable' and cohort == @cohort")
+    return rows.set_index("covariate")
+
+
+def test_level_with_one_patient_is_merged_before_the_cox_fit():
+    predictions, sheet = one_patient_level_cohort()
+    settings = SurvivalSettings(cox_covariates=("child_pugh",))
+    rows = multivariable_rows(stratify_survival(predictions, sheet, ["pfs"], settings))
+    assert list(rows.index) == ["high_risk", "child_pugh[B/C]"]
+    assert 0.2 < rows.loc["child_pugh[B/C]", "hr"] < 5
+    assert "child_pugh C (1 training patient) -> B/C" in rows.loc["child_pugh[B/C]", "note"]
+    # Without merging, the one-patient level's HR is no number but a note in words.
+    unmerged = SurvivalSettings(cox_covariates=("child_pugh",), min_level_count=1)
+    rows = multivariable_rows(stratify_survival(predictions, sheet, ["pfs"], unmerged))
+    assert rows.loc["child_pugh[C]", ["hr", "ci_low", "ci_high", "p_value"]].isna().all()
+    assert abs(rows.loc["child_pugh[C]", "coef"]) > np.log(1e3)
+    assert "hazard ratio not estimable" in rows.loc["child_pugh[C]", "note"]
+    assert np.isfinite(rows.loc["child_pugh[B]", "hr"])
+
+
+def separated_frame() -> pd.DataFrame:
+    """Patients with marker = 1 all fail before anyone with marker = 0: complete separation."""
+    rng = np.random.default_rng(5)
+    n = 60
+    marker = (np.arange(n) < 15).astype(float)
+    time = np.where(marker == 1, rng.uniform(1, 2, n), rng.uniform(3, 30, n))
+    return pd.DataFrame(
+        {
+            "time": time,
+            "event": np.where(marker == 1, 1, rng.integers(0, 2, n)),
+            "marker": marker,
+            "age": rng.normal(60, 8, n),
+        },
+        index=pd.Index([f"S{i}" for i in range(n)], name="patient_id"),
+    )
+
+
+def test_separation_is_reported_in_words_and_a_ridge_penalty_keeps_it_finite():
+    frame = separated_frame()
+    fit = cox.fit_cox_checked(frame, "time", "event", ["marker", "age"], context="sep")
+    table = cox.cox_table(fit).set_index("covariate")
+    assert np.isnan(table.loc["marker", "hr"])
+    assert "hazard ratio not estimable" in table.loc["marker", "note"]
+    assert "http" not in table.loc["marker", "note"] + fit.model_note
+    assert np.isfinite(table.loc["age", "hr"]) and table.loc["age", "note"] == ""
+    penalised = cox.fit_cox_checked(
+        frame, "time", "event", ["marker", "age"], penalizer=0.1, context="sep"
+    )
+    table = cox.cox_table(penalised).set_index("covariate")
+    assert 1 < table.loc["marker", "hr"] < 1e3 and table.loc["marker", "note"] == ""
+    assert "ridge penalty 0.1 (survival.cox_penalizer)" in penalised.model_note
+
+
+def test_lifelines_convergence_error_becomes_words_without_a_url():
+    # Two copies of one column: lifelines' Newton-Raphson meets a singular Hessian.
+    frame = separated_frame().assign(copy=lambda f: f["marker"])
+    with pytest.raises(ValueError) as caught:
+        cox.fit_cox_checked(frame, "time", "event", ["marker", "copy"], context="pfs in train")
+    message = str(caught.value)
+    assert message.startswith("pfs in train: the Cox model did not converge")
+    assert "survival.cox_penalizer" in message and "http" not in message
+    text = "delta contains nan value(s). Convergence halted. Please see: https://x.org/a#b"
+    assert cox.without_urls(text) == "delta contains nan value(s). Convergence halted."
+
+
+def test_cohort_without_events_gives_a_note_naming_the_outcome():
+    predictions, sheet = one_patient_level_cohort()
+    test_ids = predictions.loc[predictions["split"] == "internal_test", "patient_id"]
+    sheet.loc[test_ids, "pfs_event"] = 0
+    settings = SurvivalSettings(cox_covariates=("child_pugh",))
+    tables = stratify_survival(predictions, sheet, ["pfs"], settings)
+    rows = tables["cox"].query("cohort == 'internal_test'")
+    assert len(rows) == 2 and rows["hr"].isna().all()
+    for note in rows["note"]:
+        assert "pfs by clinical in internal_test: no event (pfs_event = 1) among 40" in note
+    with pytest.raises(ValueError, match=r"no event \(pfs_event = 1\) among 40 patient"):
+        survival.fit_cox(sheet.loc[test_ids].assign(x=range(40)), "pfs_time", "pfs_event", ["x"])
+
+
+REAL = Path(__file__).resolve().parent.parent
+REAL_SEED = 20251123
+
+
+@pytest.fixture(scope="module")
+def real_cox() -> dict[str, pd.DataFrame]:
+    """Cox tables of the real HCC-TACE-Seg table (config's covariates and outcomes) per setting."""
+    sheet, _ = import_sheet(
+        read_table(REAL / "resources" / "hcc_tace_seg" / "hcc_tace_seg_clinical.csv"),
+        load_column_map(REAL / "config" / "hcc_tace_seg_columns.yaml"),
+        REAL_SEED,
+        "hcc_tace_seg",
+    )
+    config = yaml.safe_load((REAL / "config" / "config.yaml").read_text())
+    update_config(config, yaml.safe_load((REAL / "config" / "hcc_tace_seg.yaml").read_text()))
+    # A plain clinical score (log AFP), so that no model fit is needed: the Cox models are the
+    # workflow's (risk group + the config's covariates), coded and merged on training.
+    predictions = pd.DataFrame(
+        {
+            "patient_id": sheet.index,
+            "endpoint": "response",
+            "split": sheet["split"].to_numpy(),
+            "centre": sheet["centre"].to_numpy(),
+            "outcome": sheet["response"].to_numpy(),
+            "model": "log_afp",
+            "score": np.log10(sheet["afp"].fillna(sheet["afp"].median()) + 1).to_numpy(),
+        }
+    )
+    settings = survival_settings(config["survival"])
+    outcomes = settings.outcomes_for("response")
+    unmerged = survival_settings(config["survival"] | {"min_level_count": 1})
+    return {
+        "default": stratify_survival(predictions, sheet, outcomes, settings)["cox"],
+        "unmerged": stratify_survival(predictions, sheet, outcomes, unmerged)["cox"],
+    }
+
+
+def test_real_hcc_tace_seg_cox_has_no_extreme_hazard_ratio_without_a_note(real_cox):
+    table = real_cox["default"]
+    assert set(table["outcome"]) == {"ttp", "os"}
+    extreme = ~table["hr"].between(1e-3, 1e3) & table["hr"].notna()
+    assert not (extreme & (table["note"] == "")).any()
+    assert table["note"].str.contains("http").sum() == 0
+    # The Child-Pugh C patient (one in training) and the three BCLC D patients are merged, so
+    # every multivariable model on training fits with finite CIs.
+    train = table.query("cohort == 'train' and cox_model == 'multivariable'")
+    assert set(train["covariate"]) == {"high_risk", "bclc[B]", "bclc[C/D]", "child_pugh[B/C]"}
+    assert np.isfinite(train[["hr", "ci_low", "ci_high"]].to_numpy()).all()
+    assert train["note"].str.contains("child_pugh C (1 training patient) -> B/C", regex=False).all()
+
+
+def test_real_hcc_tace_seg_unmerged_levels_are_flagged_not_reported(real_cox):
+    # The defect the merge fixes: unmerged, Child-Pugh C has an HR near 1e-7 (CI 0 to inf) and
+    # the OS model fails to converge; both must be words, never a number or a bare URL.
+    table = real_cox["unmerged"]
+    ttp = table.query("outcome == 'ttp' and cohort == 'train' and cox_model == 'multivariable'")
+    row = ttp.set_index("covariate").loc["child_pugh[C]"]
+    assert np.isnan(row["hr"]) and "hazard ratio not estimable" in row["note"]
+    os_model = table.query("outcome == 'os' and cohort == 'train' and cox_model == 'multivariable'")
+    assert "did not converge" in os_model["note"].iloc[0]
+    assert table["note"].str.contains("http").sum() == 0

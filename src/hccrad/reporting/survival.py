@@ -22,14 +22,19 @@ from hccrad.core.splits import TRAIN
 from hccrad.models.clinical import ClinicalPreprocessor
 from hccrad.reporting.evaluation import evaluation_cohorts, prediction_matrix
 from hccrad.stats.checks import error_note, name_patients
+from hccrad.stats.cox import (
+    DEFAULT_MIN_LEVEL_COUNT,
+    ORDINAL_COVARIATES,
+    cox_table,
+    fit_cox_checked,
+    merge_rare_levels,
+)
 from hccrad.stats.survival import (
     DEFAULT_MIN_EVENTS_PER_VARIABLE,
     HIGH,
     LOW,
     check_survival,
-    fit_cox,
     harrell_c_index,
-    hazard_ratio_table,
     kaplan_meier_table,
     logrank,
     median_survival_table,
@@ -62,6 +67,10 @@ class SurvivalSettings:
     stratify: Mapping[str, Sequence[str]] = field(default_factory=dict)
     cox_covariates: tuple[str, ...] = ("bclc", "child_pugh")
     min_events_per_variable: float = DEFAULT_MIN_EVENTS_PER_VARIABLE
+    # Levels of a categorical Cox covariate with fewer training patients join a neighbour.
+    min_level_count: int = DEFAULT_MIN_LEVEL_COUNT
+    # Ridge penalty of the Cox models (lifelines' penalizer); 0: none.
+    cox_penalizer: float = 0.0
     time_points: tuple[float, ...] = (6.0, 12.0, 24.0)
     risk_table_times: tuple[float, ...] = (0.0, 6.0, 12.0, 18.0, 24.0, 36.0, 48.0)
     figure_models: tuple[str, ...] = ("clinical", "radiomics", "DLTR", "DLTR_MLP", "DLR")
@@ -82,6 +91,11 @@ def survival_settings(cfg: Mapping[str, Any] | None) -> SurvivalSettings:
     if settings.cutoff not in ("median", "maxstat"):
         raise ValueError(
             f"survival config: cutoff must be median or maxstat, got {settings.cutoff!r}"
+        )
+    if settings.min_level_count < 1 or settings.cox_penalizer < 0:
+        raise ValueError(
+            "survival config: min_level_count must be >= 1 and cox_penalizer >= 0, got "
+            f"{settings.min_level_count} and {settings.cox_penalizer}"
         )
     for name, spec in settings.outcomes.items():
         if set(spec) != {"time", "event"}:
@@ -145,21 +159,69 @@ def _cox_rows(
     used = [t for t in terms if t not in constant]
     note = f"dropped constant covariate(s) {constant}" if constant else ""
     try:
-        cox = fit_cox(
+        fit = fit_cox_checked(
             frame,
             *columns,
             used,
             min_events_per_variable=settings.min_events_per_variable,
+            penalizer=settings.cox_penalizer,
             alpha=settings.alpha,
             context=context,
         )
     except ESTIMATION_ERRORS as error:
         return [], "; ".join(filter(None, [note, error_note(error)]))
-    table = hazard_ratio_table(cox)
+    table = cox_table(fit)
+    # Model-wide notes (dropped covariates, convergence, penalty) follow each row's own.
+    model_note = "; ".join(filter(None, [note, fit.model_note]))
+    table["note"] = ["; ".join(filter(None, [row, model_note])) for row in table["note"]]
     table["n"] = len(frame)
     table["events"] = int(frame[columns[1]].sum())
-    table["concordance"] = float(cox.concordance_index_)
-    return table.to_dict("records"), note
+    table["concordance"] = float(fit.model.concordance_index_)
+    return table.to_dict("records"), ""
+
+
+def _join(*notes: str | None) -> str:
+    """Non-empty notes joined by '; '."""
+    return "; ".join(note for note in notes if note)
+
+
+def cox_design(
+    sheet: pd.DataFrame, train: pd.Index, settings: SurvivalSettings
+) -> tuple[pd.DataFrame, str]:
+    """Cox covariates coded on training, rare categorical levels merged first; a note of merges.
+
+    A level with one or two training patients gives an HR of 1e-7 or 1e7 with a CI from 0 to
+    infinity; merged with a neighbour (by training counts only) it gives a usable estimate.
+    """
+    covariates = list(settings.cox_covariates)
+    if not covariates:
+        return pd.DataFrame(index=sheet.index), ""
+    first = ClinicalPreprocessor(covariates).fit(sheet.loc[train])
+    coded = first.transform(sheet)
+    recoded = sheet[covariates].copy()
+    notes = []
+    for covariate, levels in first.levels_.items():
+        # Each patient's level back from the dummies: imputed and coded as on training.
+        level = pd.Series(levels[0], index=sheet.index, dtype=object)
+        for term, name in zip(first.terms(covariate), levels[1:], strict=True):
+            level[coded[term].to_numpy() == 1] = name
+        counts = level.loc[train].value_counts().reindex(levels, fill_value=0)
+        mapping, note = merge_rare_levels(
+            counts,
+            settings.min_level_count,
+            ordinal=covariate in ORDINAL_COVARIATES,
+            covariate=covariate,
+        )
+        recoded[covariate] = level.map(mapping)
+        notes.append(note)
+    design = ClinicalPreprocessor(covariates).fit(recoded.loc[train]).transform(recoded)
+    merged = _join(*notes)
+    if merged:
+        merged = (
+            f"rare levels merged before fitting (< {settings.min_level_count} training "
+            f"patients, survival.min_level_count): {merged}"
+        )
+    return design, merged
 
 
 def _td_auc_rows(
@@ -230,10 +292,7 @@ def stratify_survival(
     train = patients.index[patients["split"] == TRAIN]
     if len(train) == 0:
         raise ValueError("predictions: no patient in split 'train' to fit cutoffs on")
-    design = pd.DataFrame(index=patients.index)
-    if settings.cox_covariates:
-        preprocessor = ClinicalPreprocessor(settings.cox_covariates).fit(sheet.loc[train])
-        design = preprocessor.transform(sheet.loc[patients.index])
+    design, design_note = cox_design(sheet.loc[patients.index], train, settings)
     tables: dict[str, list[Any]] = {name: [] for name in SURVIVAL_TABLES}
     for outcome in outcomes:
         data = outcome_data(sheet, outcome, settings, patients.index)
@@ -322,8 +381,11 @@ def stratify_survival(
                     if kind == "multivariable" and not len(design.columns):
                         continue
                     rows, note = _cox_rows(sub, columns, terms, settings, context)
+                    if kind == "multivariable":
+                        note = "; ".join(filter(None, [note, design_note]))
                     tables["cox"] += [
-                        {**keys, "cox_model": kind, **row, "note": note} for row in rows
+                        {**keys, "cox_model": kind, **row, "note": _join(row.get("note"), note)}
+                        for row in rows
                     ] or [{**keys, "cox_model": kind, "note": note}]
     frames = {
         name: (pd.concat(rows, ignore_index=True) if name == "risk_groups" else pd.DataFrame(rows))

@@ -410,6 +410,11 @@ def fit_cox(
     if constant:
         raise ValueError(f"{context}: covariate(s) {constant} take a single value; drop them")
     n_events = int(data[event_col].sum())
+    if n_events == 0:
+        raise ValueError(
+            f"{context}: no event ({event_col} = 1) among {len(data)} patient(s), so no "
+            "hazard ratio can be estimated"
+        )
     events_per_variable = n_events / len(covariates)
     # Few events per variable give biased, unstable hazard ratios (Peduzzi et al. 1995).
     if events_per_variable < min_events_per_variable:

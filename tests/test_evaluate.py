@@ -10,6 +10,7 @@ from scipy.special import expit
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
+from hccrad.reporting.evaluation import EvaluationSettings, evaluate_predictions
 from hccrad.stats.calibration import (
     TREAT_ALL,
     TREAT_NONE,
@@ -19,6 +20,8 @@ from hccrad.stats.calibration import (
     calibration_summary,
     decision_curve,
     hosmer_lemeshow,
+    integrated_calibration_index,
+    loess_calibration_curve,
 )
 from hccrad.stats.discrimination import (
     bootstrap_auc_ci,
@@ -399,3 +402,97 @@ def test_outcome_and_scores_for_different_patients_are_rejected():
 def test_delong_needs_two_patients_of_each_class():
     with pytest.raises(ValueError, match="1 with 1 and 3 with 0"):
         delong_auc([0, 0, 0, 1], [0.1, 0.2, 0.3, 0.4])
+
+
+# --------------------------------------------------------------------------- loess calibration
+
+
+def test_loess_curve_of_calibrated_risk_follows_the_diagonal(calibrated):
+    y, probability, _ = calibrated
+    curve = loess_calibration_curve(y[:2000], probability[:2000], seed=SEED)
+    central = curve[curve["predicted"].between(0.1, 0.9)]
+    assert (central["observed"] - central["predicted"]).abs().max() < 0.06
+    inside = (central["ci_low"] <= central["predicted"]) & (
+        central["predicted"] <= central["ci_high"]
+    )
+    assert inside.mean() > 0.9  # the band is pointwise 95%: a few misses are allowed
+    assert (curve["ci_low"] <= curve["observed"]).all() and (
+        curve["observed"] <= curve["ci_high"]
+    ).all()
+    assert integrated_calibration_index(y, probability) < 0.02
+
+
+def test_loess_curve_shows_overfitted_risk_as_too_extreme(calibrated):
+    y, _, linear_predictor = calibrated
+    too_extreme = expit(2 * linear_predictor)  # true risk is expit(linear_predictor)
+    curve = loess_calibration_curve(y, too_extreme, n_resamples=0).set_index("predicted")
+    high = curve[curve.index > 0.9]
+    low = curve[curve.index < 0.1]
+    assert (high["observed"] < high.index - 0.05).all()  # predicted 0.95 happens ~80% of times
+    assert (low["observed"] > low.index + 0.02).all()
+    assert curve["ci_low"].isna().all()  # no resamples, no band
+    # The ICI tells the overfitted model from the calibrated one.
+    assert integrated_calibration_index(y, too_extreme) > 0.05
+
+
+def test_loess_band_is_seeded_and_reproducible(calibrated):
+    y, probability, _ = calibrated
+    first = loess_calibration_curve(y[:500], probability[:500], n_resamples=50, seed=1)
+    again = loess_calibration_curve(y[:500], probability[:500], n_resamples=50, seed=1)
+    other = loess_calibration_curve(y[:500], probability[:500], n_resamples=50, seed=2)
+    pd.testing.assert_frame_equal(first, again)
+    assert not np.allclose(first["ci_low"], other["ci_low"], equal_nan=True)
+    assert (first["observed"] == other["observed"]).all()  # the curve itself is not random
+
+
+def test_loess_curve_rejects_constant_predictions():
+    with pytest.raises(ValueError, match="every predicted probability is the same"):
+        loess_calibration_curve(np.array([0, 1, 0, 1]), np.full(4, 0.4), context="m in test")
+
+
+def loess_predictions() -> pd.DataFrame:
+    """One endpoint's predictions: 150 patients in two splits, a calibrated and a shifted model."""
+    rng = np.random.default_rng(SEED)
+    n = 150
+    linear_predictor = rng.normal(-0.2, 1.0, n)
+    outcome = rng.binomial(1, expit(linear_predictor))
+    base = pd.DataFrame(
+        {
+            "patient_id": [f"P{i:03d}" for i in range(n)],
+            "endpoint": "response",
+            "split": ["train"] * 100 + ["internal_test"] * 50,
+            "centre": "A",
+            "outcome": outcome,
+        }
+    )
+    return pd.concat(
+        [
+            base.assign(model="calibrated", score=expit(linear_predictor)),
+            base.assign(model="shifted", score=expit(linear_predictor + 1.5)),
+        ],
+        ignore_index=True,
+    )
+
+
+def test_evaluation_tables_hold_the_loess_curve_and_ici():
+    predictions = loess_predictions()
+    settings = EvaluationSettings(calibration_loess_resamples=50)
+    thresholds = {"calibrated": 0.5, "shifted": 0.5}
+    tables = evaluate_predictions(predictions, thresholds, settings, seed=SEED)
+    loess = tables["calibration_loess"]
+    assert set(zip(loess["model"], loess["cohort"], strict=True)) == {
+        (m, c) for m in ("calibrated", "shifted") for c in ("train", "internal_test")
+    }
+    assert len(loess) == 4 * 50 and loess["ci_high"].notna().mean() > 0.8
+    ici = tables["calibration"].set_index(["model", "cohort"])["ici"]
+    assert ici["shifted", "train"] > ici["calibrated", "train"] + 0.1
+    # The binned curve is unchanged by the new table; a run without a seed says why no band.
+    again = evaluate_predictions(predictions, thresholds, settings, seed=SEED)
+    pd.testing.assert_frame_equal(tables["calibration_loess"], again["calibration_loess"])
+    unseeded = evaluate_predictions(predictions, thresholds, settings)["calibration_loess"]
+    assert unseeded["ci_low"].isna().all()
+    assert unseeded["note"].str.startswith("no bootstrap band").all()
+    pd.testing.assert_frame_equal(
+        unseeded.drop(columns=["ci_low", "ci_high", "n_resamples_used", "note"]),
+        loess.drop(columns=["ci_low", "ci_high", "n_resamples_used", "note"]),
+    )

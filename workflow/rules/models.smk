@@ -58,6 +58,7 @@ rule evaluate_models:
         delong=f"{EVALUATION}/delong.tsv",
         calibration=f"{EVALUATION}/calibration.tsv",
         calibration_curves=f"{EVALUATION}/calibration_curves.tsv",
+        calibration_loess=f"{EVALUATION}/calibration_loess.tsv",
         decision_curves=f"{EVALUATION}/decision_curves.tsv",
         roc_curves=f"{EVALUATION}/roc_curves.tsv",
     log:

@@ -17,6 +17,7 @@ EVALUATION_TABLES: tuple[str, ...] = (
     "delong",
     "calibration",
     "calibration_curves",
+    "calibration_loess",
     "decision_curves",
     "roc_curves",
 )

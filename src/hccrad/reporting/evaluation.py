@@ -26,6 +26,8 @@ from hccrad.stats.calibration import (
     calibration_intercept_slope,
     decision_curve,
     hosmer_lemeshow,
+    integrated_calibration_index,
+    loess_calibration_curve,
 )
 from hccrad.stats.checks import check_binary_outcome, error_note, name_patients
 from hccrad.stats.discrimination import (
@@ -78,6 +80,9 @@ class EvaluationSettings:
     calibration_bins: int = 5
     calibration_strategy: str = "quantile"
     hosmer_lemeshow_groups: int = 10
+    # Loess-smoothed calibration curve: span, and bootstrap resamples of its band (0: no band).
+    calibration_loess_frac: float = 0.75
+    calibration_loess_resamples: int = 200
     decision_thresholds: tuple[float, float, float] = (0.01, 0.99, 0.01)
 
     def thresholds(self) -> np.ndarray:
@@ -219,11 +224,51 @@ def _threshold_rows(
     return rows
 
 
+def _loess_curve(
+    y: pd.Series,
+    score: pd.Series,
+    labels: dict[str, object],
+    settings: EvaluationSettings,
+    seed: int | None,
+) -> tuple[pd.DataFrame, float]:
+    """The loess calibration curve with its band (a note where it is missing), and the ICI."""
+    context = f"model {labels['model']} in {labels['cohort']}"
+    model, cohort = str(labels["model"]), str(labels["cohort"])
+    try:
+        curve = loess_calibration_curve(
+            y,
+            score,
+            frac=settings.calibration_loess_frac,
+            n_resamples=settings.calibration_loess_resamples,
+            seed=None if seed is None else _stream_seed(seed, "calibration_loess", model, cohort),
+            alpha=settings.alpha,
+            context=context,
+        )
+        ici = integrated_calibration_index(
+            y, score, frac=settings.calibration_loess_frac, context=context
+        )
+    except METRIC_ERRORS as error:
+        return pd.DataFrame([{**labels, "note": error_note(error)}]), np.nan
+    note = ""
+    if seed is None or settings.calibration_loess_resamples == 0:
+        note = "no bootstrap band (needs a seed and evaluation.calibration_loess_resamples > 0)"
+    curve["note"] = np.where(
+        curve["ci_low"].isna() & (note == ""),
+        "band left out: under half of the bootstrap resamples reach this prediction",
+        note,
+    )
+    return curve.assign(**labels, n=len(y), events=int(y.sum())), ici
+
+
 def _calibration_rows(
-    y: pd.Series, scores: pd.DataFrame, cohort: str, settings: EvaluationSettings
-) -> tuple[list[dict[str, object]], list[pd.DataFrame]]:
-    """Calibration summary rows and calibration-curve bins per model on one cohort."""
-    rows, curves = [], []
+    y: pd.Series,
+    scores: pd.DataFrame,
+    cohort: str,
+    settings: EvaluationSettings,
+    seed: int | None = None,
+) -> tuple[list[dict[str, object]], list[pd.DataFrame], list[pd.DataFrame]]:
+    """Calibration summary rows, binned and loess calibration curves per model on one cohort."""
+    rows, curves, smoothed = [], [], []
     for model in scores.columns:
         context = f"model {model} in {cohort}"
         row: dict[str, object] = {"model": model, "cohort": cohort, "n": len(y)}
@@ -270,9 +315,13 @@ def _calibration_rows(
             }
         except METRIC_ERRORS as error:
             notes.append(f"Hosmer-Lemeshow: {error_note(error)}")
+        curve, row["ici"] = _loess_curve(
+            y, scores[model], {"model": model, "cohort": cohort}, settings, seed
+        )
+        smoothed.append(curve)
         row["note"] = "; ".join(dict.fromkeys(notes))
         rows.append(row)
-    return rows, curves
+    return rows, curves, smoothed
 
 
 def _roc_rows(y: pd.Series, scores: pd.DataFrame, cohort: str) -> list[pd.DataFrame]:
@@ -303,8 +352,9 @@ def evaluate_predictions(
 
     Returns ``auc`` (DeLong CI, optional bootstrap CI), ``threshold_metrics`` (at each
     model's training Youden threshold), ``delong`` (pairwise tests), ``calibration``
-    (Brier, intercept, slope, Hosmer-Lemeshow), ``calibration_curves``, ``decision_curves``
-    and ``roc_curves``. A metric that cannot be computed on a cohort (e.g. a single class)
+    (Brier, intercept, slope, Hosmer-Lemeshow, ICI), ``calibration_curves`` (binned),
+    ``calibration_loess`` (loess curve with a bootstrap band), ``decision_curves`` and
+    ``roc_curves``. A metric that cannot be computed on a cohort (e.g. a single class)
     is a row whose ``note`` says why; the other cohorts are unaffected.
     """
     settings = settings or EvaluationSettings()
@@ -313,6 +363,7 @@ def evaluate_predictions(
     threshold_rows: list[dict[str, object]] = []
     calibration_rows: list[dict[str, object]] = []
     calibration_curves: list[pd.DataFrame] = []
+    loess_curves: list[pd.DataFrame] = []
     delong_tables: list[pd.DataFrame] = []
     decision_tables: list[pd.DataFrame] = []
     roc_tables: list[pd.DataFrame] = []
@@ -321,9 +372,10 @@ def evaluate_predictions(
         cohort_scores = scores.loc[members]
         auc_rows += _auc_rows(y, cohort_scores, cohort, settings, seed)
         threshold_rows += _threshold_rows(y, cohort_scores, cohort, thresholds, settings)
-        rows, curves = _calibration_rows(y, cohort_scores, cohort, settings)
+        rows, curves, smoothed = _calibration_rows(y, cohort_scores, cohort, settings, seed)
         calibration_rows += rows
         calibration_curves += curves
+        loess_curves += smoothed
         roc_tables += _roc_rows(y, cohort_scores, cohort)
         try:
             delong_tables.append(
@@ -350,6 +402,7 @@ def evaluate_predictions(
         "delong": _first(pd.concat(delong_tables, ignore_index=True), ["cohort"]),
         "calibration": _first(pd.DataFrame(calibration_rows), ["model", "cohort"]),
         "calibration_curves": _first(_concat(calibration_curves), ["model", "cohort"]),
+        "calibration_loess": _first(_concat(loess_curves), ["model", "cohort"]),
         "decision_curves": _first(_concat(decision_tables), ["cohort", "model"]),
         "roc_curves": _first(_concat(roc_tables), ["model", "cohort"]),
     }

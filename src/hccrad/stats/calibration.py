@@ -17,8 +17,10 @@ import statsmodels.api as sm
 from dcurves import dca
 from scipy import stats
 from scipy.special import logit
+from statsmodels.nonparametric.smoothers_lowess import lowess
 from statsmodels.stats.proportion import proportion_confint
 
+from hccrad.core.seeding import rng_for
 from hccrad.stats.checks import (
     ArrayLike,
     ScoreTable,
@@ -190,6 +192,80 @@ def calibration_summary(
         "hosmer_lemeshow_df": hl.df,
         "hosmer_lemeshow_p": hl.p_value,
     }
+
+
+# --------------------------------------------------------------------------- smoothed curve
+
+# Span of the smoother: R's loess default, as in Austin & Steyerberg (Stat Med 2014) for
+# calibration curves.
+DEFAULT_LOESS_FRAC = 0.75
+LOESS_POINTS = 50
+
+
+def _smoothed(
+    y: np.ndarray, probabilities: np.ndarray, grid: np.ndarray, frac: float
+) -> np.ndarray:
+    """Observed risk at ``grid`` by lowess of the outcome on the prediction, clipped to [0, 1]."""
+    # it=0: robustness iterations would down-weight the 0/1 outcomes far from the fit, i.e. the
+    # events among low predictions, which is the miscalibration to be shown (R's val.prob too).
+    smooth = lowess(y.astype(float), probabilities, frac=frac, it=0, xvals=grid)
+    # No extrapolation: a grid point outside this sample's predictions has no estimate.
+    outside = (grid < probabilities.min()) | (grid > probabilities.max())
+    return np.where(outside, np.nan, np.clip(smooth, 0.0, 1.0))
+
+
+def loess_calibration_curve(
+    y_true: ArrayLike,
+    y_prob: ArrayLike,
+    *,
+    frac: float = DEFAULT_LOESS_FRAC,
+    n_resamples: int = 200,
+    seed: int | None = None,
+    alpha: float = 0.05,
+    n_points: int = LOESS_POINTS,
+    context: str = "outcome",
+) -> pd.DataFrame:
+    """Lowess-smoothed observed risk at ``n_points`` predictions, with a bootstrap band.
+
+    The band is the percentile interval over ``n_resamples`` patient resamples (drawn from
+    rng_for(seed)); without a seed, or where under half of the resamples reach a point, it is
+    NaN. Columns: predicted, observed, ci_low, ci_high, n_resamples_used.
+    """
+    y = check_binary_outcome(y_true, context=context)
+    probabilities = check_probabilities(y_prob, y_true, context=context)
+    if not 0 < frac <= 1:
+        raise ValueError(f"{context}: the loess span must be in (0, 1], got {frac}")
+    if np.ptp(probabilities) == 0:
+        raise ValueError(f"{context}: every predicted probability is the same; no curve to smooth")
+    grid = np.linspace(probabilities.min(), probabilities.max(), n_points)
+    table = pd.DataFrame({"predicted": grid, "observed": _smoothed(y, probabilities, grid, frac)})
+    band = np.full((n_points, 2), np.nan)
+    used = np.zeros(n_points, dtype=int)
+    if seed is not None and n_resamples > 0:
+        rng = rng_for(seed, "loess_calibration_bootstrap")
+        curves = np.empty((n_resamples, n_points))
+        for i in range(n_resamples):
+            rows = rng.integers(0, y.size, y.size)
+            curves[i] = _smoothed(y[rows], probabilities[rows], grid, frac)
+        used = np.isfinite(curves).sum(axis=0)
+        enough = used >= n_resamples / 2
+        if enough.any():
+            band[enough] = np.nanquantile(curves[:, enough], [alpha / 2, 1 - alpha / 2], axis=0).T
+    return table.assign(ci_low=band[:, 0], ci_high=band[:, 1], n_resamples_used=used)
+
+
+def integrated_calibration_index(
+    y_true: ArrayLike,
+    y_prob: ArrayLike,
+    *,
+    frac: float = DEFAULT_LOESS_FRAC,
+    context: str = "outcome",
+) -> float:
+    """Mean |smoothed observed - predicted risk| over patients (ICI, Austin & Steyerberg 2019)."""
+    y = check_binary_outcome(y_true, context=context)
+    probabilities = check_probabilities(y_prob, y_true, context=context)
+    smooth = _smoothed(y, probabilities, probabilities, frac)
+    return float(np.mean(np.abs(smooth - probabilities)))
 
 
 # --------------------------------------------------------------------------- decision curves

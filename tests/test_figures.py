@@ -6,28 +6,75 @@ cohorts) and measured after drawing: what a reader of the printed figure would s
 
 from __future__ import annotations
 
+from pathlib import Path
+from unittest import mock
+
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.text import Text
 from PIL import Image
 from sklearn.metrics import roc_curve
 
+from hccrad.deep.select import selection_summary
+from hccrad.figures.deep import selection_figure
+from hccrad.figures.differential import plot_volcano
+from hccrad.figures.enrichment import plot_enrichment_dots, plot_rho_heatmap
 from hccrad.figures.models import calibration_figure, decision_curve_figure, roc_figure
+from hccrad.figures.radiomics import icc_figure
 from hccrad.figures.style import (
     DOUBLE_COLUMN_MM,
     MIN_FONT_PT,
     MM_PER_INCH,
     MODEL_STYLES,
     SINGLE_COLUMN_MM,
-    drawn_texts,
     save_figure,
 )
 from hccrad.figures.survival import AT_RISK_GID, forest_figure, km_figure, outcome_label
+from hccrad.figures.table_one import render_table, write_table_xlsx
+from hccrad.figures.workflow_graph import parse_rulegraph, rulegraph_figure
 from hccrad.stats.survival import kaplan_meier_table, logrank, numbers_at_risk
 
 MODELS = ["clinical", "radiomics", "radiomics_lasso", "radiomics_ridge", "DLTR", "DLTR_MLP", "DLR"]
 COHORTS = ["train", "internal_test", "external", "external_C3"]
 RISK_TIMES = [0.0, 6.0, 12.0, 18.0, 24.0, 36.0, 48.0]
+TABLE_ONE = Path(__file__).parent / "data" / "figures" / "table1.tsv"
+RULES = [
+    "fit_models",
+    "evaluation_figure",
+    "km_figure",
+    "forest_figure",
+    "heatmap_figure",
+    "volcano_figure",
+    "enrichment_figure",
+    "preprocessing_qc_figure",
+    "table_one_figure",
+    "segment_overlay_figure",
+    "deep_selection_figure",
+]
+# A rule graph as wide as the workflow's widest layer (the figure rules, drawn from results).
+RULE_GRAPH = (
+    'digraph snakemake_dag {\n    0[label = "gather_sheet"];\n'
+    + "".join(
+        f'    {i}[label = "{name}"];\n    0 -> {i}\n' for i, name in enumerate(RULES, start=1)
+    )
+    + "}\n"
+)
+
+
+def drawn_texts(figure) -> list[Text]:
+    """Every non-empty text that drawing the figure really draws (not stale or hidden ones)."""
+    drawn: dict[int, Text] = {}
+    draw = Text.draw
+
+    def record(text: Text, renderer) -> None:
+        if text.get_visible() and text.get_text().strip():
+            drawn[id(text)] = text
+        draw(text, renderer)
+
+    with mock.patch.object(Text, "draw", record):
+        figure.canvas.draw()
+    return list(drawn.values())
 
 
 def _rng(*names: str) -> np.random.Generator:
@@ -161,6 +208,61 @@ def all_figures() -> dict[str, object]:
     }
 
 
+def other_figures() -> dict[str, object]:
+    """The stage figures that draw from tables: volcano, enrichment, ICC, selection, Table 1."""
+    rng = _rng("other")
+    genes = [f"G{i}" for i in range(400)]
+    lfc = rng.normal(0, 1.5, 400)
+    de = pd.DataFrame(
+        {
+            "gene": genes,
+            "log2FoldChange": lfc,
+            "log2FoldChange_shrunk": lfc,
+            "padj": np.exp(-np.abs(lfc) * 4 * rng.uniform(size=400)),
+        }
+    )
+    pathways = [f"HALLMARK_PATHWAY_NUMBER_{i}_SIGNALING" for i in range(20)]
+    gsea = pd.DataFrame(
+        {
+            "pathway": pathways,
+            "nes": rng.normal(0, 2, 20),
+            "fdr": rng.uniform(0, 0.2, 20),
+            "p_value": rng.uniform(0, 0.1, 20),
+            "leading_edge_size": rng.integers(5, 60, 20),
+            "permutations": 1000,
+            "collection": "h.all",
+            "collection_version": "v2025.1",
+        }
+    )
+    rho = pd.DataFrame(rng.uniform(-0.6, 0.6, (30, 40)), index=[f"deep_{i}" for i in range(30)])
+    icc = pd.DataFrame(
+        {
+            "feature": [
+                f"original_{c}_Feature{i}" for c in ("glcm", "firstorder") for i in range(40)
+            ],
+            "icc": rng.uniform(0.3, 1.0, 80),
+        }
+    ).assign(robust=lambda t: t["icc"] >= 0.75)
+    folds = pd.DataFrame(
+        {
+            "architecture": np.repeat(["resnet18", "resnet34", "densenet121"], 5),
+            "fold": np.tile(np.arange(1, 6), 3),
+            "auc": rng.uniform(0.5, 0.8, 15),
+            "n_parameters": 10,
+        }
+    )
+    table = pd.read_csv(TABLE_ONE, sep="\t", index_col=0, dtype=str, keep_default_na=False)
+    return {
+        "volcano": plot_volcano(de, title="DLTR score high vs low"),
+        "gsea_dots": plot_enrichment_dots(gsea, x="nes"),
+        "heatmap": plot_rho_heatmap(rho),
+        "icc": icc_figure(icc, 0.75),
+        "selection": selection_figure(folds, selection_summary(folds), "resnet18"),
+        "table_one": render_table(table, "Table 1. sim_tace"),
+        "rule_graph": rulegraph_figure(parse_rulegraph(RULE_GRAPH)),
+    }
+
+
 def test_km_x_ticks_are_the_at_risk_times_and_each_number_stands_under_its_tick() -> None:
     figure = km()
     figure.canvas.draw()
@@ -196,13 +298,49 @@ def test_outcome_specific_y_labels() -> None:
     assert outcome_label("pfs") == "Progression-free survival probability"
 
 
-@pytest.mark.parametrize("name", ["roc", "calibration", "decision", "km", "forest", "single_km"])
-def test_every_text_is_at_least_7_pt_and_the_width_is_a_journal_column(name, tmp_path) -> None:
-    figure = all_figures()[name]
+@pytest.fixture(scope="module")
+def figures() -> dict[str, object]:
+    """Every figure of this module, drawn once."""
+    return {**all_figures(), **other_figures()}
+
+
+SINGLE_COLUMN = {"single_km", "volcano", "selection"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "roc",
+        "calibration",
+        "decision",
+        "km",
+        "forest",
+        "single_km",
+        "volcano",
+        "gsea_dots",
+        "heatmap",
+        "icc",
+        "selection",
+        "table_one",
+        "rule_graph",
+    ],
+)
+def test_every_text_is_at_least_7_pt_and_the_width_is_a_journal_column(
+    name, figures, tmp_path
+) -> None:
+    figure = figures[name]
     small = [(t.get_text(), t.get_fontsize()) for t in drawn_texts(figure)]
     assert [s for s in small if s[1] < MIN_FONT_PT] == []
     width_mm = figure.get_figwidth() * MM_PER_INCH
-    assert width_mm == pytest.approx(SINGLE_COLUMN_MM if name == "single_km" else DOUBLE_COLUMN_MM)
+    assert width_mm == pytest.approx(
+        SINGLE_COLUMN_MM if name in SINGLE_COLUMN else DOUBLE_COLUMN_MM
+    )
+    # Nothing is cut off at the edge of the page.
+    page = figure.bbox
+    for text in drawn_texts(figure):
+        box = text.get_window_extent()
+        assert page.x0 - 1 <= box.x0 and box.x1 <= page.x1 + 1, (name, text.get_text())
+        assert page.y0 - 1 <= box.y0 and box.y1 <= page.y1 + 1, (name, text.get_text())
     png, pdf, tiff = save_figure(figure, tmp_path / f"{name}.png")
     # The saved files keep the width: 300 dpi x width in inches (no tight bounding box).
     for path in (png, tiff):
@@ -211,17 +349,17 @@ def test_every_text_is_at_least_7_pt_and_the_width_is_a_journal_column(name, tmp
     assert pdf.stat().st_size > 1000
 
 
-def test_no_two_of_seven_models_look_alike_and_multi_panel_figures_are_lettered() -> None:
+def test_no_two_of_seven_models_look_alike_and_multi_panel_figures_are_lettered(figures) -> None:
     styles = [MODEL_STYLES[m] for m in MODELS]
     assert len({s.colour for s in styles}) == 7
     assert len({(s.linestyle, s.marker) for s in styles}) == 7
-    figure = all_figures()["roc"]
+    figure = figures["roc"]
     letters = [t.get_text() for t in figure.findobj(lambda a: a.get_gid() == "panel_letter")]
     assert letters == ["a", "b", "c", "d"]
 
 
-def test_legends_are_outside_every_data_area() -> None:
-    for name, figure in all_figures().items():
+def test_legends_are_outside_every_data_area(figures) -> None:
+    for name, figure in figures.items():
         figure.canvas.draw()
         legends = [*figure.legends, *(ax.get_legend() for ax in figure.axes)]
         boxes = [ax.get_window_extent() for ax in figure.axes if ax.axison]
@@ -230,10 +368,22 @@ def test_legends_are_outside_every_data_area() -> None:
             assert not any(extent.overlaps(box) for box in boxes), name
 
 
-def test_forest_clips_a_degenerate_hazard_ratio_and_prints_it() -> None:
-    figure = all_figures()["forest"]
+def test_forest_clips_a_degenerate_hazard_ratio_and_prints_it(figures) -> None:
+    figure = figures["forest"]
     train = figure.axes[0]
     low, high = train.get_xlim()
     assert low >= 1 / 64 and high <= 64
     assert any(t.get_text() == "HR 4e-07" for t in train.texts)
     assert 5 <= len(train.get_xticks()) <= 7
+
+
+def test_table_one_xlsx_keeps_every_cell_and_is_byte_reproducible(tmp_path) -> None:
+    table = pd.read_csv(TABLE_ONE, sep="\t", index_col=0, dtype=str, keep_default_na=False)
+    first = write_table_xlsx(table, tmp_path / "a.xlsx", "Table 1. sim_tace")
+    second = write_table_xlsx(table, tmp_path / "b.xlsx", "Table 1. sim_tace")
+    assert first.read_bytes() == second.read_bytes()
+    back = pd.read_excel(first, sheet_name="Table 1", skiprows=2, index_col=0, dtype=str)
+    back = back.fillna("")
+    assert list(back.columns) == list(table.columns)
+    assert back.to_numpy().tolist() == table.to_numpy().tolist()
+    assert pd.read_excel(first, header=None, nrows=1).iat[0, 0] == "Table 1. sim_tace"

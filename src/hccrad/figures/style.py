@@ -161,16 +161,6 @@ def panel_letters(axes: Iterable[Axes], start: int = 0) -> list[Text]:
     return letters
 
 
-def drawn_texts(figure: plt.Figure) -> list[Text]:
-    """Every visible, non-empty text of a drawn figure (titles, labels, ticks, legends)."""
-    figure.canvas.draw()
-    return [
-        text
-        for text in figure.findobj(Text)
-        if text.get_visible() and text.get_text().strip() and text.get_figure() is not None
-    ]
-
-
 def save_figure(figure: plt.Figure, png_path: str | Path) -> list[Path]:
     """Save a figure as 300 dpi PNG and TIFF and a vector PDF beside it, without timestamps."""
     png_path = Path(png_path)

@@ -116,7 +116,7 @@ def plot_enrichment_dots(
     else:
         ax.axvline(0, color="grey", linewidth=0.8)
         ax.set_xlabel("Normalised enrichment score (NES)")
-    colour_bar = figure.colorbar(dots, ax=ax, pad=0.02, fraction=0.06)
+    colour_bar = figure.colorbar(dots, ax=ax, pad=0.02, fraction=0.04, shrink=0.6, aspect=15)
     colour_bar.set_label("FDR")
     legend_sizes = np.unique(np.linspace(max(sizes.min(), 1), max(sizes.max(), 1), 3).round())
     handles = [

@@ -16,8 +16,9 @@ from matplotlib.text import Text
 from PIL import Image
 from sklearn.metrics import roc_curve
 
+from hccrad.deep.explain import GradCamPanels
 from hccrad.deep.select import selection_summary
-from hccrad.figures.deep import selection_figure
+from hccrad.figures.deep import grad_cam_figure, selection_figure
 from hccrad.figures.differential import plot_volcano
 from hccrad.figures.enrichment import plot_enrichment_dots, plot_rho_heatmap
 from hccrad.figures.models import calibration_figure, decision_curve_figure, roc_figure
@@ -252,7 +253,21 @@ def other_figures() -> dict[str, object]:
         }
     )
     table = pd.read_csv(TABLE_ONE, sep="\t", index_col=0, dtype=str, keep_default_na=False)
+    n = 6
+    panels = GradCamPanels(
+        patients=tuple(f"P{i:03d}" for i in range(n)),
+        titles=tuple(f"P{i:03d}\ncentre C1 · p = 0.72\nresponder" for i in range(n)),
+        images=rng.normal(size=(n, 48, 48)),
+        cams=rng.uniform(size=(n, 48, 48)),
+        tumour=np.zeros((n, 48, 48), dtype=bool),
+        extents_mm=np.tile([0.0, 48.0, 48.0, 0.0], (n, 1)),
+        phase="arterial",
+        architecture="resnet18",
+        layer="layer4",
+        has_spacing=True,
+    )
     return {
+        "gradcam": grad_cam_figure(panels),
         "volcano": plot_volcano(de, title="DLTR score high vs low"),
         "gsea_dots": plot_enrichment_dots(gsea, x="nes"),
         "heatmap": plot_rho_heatmap(rho),
@@ -323,6 +338,7 @@ SINGLE_COLUMN = {"single_km", "volcano", "selection"}
         "selection",
         "table_one",
         "rule_graph",
+        "gradcam",
     ],
 )
 def test_every_text_is_at_least_7_pt_and_the_width_is_a_journal_column(

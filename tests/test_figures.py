@@ -403,3 +403,16 @@ def test_table_one_xlsx_keeps_every_cell_and_is_byte_reproducible(tmp_path) -> N
     assert list(back.columns) == list(table.columns)
     assert back.to_numpy().tolist() == table.to_numpy().tolist()
     assert pd.read_excel(first, header=None, nrows=1).iat[0, 0] == "Table 1. sim_tace"
+
+
+def test_forest_says_why_a_cohort_has_no_estimate() -> None:
+    cox = cox_table()
+    sparse = cox["cohort"] == "external_C3"
+    cox.loc[sparse, ["hr", "ci_low", "ci_high", "covariate"]] = np.nan
+    cox.loc[sparse, "note"] = "cox: too few events per variable (3 events, 4 terms)"
+    figure = forest_figure(cox)
+    last = figure.axes[-1]
+    assert any("few events per" in t.get_text().replace("\n", " ") for t in last.texts)
+    notes_only = cox[sparse][["cohort", "model", "cox_model", "note"]]
+    figure = forest_figure(notes_only)
+    assert any("Not estimated" in t.get_text() for t in figure.axes[0].texts)

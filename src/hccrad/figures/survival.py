@@ -35,6 +35,7 @@ AT_RISK_GID = "at_risk"
 # value in the label, so one absurd estimate (a sparse level) cannot squash every other row.
 HR_AXIS_LIMITS = (1 / 64, 64.0)
 FOREST_ROW_MM = 3.2
+FOREST_COLUMNS = ("covariate", "hr", "ci_low", "ci_high", "n", "events", "note")
 
 
 def outcome_label(outcome: str) -> str:
@@ -227,6 +228,9 @@ def forest_figure(cox: pd.DataFrame, *, title: str = "", models: Sequence[str] =
     table = cox[cox["cox_model"] == "multivariable"] if "cox_model" in cox else cox
     if models:
         table = table[table["model"].isin(models)]
+    # A table of notes only (no model could be fitted) lacks the estimate columns.
+    absent = [c for c in FOREST_COLUMNS if c not in table]
+    table = table.assign(**dict.fromkeys(absent, np.nan))
     cohorts = list(dict.fromkeys(table["cohort"]))
     order = list(models) or list(dict.fromkeys(table["model"]))
     rows = _forest_rows(table, order)
@@ -234,7 +238,7 @@ def forest_figure(cox: pd.DataFrame, *, title: str = "", models: Sequence[str] =
     height = (FOREST_ROW_MM * (len(rows) + len(order)) + 24.0) * n_rows + 8.0
     figure = journal_figure(1 if len(cohorts) == 1 else 2, height)
     grid = figure.add_gridspec(n_rows, n_columns)
-    estimated = table.dropna(subset=["hr"]) if "hr" in table else table[:0]
+    estimated = table.dropna(subset=["hr"])
     lim = _hr_limits(estimated)
     axes: list[Axes] = []
     for i, cohort in enumerate(cohorts):
@@ -244,7 +248,7 @@ def forest_figure(cox: pd.DataFrame, *, title: str = "", models: Sequence[str] =
         _forest_panel(ax, cohort_rows, estimated, rows, order, lim)
         if i % n_columns:
             ax.tick_params(axis="y", labelleft=False)
-        if "hr" not in cohort_rows or cohort_rows["hr"].isna().all():
+        if cohort_rows["hr"].isna().all():
             # Nothing estimable here (e.g. too few events): say why instead of empty axes.
             notes = cohort_rows["note"].astype(str).str.split(": ", n=1).str[-1].unique()
             ax.text(

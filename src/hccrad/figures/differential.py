@@ -73,7 +73,7 @@ def plot_volcano(
     labelled = labelled.sort_values(["padj", "gene"], kind="stable").head(n_labels)
     x_extent = max(np.abs(lfc).max(), lfc_threshold)
     labels = []
-    y_gap = 0.05 * max(height.max(), 1.0)
+    y_gap = 0.07 * max(height.max(), 1.0)  # 7 pt labels on an 89 mm figure need the room
     for direction in (1, -1):
         side = labelled[np.sign(labelled[lfc_column]) == direction]
         side = side.sort_values(["_height", "gene"], ascending=[False, True], kind="stable")

@@ -487,7 +487,7 @@ def test_grad_cam_panels_round_trip_and_draw(
     assert again.patients == panels.patients and again.titles == panels.titles
     np.testing.assert_array_equal(again.cams, panels.cams)
     paths = save_figure(grad_cam_figure(again), tmp_path / "gradcam.png")
-    assert [p.suffix for p in paths] == [".png", ".pdf"]
+    assert [p.suffix for p in paths] == [".png", ".pdf", ".tiff"]
     assert all(p.stat().st_size > 1000 for p in paths)
 
 

@@ -106,7 +106,7 @@ def test_groups_are_checked(simulated):
 def test_volcano_is_written_and_not_blank(results, tmp_path):
     labels = {gene: f"GENE{i}" for i, gene in enumerate(results["gene"])}
     figure = plot_volcano(results, gene_labels=labels, title="high vs low")
-    png, pdf = save_figure(figure, tmp_path / "volcano.png")
+    png, pdf, _tiff = save_figure(figure, tmp_path / "volcano.png")
     assert pdf.stat().st_size > 0
     assert image.imread(png).std() > 0
 

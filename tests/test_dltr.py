@@ -120,7 +120,9 @@ def test_selection_figure_is_drawn(tmp_path: Path) -> None:
         }
     )
     summary = selection_summary(table)
-    png, pdf = save_figure(selection_figure(table, summary, "resnet18"), tmp_path / "sel.png")
+    png, pdf, _tiff = save_figure(
+        selection_figure(table, summary, "resnet18"), tmp_path / "sel.png"
+    )
     pixels = np.asarray(Image.open(png).convert("L"), dtype=float)
     assert pdf.stat().st_size > 0
     assert pixels.std() > 10  # not a blank canvas

@@ -76,8 +76,8 @@ def planted_list(hallmark, tested_genes, n_members: int, n_random: int, seed: in
 
 
 def assert_non_blank_png(paths: list[Path]) -> None:
-    """The PNG (and its PDF) exist and the PNG is not a single colour."""
-    png, pdf = paths
+    """The PNG (and its PDF and TIFF) exist and the PNG is not a single colour."""
+    png, pdf, _tiff = paths
     assert pdf.stat().st_size > 0
     assert image.imread(png).std() > 0
 

@@ -55,7 +55,8 @@ def redrawn(runs, snakemake_bin, tmp_path_factory) -> dict:
     figures = sorted(
         p
         for p in results.rglob("*")
-        if p.suffix in {".png", ".pdf"} and "prepared" not in p.relative_to(results).parts
+        if p.suffix in {".png", ".pdf", ".tiff", ".xlsx"}
+        and "prepared" not in p.relative_to(results).parts
     )
     for path in figures:
         path.unlink()
@@ -88,10 +89,13 @@ def test_the_rule_graph_is_among_the_figures(redrawn) -> None:
 
 def test_only_rules_named_figure_write_figures(redrawn, snakemake_bin) -> None:
     writers = rule_of_each_output(redrawn["work"], snakemake_bin)
-    figure_writers = {rule for path, rule in writers.items() if path.endswith((".png", ".pdf"))}
+    figure_writers = {
+        rule for path, rule in writers.items() if path.endswith((".png", ".pdf", ".tiff"))
+    }
     assert figure_writers, "no figure found in the summary"
     assert {r for r in figure_writers if not r.endswith(FIGURE_SUFFIX)} == set()
-    # And every figure rule really is one: it writes figures and nothing but logs beside them.
+    # And every figure rule really is one: it writes figures and nothing but logs beside them
+    # (and Table 1's editable .xlsx beside its drawing).
     for path, rule in writers.items():
         if rule in redrawn["rules"]:
-            assert path.endswith((".png", ".pdf", ".dot")), (rule, path)
+            assert path.endswith((".png", ".pdf", ".tiff", ".dot", "table1.xlsx")), (rule, path)

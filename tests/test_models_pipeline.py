@@ -19,13 +19,8 @@ from test_models import synthetic_features
 
 from hccrad.cohorts.simulate import simulate_cohort
 from hccrad.core.plan import EVALUATION_TABLES
-from hccrad.figures.models import (
-    calibration_figure,
-    decision_curve_figure,
-    forest_figure,
-    km_figure,
-    roc_figure,
-)
+from hccrad.figures.models import calibration_figure, decision_curve_figure, roc_figure
+from hccrad.figures.survival import forest_figure, km_figure
 from hccrad.models.fit import (
     describe_all,
     fit_all,

@@ -61,7 +61,7 @@ def test_figure_is_drawn_without_the_target_rules(tmp_path) -> None:
     figure = rulegraph_figure(parse_rulegraph(DOT))
     labels = {t.get_text() for t in figure.axes[0].texts}
     assert "all" not in labels and "fit models" in labels
-    png, pdf = save_figure(figure, tmp_path / "rulegraph.png")
+    png, pdf, _tiff = save_figure(figure, tmp_path / "rulegraph.png")
     assert Image.open(png).convert("L").getextrema()[0] < 100
     assert pdf.stat().st_size > 1000
 

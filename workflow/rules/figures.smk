@@ -2,7 +2,8 @@
 # (issue 29: cohort, imaging, radiomics, deep, segment, models, radiogenomics). They draw from
 # results tables (or saved maps, masks and the QC panels' images) alone: no rule here trains,
 # fits or extracts, so `snakemake figures --forcerun <the *_figure rules>` redraws every figure
-# in minutes (see README, "For reviewers").
+# in minutes (see README, "For reviewers"). Each figure is a PNG, a PDF and a TIFF (300 dpi,
+# 89 or 183 mm wide: hccrad.figures.style).
 
 
 include: "figures_common.smk"
@@ -22,6 +23,7 @@ rule rule_graph_figure:
             labels={"figure": "rule graph"},
         ),
         pdf="results/workflow/rulegraph.pdf",
+        tiff="results/workflow/rulegraph.tiff",
     log:
         "logs/workflow/rule_graph_figure.log",
     conda:
@@ -51,6 +53,7 @@ rule qc_figure:
             labels={"cohort": "{cohort}", "figure": "image QC"},
         ),
         pdf="results/{cohort}/qc/cohort_qc.pdf",
+        tiff="results/{cohort}/qc/cohort_qc.tiff",
     log:
         "logs/{cohort}/qc_figure.log",
     conda:
@@ -77,6 +80,8 @@ rule table_one_figure:
             labels={"cohort": "{cohort}", "figure": "Table 1"},
         ),
         pdf="results/{cohort}/table1.pdf",
+        tiff="results/{cohort}/table1.tiff",
+        xlsx="results/{cohort}/table1.xlsx",
     log:
         "logs/{cohort}/table_one_figure.log",
     conda:
@@ -102,6 +107,7 @@ rule preprocessing_qc_figure:
             labels={"cohort": "{cohort}", "figure": "preprocessing QC"},
         ),
         pdf="results/{cohort}/qc/preprocessing_qc.pdf",
+        tiff="results/{cohort}/qc/preprocessing_qc.tiff",
     log:
         "logs/{cohort}/preprocessing_qc_figure.log",
     benchmark:
@@ -130,6 +136,7 @@ rule icc_figure:
             labels={"cohort": "{cohort}", "figure": "feature ICC"},
         ),
         pdf="results/{cohort}/radiomics/icc.pdf",
+        tiff="results/{cohort}/radiomics/icc.tiff",
     log:
         "logs/{cohort}/icc_figure.log",
     conda:
@@ -157,6 +164,7 @@ rule deep_selection_figure:
             labels={"endpoint": "{endpoint}", "figure": "architecture selection"},
         ),
         pdf="results/{cohort}/deep/{endpoint}/selection.pdf",
+        tiff="results/{cohort}/deep/{endpoint}/selection.tiff",
     log:
         "logs/{cohort}/deep_selection_figure/{endpoint}.log",
     conda:
@@ -181,6 +189,7 @@ rule gradcam_figure:
             labels={"endpoint": "{endpoint}", "figure": "Grad-CAM"},
         ),
         pdf="results/{cohort}/deep/{endpoint}/gradcam.pdf",
+        tiff="results/{cohort}/deep/{endpoint}/gradcam.tiff",
     log:
         "logs/{cohort}/gradcam_figure/{endpoint}.log",
     conda:
@@ -206,6 +215,7 @@ rule segment_overlay_figure:
             labels={"figure": "predicted vs reference contours"},
         ),
         pdf="results/{cohort}/segment/overlay.pdf",
+        tiff="results/{cohort}/segment/overlay.tiff",
     log:
         "logs/{cohort}/segment_overlay_figure.log",
     conda:
@@ -232,6 +242,7 @@ rule segment_icc_figure:
             labels={"figure": "ICC reference vs predicted masks"},
         ),
         pdf="results/{cohort}/segment/radiomics_icc.pdf",
+        tiff="results/{cohort}/segment/radiomics_icc.tiff",
     log:
         "logs/{cohort}/segment_icc_figure.log",
     conda:
@@ -262,6 +273,7 @@ rule evaluation_figure:
             labels={"endpoint": "{endpoint}", "figure": "ROC"},
         ),
         roc_pdf=f"{EVALUATION}/roc.pdf",
+        roc_tiff=f"{EVALUATION}/roc.tiff",
         calibration=report(
             f"{EVALUATION}/calibration.png",
             caption="../report/model_calibration.rst",
@@ -270,6 +282,7 @@ rule evaluation_figure:
             labels={"endpoint": "{endpoint}", "figure": "calibration"},
         ),
         calibration_pdf=f"{EVALUATION}/calibration.pdf",
+        calibration_tiff=f"{EVALUATION}/calibration.tiff",
         decision=report(
             f"{EVALUATION}/decision_curves.png",
             caption="../report/model_decision_curves.rst",
@@ -278,6 +291,7 @@ rule evaluation_figure:
             labels={"endpoint": "{endpoint}", "figure": "decision curves"},
         ),
         decision_pdf=f"{EVALUATION}/decision_curves.pdf",
+        decision_tiff=f"{EVALUATION}/decision_curves.tiff",
     log:
         f"logs/{RESPONSE_COHORT}/evaluation_figure/{{endpoint}}.log",
     wildcard_constraints:
@@ -311,6 +325,7 @@ rule km_figure:
             },
         ),
         pdf=f"{SURVIVAL}/km/{{outcome}}/{{model}}.pdf",
+        tiff=f"{SURVIVAL}/km/{{outcome}}/{{model}}.tiff",
     log:
         f"logs/{RESPONSE_COHORT}/km_figure/{{endpoint}}_{{outcome}}_{{model}}.log",
     wildcard_constraints:
@@ -343,6 +358,7 @@ rule forest_figure:
             },
         ),
         pdf=f"{SURVIVAL}/forest_{{outcome}}.pdf",
+        tiff=f"{SURVIVAL}/forest_{{outcome}}.tiff",
     log:
         f"logs/{RESPONSE_COHORT}/forest_figure/{{endpoint}}_{{outcome}}.log",
     wildcard_constraints:
@@ -371,6 +387,7 @@ rule heatmap_figure:
             labels={"figure": "feature x gene heatmap"},
         ),
         pdf=f"{RG_DIR}/heatmap.pdf",
+        tiff=f"{RG_DIR}/heatmap.tiff",
     log:
         f"logs/{RADIOGENOMICS_COHORT}/heatmap_figure.log",
     conda:
@@ -397,6 +414,7 @@ rule volcano_figure:
             labels={"figure": "volcano"},
         ),
         pdf=f"{RG_DIR}/volcano.pdf",
+        tiff=f"{RG_DIR}/volcano.tiff",
     log:
         f"logs/{RADIOGENOMICS_COHORT}/volcano_figure.log",
     conda:
@@ -425,6 +443,7 @@ rule enrichment_figure:
             labels={"figure": "ORA dot plot"},
         ),
         ora_pdf=f"{RG_DIR}/ora_dotplot.pdf",
+        ora_tiff=f"{RG_DIR}/ora_dotplot.tiff",
         gsea=report(
             f"{RG_DIR}/gsea_dotplot.png",
             caption="../report/radiogenomics_gsea.rst",
@@ -432,6 +451,7 @@ rule enrichment_figure:
             labels={"figure": "GSEA dot plot"},
         ),
         gsea_pdf=f"{RG_DIR}/gsea_dotplot.pdf",
+        gsea_tiff=f"{RG_DIR}/gsea_dotplot.tiff",
         running=report(
             f"{RG_DIR}/gsea_running_scores.png",
             caption="../report/radiogenomics_running_scores.rst",
@@ -439,6 +459,7 @@ rule enrichment_figure:
             labels={"figure": "GSEA running scores"},
         ),
         running_pdf=f"{RG_DIR}/gsea_running_scores.pdf",
+        running_tiff=f"{RG_DIR}/gsea_running_scores.tiff",
     log:
         f"logs/{RADIOGENOMICS_COHORT}/enrichment_figure.log",
     conda:

@@ -3,8 +3,8 @@
 import pandas as pd
 
 from hccrad.core.runlog import log_to
-from hccrad.figures.models import forest_figure
 from hccrad.figures.style import save_figure
+from hccrad.figures.survival import forest_figure
 
 log = log_to(snakemake.log[0])
 outcome, endpoint = snakemake.wildcards.outcome, snakemake.wildcards.endpoint

@@ -3,8 +3,8 @@
 import pandas as pd
 
 from hccrad.core.runlog import log_to
-from hccrad.figures.models import km_figure
 from hccrad.figures.style import save_figure
+from hccrad.figures.survival import km_figure
 from hccrad.reporting.evaluation import evaluation_cohorts
 
 log = log_to(snakemake.log[0])
@@ -35,6 +35,7 @@ figure = km_figure(
     rows(snakemake.input.logrank).fillna({"note": ""}),
     members,
     title=f"{outcome.upper()} by {model} risk group ({endpoint} score)",
+    outcome=outcome,
 )
 save_figure(figure, snakemake.output.png)
 log.info("KM of %s by %s (%s)", outcome, model, endpoint)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from hccrad.cohorts.phantom import LABELS
 from hccrad.cohorts.sheet import image_columns
-from hccrad.figures.style import LABEL_COLOURS, apply_style
+from hccrad.figures.style import DOUBLE_COLUMN_MM, LABEL_COLOURS, journal_subplots
 
 
 def qc_patients(sheet: pd.DataFrame, per_centre: int, excluded: Collection[str] = ()) -> list[str]:
@@ -45,14 +45,10 @@ def qc_figure(
     sheet: pd.DataFrame, patients: Sequence[str], base_dir: str | Path = "."
 ) -> plt.Figure:
     """Grid of patients (rows) x phases (columns) with liver and tumour contours."""
-    apply_style()
     columns = image_columns(sheet)
-    figure, axes = plt.subplots(
-        len(patients),
-        len(columns),
-        figsize=(1.9 * len(columns), 1.9 * len(patients)),
-        squeeze=False,
-    )
+    # Square image cells across a double column, plus room for the row labels and legend.
+    cell_mm = (DOUBLE_COLUMN_MM - 25.0) / len(columns)
+    figure, axes = journal_subplots(2, cell_mm * len(patients) + 15.0, len(patients), len(columns))
     for row, patient in enumerate(patients):
         record = sheet.loc[patient]
         mask_image = nib.load(Path(base_dir) / record["mask"])
@@ -85,29 +81,19 @@ def qc_figure(
     # A 50 mm scale bar on the first panel; axes are in millimetres.
     first = axes[0, 0]
     first.plot([5, 55], [first.get_ylim()[0] - 8] * 2, color="white", linewidth=2)
-    first.text(
-        30, first.get_ylim()[0] - 12, "50 mm", color="white", ha="center", va="bottom", fontsize=6
-    )
+    first.text(30, first.get_ylim()[0] - 12, "50 mm", color="white", ha="center", va="bottom")
     handles = [plt.Line2D([], [], color=c, label=name) for name, c in LABEL_COLOURS.items()]
-    figure.legend(
-        handles=handles, loc="lower center", ncol=2, frameon=False, bbox_to_anchor=(0.5, -0.01)
-    )
-    figure.tight_layout(rect=(0, 0.02, 1, 1))
+    figure.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False)
     return figure
 
 
 def crops_figure(crops: dict[str, Path], sheet: pd.DataFrame) -> plt.Figure:
     """Mid-slices of each patient's largest-tumour crop, every phase, tumour outlined."""
-    apply_style()
     patients = list(crops)
     first = np.load(crops[patients[0]])
     phases = [str(p) for p in first["phases"]]
-    figure, axes = plt.subplots(
-        len(patients),
-        len(phases),
-        figsize=(1.5 * len(phases), 1.5 * len(patients)),
-        squeeze=False,
-    )
+    cell_mm = min((DOUBLE_COLUMN_MM - 25.0) / len(phases), 38.0)
+    figure, axes = journal_subplots(2, cell_mm * len(patients) + 18.0, len(patients), len(phases))
     for row, patient in enumerate(patients):
         crop = np.load(crops[patient])
         image, mask = crop["image"], crop["mask"]
@@ -133,8 +119,7 @@ def crops_figure(crops: dict[str, Path], sheet: pd.DataFrame) -> plt.Figure:
             if col == 0:
                 axis.set_ylabel(f"{patient}\n{sheet.loc[patient, 'centre']}")
     figure.suptitle(
-        f"Tumour-centred crops after resampling and normalisation ({dx:g} mm voxels, "
+        f"Tumour-centred crops after resampling and normalisation\n({dx:g} mm voxels, "
         f"{image.shape[-1] * dx:g} mm box)"
     )
-    figure.tight_layout()
     return figure

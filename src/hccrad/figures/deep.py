@@ -7,18 +7,17 @@ import pandas as pd
 from matplotlib import pyplot as plt
 
 from hccrad.deep.explain import GradCamPanels
-from hccrad.figures.style import MODEL_COLOURS, apply_style
+from hccrad.figures.style import DOUBLE_COLUMN_MM, MIN_FONT_PT, MODEL_COLOURS, journal_subplots
 
 CAM_COLOURMAP = "inferno"
 
 
 def grad_cam_figure(panels: GradCamPanels) -> plt.Figure:
     """The Grad-CAM figure: each patient's slice (tumour outlined) above its Grad-CAM overlay."""
-    apply_style()
     n = len(panels.patients)
-    figure, axes = plt.subplots(
-        2, n, figsize=(1.45 * n + 0.9, 3.4), squeeze=False, layout="constrained"
-    )
+    # A column of two images per patient across a double column, the colour bar at the right.
+    cell_mm = min((DOUBLE_COLUMN_MM - 30.0) / n, 40.0)
+    figure, axes = journal_subplots(2, 2 * cell_mm + 30.0, 2, n)
     shown = None
     for column in range(n):
         image, extent = panels.images[column], tuple(panels.extents_mm[column])
@@ -41,14 +40,14 @@ def grad_cam_figure(panels: GradCamPanels) -> plt.Figure:
         shown = axes[1, column].imshow(
             panels.cams[column], cmap=CAM_COLOURMAP, vmin=0, vmax=1, alpha=0.55, extent=extent
         )
-        axes[0, column].set_title(panels.titles[column], fontsize=7)
+        axes[0, column].set_title(panels.titles[column], fontsize=MIN_FONT_PT)
     axes[0, 0].set_ylabel(f"{panels.phase.replace('_', ' ')} phase")
     axes[1, 0].set_ylabel("Grad-CAM overlay")
     if panels.has_spacing:
         _scale_bar(axes[0, 0])
     colorbar = figure.colorbar(shown, ax=axes[1, :].tolist(), shrink=0.9)
     colorbar.set_label(f"Grad-CAM, {panels.architecture} {panels.layer}\n(0-1 per patient)")
-    figure.suptitle("Where the network looks: mid-tumour axial slice, tumour outlined", fontsize=9)
+    figure.suptitle("Where the network looks: mid-tumour axial slice, tumour outlined")
     return figure
 
 
@@ -58,14 +57,14 @@ def _scale_bar(ax: plt.Axes) -> None:
     bottom = ax.get_ylim()[0]  # the image's last row: y grows downwards
     x0, y0 = 0.08 * width, 0.9 * bottom
     ax.plot([x0, x0 + 10.0], [y0, y0], color="white", linewidth=1.5)
-    ax.text(x0 + 5.0, 0.86 * bottom, "10 mm", color="white", fontsize=6, ha="center")
+    ax.text(x0 + 5.0, 0.86 * bottom, "10 mm", color="white", ha="center")
 
 
 def selection_figure(table: pd.DataFrame, summary: pd.DataFrame, winner: str) -> plt.Figure:
     """Held-out-fold AUC of each architecture (points), mean and SD (bar), the winner marked."""
-    apply_style()
     order = list(summary["architecture"])
-    figure, ax = plt.subplots(figsize=(3.4, 0.45 * len(order) + 1.2), layout="constrained")
+    figure, axes = journal_subplots(1, 11.0 * len(order) + 30.0)
+    ax = axes[0, 0]
     rng = np.random.default_rng(0)  # fixed jitter: the figure is byte-reproducible
     for row, architecture in enumerate(order):
         aucs = table.loc[table["architecture"] == architecture, "auc"].to_numpy(dtype=float)
@@ -84,10 +83,10 @@ def selection_figure(table: pd.DataFrame, summary: pd.DataFrame, winner: str) ->
         ax.scatter(aucs, row + rng.uniform(-0.18, 0.18, len(aucs)), s=10, color=colour, alpha=0.6)
     ax.axvline(0.5, color="black", linewidth=0.6, linestyle=":")
     ax.set_yticks(range(len(order)))
-    ax.set_yticklabels([f"{a} (DLTR)" if a == winner else a for a in order], fontsize=7)
+    ax.set_yticklabels([f"{a} (DLTR)" if a == winner else a for a in order])
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     n_folds = int(table["fold"].max())
-    ax.set_xlabel(f"held-out fold AUC ({n_folds}-fold CV, training split only)")
-    ax.set_title("Architecture selection: folds (dots), mean ± SD (diamond)")
+    ax.set_xlabel(f"Held-out fold AUC ({n_folds}-fold CV, training split only)")
+    ax.set_title("Architecture selection:\nfolds (dots), mean ± SD (diamond)")
     return figure

@@ -9,7 +9,7 @@ import pandas as pd
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
-from hccrad.figures.style import apply_style
+from hccrad.figures.style import journal_subplots
 
 UP_COLOUR, DOWN_COLOUR, OTHER_COLOUR = "#D55E00", "#0072B2", "#BBBBBB"
 
@@ -45,7 +45,6 @@ def plot_volcano(
     title: str | None = None,
 ) -> Figure:
     """Volcano plot: log2 fold change vs -log10 padj, thresholds drawn, top genes labelled."""
-    apply_style()
     lfc_column = "log2FoldChange_shrunk" if shrunk else "log2FoldChange"
     if results[lfc_column].isna().all():
         lfc_column = "log2FoldChange"  # fitted without shrinkage
@@ -58,7 +57,8 @@ def plot_volcano(
     up = significant & (lfc >= lfc_threshold)
     down = significant & (lfc <= -lfc_threshold)
     other = ~(up | down)
-    figure, ax = plt.subplots(figsize=(3.6, 3.2))
+    figure, axes = journal_subplots(1, 85.0)
+    ax = axes[0, 0]
     for mask, colour, label in (
         (other, OTHER_COLOUR, "other"),
         (up, UP_COLOUR, f"up ({up.sum()})"),
@@ -73,7 +73,7 @@ def plot_volcano(
     labelled = labelled.sort_values(["padj", "gene"], kind="stable").head(n_labels)
     x_extent = max(np.abs(lfc).max(), lfc_threshold)
     labels = []
-    y_gap = 0.05 * max(height.max(), 1.0)
+    y_gap = 0.07 * max(height.max(), 1.0)  # 7 pt labels on an 89 mm figure need the room
     for direction in (1, -1):
         side = labelled[np.sign(labelled[lfc_column]) == direction]
         side = side.sort_values(["_height", "gene"], ascending=[False, True], kind="stable")
@@ -87,7 +87,6 @@ def plot_volcano(
                 xytext=(row[lfc_column] + direction * 0.15 * x_extent, text_y),
                 ha="left" if direction > 0 else "right",
                 va="center",
-                fontsize=6,
                 arrowprops={"arrowstyle": "-", "color": "grey", "linewidth": 0.4},
             )
             labels.append(text)
@@ -95,7 +94,7 @@ def plot_volcano(
     shrink_note = " (apeglm)" if lfc_column.endswith("shrunk") else ""
     ax.set_xlabel(rf"$\log_2$ fold change{shrink_note}")
     ax.set_ylabel(r"$-\log_{10}$ adjusted P")
-    ax.legend(frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, markerscale=2)
+    figure.legend(frameon=False, loc="outside lower center", ncol=3, markerscale=2)
     if title:
         ax.set_title(title)
     return figure

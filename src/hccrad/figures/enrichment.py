@@ -13,7 +13,7 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from scipy.cluster import hierarchy
 
-from hccrad.figures.style import apply_style
+from hccrad.figures.style import journal_figure, journal_subplots, panel_letters
 from hccrad.radiogenomics.enrich import (
     PrerankResult,
     running_enrichment_score,
@@ -86,7 +86,6 @@ def plot_enrichment_dots(
     title: str | None = None,
 ) -> Figure:
     """Dot plot of the top pathways: x = -log10 FDR or NES, size = overlap, colour = FDR."""
-    apply_style()
     if x == "nes" and "nes" not in table:
         raise ValueError("x='nes' needs a GSEA table (no 'nes' column)")
     top = top_pathways(table, n_pathways).iloc[::-1]  # best at the top of the axis
@@ -94,7 +93,8 @@ def plot_enrichment_dots(
     x_values = -np.log10(fdr) if x == "fdr" else top["nes"].to_numpy()
     sizes = top[_size_column(table)].to_numpy(dtype=float)
     area = 12 + 180 * sizes / max(sizes.max(), 1.0)
-    figure, ax = plt.subplots(figsize=(4.8, 0.5 + 0.22 * len(top)))
+    figure, axes = journal_subplots(2, 30.0 + 5.0 * len(top))
+    ax = axes[0, 0]
     norm = colors.LogNorm(vmin=min(fdr.min(), fdr_threshold / 10), vmax=1.0)
     dots = ax.scatter(
         x_values,
@@ -116,20 +116,19 @@ def plot_enrichment_dots(
     else:
         ax.axvline(0, color="grey", linewidth=0.8)
         ax.set_xlabel("Normalised enrichment score (NES)")
-    colour_bar = figure.colorbar(dots, ax=ax, pad=0.02, fraction=0.06)
+    colour_bar = figure.colorbar(dots, ax=ax, pad=0.02, fraction=0.04, shrink=0.6, aspect=15)
     colour_bar.set_label("FDR")
     legend_sizes = np.unique(np.linspace(max(sizes.min(), 1), max(sizes.max(), 1), 3).round())
     handles = [
         ax.scatter([], [], s=12 + 180 * s / max(sizes.max(), 1.0), c="white", edgecolors="black")
         for s in legend_sizes
     ]
-    ax.legend(
+    figure.legend(
         handles,
         [f"{int(s)}" for s in legend_sizes],
         title="Leading edge" if _size_column(table) == "leading_edge_size" else "Overlap",
-        loc="lower right",
+        loc="outside right lower",
         frameon=False,
-        borderaxespad=0.2,
     )
     collection = f"{table['collection'].iat[0]} {table['collection_version'].iat[0]}"
     ax.set_title(title or collection)
@@ -141,16 +140,16 @@ def plot_running_scores(
     result: PrerankResult, pathways: Sequence[str], weight: float = 1.0, n_columns: int = 2
 ) -> Figure:
     """GSEA running-score curves with hit ticks, one panel per pathway, NES and FDR in each."""
-    apply_style()
     pathways = [p for p in pathways if p in result.gene_sets]
     if not pathways:
         raise ValueError("none of the requested pathways was tested")
     rows_of_panels = int(np.ceil(len(pathways) / n_columns))
-    figure = plt.figure(figsize=(3.4 * n_columns, 2.2 * rows_of_panels), layout="constrained")
+    figure = journal_figure(1 if n_columns == 1 else 2, 55.0 * rows_of_panels)
     panels = figure.add_gridspec(rows_of_panels, n_columns)
     rows = result.table.set_index("pathway")
     floor = fdr_floor(result.table)
     positions = np.arange(1, len(result.ranking) + 1)
+    score_axes: list[plt.Axes] = []
     for i, pathway in enumerate(pathways):
         # Curve and hit ticks share a panel without a gap, as in the GSEA desktop plot.
         cell = panels[divmod(i, n_columns)].subgridspec(2, 1, height_ratios=[4, 1], hspace=0)
@@ -161,16 +160,9 @@ def plot_running_scores(
         score_ax.plot(positions, score, color="#D55E00" if nes >= 0 else "#0072B2", linewidth=1.0)
         score_ax.axhline(0, color="grey", linewidth=0.6)
         score_ax.set_ylabel("Running ES")
-        score_ax.set_title(pathway_label(pathway))
-        score_ax.text(
-            0.98,
-            0.95,
-            f"NES {nes:.2f}\nFDR {format_fdr(fdr, floor)}",
-            transform=score_ax.transAxes,
-            ha="right",
-            va="top",
-            fontsize=7,
-        )
+        # NES and FDR in the title, not on the curve.
+        score_ax.set_title(f"{pathway_label(pathway)}\nNES {nes:.2f}, FDR {format_fdr(fdr, floor)}")
+        score_axes.append(score_ax)
         score_ax.tick_params(bottom=False, labelbottom=False)
         score_ax.spines["bottom"].set_visible(False)
         hits_ax.vlines(hits + 1, 0, 1, color="black", linewidth=0.4)
@@ -179,6 +171,8 @@ def plot_running_scores(
         hits_ax.spines["left"].set_visible(False)
         hits_ax.set_xlim(1, len(result.ranking))
         hits_ax.set_xlabel("Gene rank")
+    if len(score_axes) > 1:
+        panel_letters(score_axes)
     return figure
 
 
@@ -199,16 +193,16 @@ def plot_rho_heatmap(
     max_tick_labels: int = 60,
 ) -> Figure:
     """Heatmap of features (rows) x top genes (columns) of rho, symmetric colour bar."""
-    apply_style()
     genes = top_genes_by_rho(rho, n_genes)
     matrix = rho.loc[:, genes].fillna(0.0)
     if cluster:
         matrix = matrix.iloc[_clustered_order(matrix.to_numpy()), :]
         matrix = matrix.iloc[:, _clustered_order(matrix.to_numpy().T)]
     limit = float(np.nanmax(np.abs(matrix.to_numpy()))) or 1.0
-    width = min(1.8 + 0.14 * matrix.shape[1], 11.0)
-    height = min(1.4 + 0.14 * matrix.shape[0], 9.0)
-    figure, ax = plt.subplots(figsize=(width, height))
+    # A double column wide; a row per feature tall enough for its 7 pt label (capped at a page).
+    height_mm = 60.0 + 3.0 * min(matrix.shape[0], max_tick_labels)
+    figure, axes = journal_subplots(2, height_mm)
+    ax = axes[0, 0]
     image = ax.imshow(
         matrix.to_numpy(),
         cmap="RdBu_r",

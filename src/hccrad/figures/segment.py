@@ -13,7 +13,7 @@ from matplotlib.lines import Line2D
 
 from hccrad.core.labels import TUMOUR_LABEL
 from hccrad.figures.radiomics import icc_figure
-from hccrad.figures.style import apply_style
+from hccrad.figures.style import DOUBLE_COLUMN_MM, journal_subplots, panel_letters
 from hccrad.segment.baseline import METHOD_BASELINE
 from hccrad.segment.evaluate import read_predicted
 from hccrad.segment.network import METHOD_NETWORK
@@ -28,12 +28,10 @@ def overlay_figure(
     phase: str,
 ) -> Any:
     """Predicted vs reference contours on each patient's largest tumour slice (one panel each)."""
-    apply_style()
     columns = min(4, max(1, len(patients)))
     rows = int(np.ceil(len(patients) / columns))
-    figure, axes = plt.subplots(
-        rows, columns, figsize=(1.9 * columns, 2.1 * rows + 0.4), squeeze=False
-    )
+    cell_mm = DOUBLE_COLUMN_MM / columns
+    figure, axes = journal_subplots(2, (cell_mm + 8.0) * rows + 18.0, rows, columns)
     for axis in axes.flat:
         axis.set_axis_off()
     tumour = metrics[(metrics["structure"] == "tumour")].set_index(["patient_id", "method"])
@@ -64,19 +62,21 @@ def overlay_figure(
         axis.set_title(
             f"{patient} ({network['centre']}, {network['split']})\n"
             f"Dice U-Net++ {network['dice']:.2f}, Otsu {baseline['dice']:.2f}",
-            fontsize=6.5,
+            fontsize=plt.rcParams["font.size"],
         )
         axis.plot([5, 55], [height * spacing[1] - 6] * 2, color="white", linewidth=1.5)
-        axis.text(30, height * spacing[1] - 9, "50 mm", color="white", fontsize=5.5, ha="center")
+        axis.text(30, height * spacing[1] - 9, "50 mm", color="white", ha="center")
     handles = [
         Line2D([], [], color="#56B4E9", label="reference tumour"),
         Line2D([], [], color="#E69F00", linestyle="dashed", label="predicted tumour (U-Net++)"),
     ]
-    figure.legend(handles=handles, loc="lower center", ncol=2, frameon=False)
+    figure.legend(handles=handles, loc="outside lower center", ncol=2, frameon=False)
     figure.suptitle(
         f"Predicted vs reference tumour contours, largest tumour slice ({phase} phase, z-score)"
     )
-    figure.tight_layout(rect=(0, 0.05, 1, 1))
+    shown = [axis for axis, _ in zip(axes.flat, patients, strict=False)]
+    if len(shown) > 1:
+        panel_letters(shown)
     return figure
 
 
@@ -87,6 +87,7 @@ def auto_icc_figure(icc: pd.DataFrame, threshold: float) -> Any:
     axis.set_ylabel("ICC(3,1), reference vs predicted masks")
     axis.set_title(
         f"Radiomics from predicted masks: {int(icc['agrees'].sum())} of {len(icc)} features with "
-        f"ICC >= {threshold} (n = {int(icc['n_patients'].iloc[0])} patients; green: agree)"
+        f"ICC >= {threshold}\n(n = {int(icc['n_patients'].iloc[0])} patients; green: agree)",
+        pad=12,
     )
     return figure

@@ -9,17 +9,17 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import textwrap
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import yaml
-from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from hccrad.figures.style import apply_style
+from hccrad.figures.style import journal_subplots
 
 NODE = re.compile(r'^\s*(\d+)\s*\[label\s*=\s*"([^"]+)"')
 EDGE = re.compile(r"^\s*(\d+)\s*->\s*(\d+)")
@@ -84,7 +84,6 @@ def rulegraph_figure(
     graph: nx.DiGraph, title: str = "Workflow: rules and their dependencies"
 ) -> Figure:
     """Rules in dependency layers (top to bottom); figure rules and targets coloured apart."""
-    apply_style()
     graph = graph.copy()
     graph.remove_nodes_from([r for r in TARGET_RULES if r in graph])
     depth = _layers(graph)
@@ -99,9 +98,11 @@ def rulegraph_figure(
         rule: (x, -y)
         for rule, (y, x) in nx.multipartite_layout(graph, subset_key=layers, scale=1).items()
     }
-    n_layers = len(layers)
+    # A double column wide, a layer every 13 mm; names wrapped to fit beside their neighbours.
+    figure, axes = journal_subplots(2, 13.0 * len(layers) + 25.0)
+    axis = axes[0, 0]
     widest = max(map(len, layers.values()))
-    figure, axis = plt.subplots(figsize=(max(6.5, 1.9 * widest), 0.75 * n_layers + 1.0))
+    wrap = max(8, int(150 / widest))
     colours = {
         rule: "#E69F00" if rule.endswith(FIGURE_SUFFIX) else "#56B4E9" for rule in graph.nodes
     }
@@ -112,18 +113,18 @@ def rulegraph_figure(
         axis.text(
             x,
             y,
-            rule.replace("_", " "),
+            textwrap.fill(rule.replace("_", " "), wrap, break_long_words=False),
             ha="center",
             va="center",
-            fontsize=6,
             bbox={"boxstyle": "round,pad=0.3", "facecolor": colours[rule], "edgecolor": "none"},
         )
-    axis.legend(
+    figure.legend(
         handles=[
             Patch(color="#56B4E9", label="computes results (tables, models, images)"),
             Patch(color="#E69F00", label="draws a figure from results (figures target)"),
         ],
-        loc="upper right",
+        loc="outside lower center",
+        ncol=2,
         frameon=False,
     )
     axis.set_title(f"{title} ({graph.number_of_nodes()} rules)")

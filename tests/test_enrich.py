@@ -8,6 +8,7 @@ import gseapy
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SHARED
 from matplotlib import image
 from scipy import stats
 
@@ -20,6 +21,7 @@ from hccrad.figures.enrichment import (
 from hccrad.figures.style import save_figure
 from hccrad.radiogenomics.enrich import (
     DEFAULT_PATHWAYS,
+    MIN_SAME_SIGN_NULL,
     GeneSetCollection,
     collapse_to_symbols,
     collection_name_version,
@@ -30,7 +32,9 @@ from hccrad.radiogenomics.enrich import (
     restrict_gene_sets,
     running_enrichment_score,
     running_score_pathways,
+    sign_matched_null,
     sorted_ranking,
+    top_pathways,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -202,11 +206,40 @@ def test_prerank_agrees_with_gseapy_prerank_called_directly(
     mine = prerank_result.table.set_index("pathway")
     assert set(mine.index) == set(direct.index)
     direct = direct.loc[mine.index]
-    for ours, theirs in [("es", "ES"), ("nes", "NES"), ("p_value", "NOM p-val")]:
+    assert not mine["null_too_small"].any()  # a symmetric ranking: both nulls are large
+    for ours, theirs in [("es", "ES"), ("nes", "NES"), ("fdr", "FDR q-val")]:
         np.testing.assert_allclose(mine[ours], direct[theirs].astype(float), rtol=1e-12)
-    np.testing.assert_allclose(mine["fdr_gsea"], direct["FDR q-val"].astype(float), rtol=1e-12)
     assert (mine["leading_edge"] == direct["Lead_genes"]).all()
-    np.testing.assert_allclose(mine["fdr"], stats.false_discovery_control(mine["p_value"]))
+    # gseapy's nominal P is b/n over the sign-matched null; ours is (b+1)/(n+1) of the same.
+    b_over_n = direct["NOM p-val"].astype(float)
+    n = mine["null_same_sign"]
+    np.testing.assert_allclose(mine["p_value"], (b_over_n * n + 1) / (n + 1), rtol=1e-9)
+    assert (mine["p_value"] > 0).all()
+
+
+def test_sign_matched_null_counts_only_the_sets_sign():
+    null = np.array([0.1, 0.2, 0.5, -0.1, -0.4])
+    assert sign_matched_null(0.3, null) == (3, pytest.approx(2 / 4))
+    assert sign_matched_null(-0.3, null) == (2, pytest.approx(2 / 3))
+    assert sign_matched_null(-0.3, np.array([0.1, 0.2])) == (0, 1.0)  # empty null: P = 1
+
+
+def test_an_unsigned_ranking_flags_depleted_sets_instead_of_calling_them(hallmark, tested_genes):
+    """All-positive scores: a depleted set has no negative permuted ES, so it is not judged."""
+    rng = np.random.default_rng(5)
+    ranking = pd.Series(np.abs(rng.standard_normal(len(tested_genes))), index=tested_genes)
+    ranking[hallmark.gene_sets[HYPOXIA]] *= 0.2  # hypoxia genes at the bottom: depleted
+    table = gsea_prerank(ranking, hallmark, permutations=PERMUTATIONS, seed=1).table
+    row = table.set_index("pathway").loc[HYPOXIA]
+    assert row["es"] < 0 and row["null_same_sign"] < MIN_SAME_SIGN_NULL
+    assert row["null_too_small"] and np.isnan(row["fdr"])
+    assert "FDR not judged" in row["note"] and "negative" in row["note"]
+    if row["null_same_sign"] == 0:
+        assert np.isnan(row["nes"])  # never gseapy's -1 from an empty null
+    assert not (table["nes"] == -1.0).any()
+    judged = table[~table["null_too_small"]]
+    assert judged["fdr"].notna().all() and judged["note"].eq("").all()
+    assert HYPOXIA not in set(top_pathways(table, len(table))["pathway"])
 
 
 def test_prerank_finds_the_planted_pathway_and_is_reproducible(
@@ -298,3 +331,71 @@ def test_prerank_result_is_rebuilt_from_the_files_the_workflow_writes(
     ]
     np.testing.assert_array_equal(curves[0][0], curves[1][0])
     np.testing.assert_array_equal(curves[0][1], curves[1][1])
+
+
+# --------------------------------------------------------------------------- real TCGA-LIHC pairs
+
+LIHC_TPM = SHARED / "tcga_lihc" / "linnorm_LIHC_tpm_10pairs.csv.gz"  # MIT, 10 tumour/normal pairs
+LIHC_UP = ["HALLMARK_E2F_TARGETS", "HALLMARK_G2M_CHECKPOINT", "HALLMARK_MYC_TARGETS_V1"]
+LIHC_DOWN = [
+    "HALLMARK_XENOBIOTIC_METABOLISM",
+    "HALLMARK_BILE_ACID_METABOLISM",
+    "HALLMARK_COAGULATION",
+    "HALLMARK_FATTY_ACID_METABOLISM",
+]
+LIHC_MARGINAL = ["HALLMARK_ESTROGEN_RESPONSE_LATE", "HALLMARK_UV_RESPONSE_DN"]
+
+
+@pytest.fixture(scope="module")
+def lihc_paired() -> tuple[np.ndarray, pd.Index, pd.Series]:
+    """Tumour minus normal log2(TPM+1) per pair (genes expressed in half the samples), symbols."""
+    if not LIHC_TPM.exists():
+        pytest.skip(f"real data not found: {LIHC_TPM}")
+    tpm = pd.read_csv(LIHC_TPM, index_col=0)
+    tumour = sorted(c for c in tpm.columns if c.endswith("-01A"))
+    normal = [c.removesuffix("-01A") + "-11A" for c in tumour]
+    tpm = tpm[(tpm >= 1).mean(axis=1) >= 0.5]
+    log2 = np.log2(tpm + 1.0)
+    diff = log2[tumour].to_numpy() - log2[normal].to_numpy()
+    symbols = pd.Series([i.split("|")[0] for i in tpm.index], index=tpm.index).replace("?", "")
+    return diff, tpm.index, symbols
+
+
+def lihc_gsea(hallmark, lihc_paired, statistic: str) -> pd.DataFrame:
+    """GSEA of the tumour-vs-normal ranking (paired log2 fold change or paired t)."""
+    diff, genes, symbols = lihc_paired
+    mean = diff.mean(axis=1)
+    values = mean if statistic == "log2fc" else stats.ttest_rel(diff, 0 * diff, axis=1).statistic
+    ranking = collapse_to_symbols(pd.Series(values, index=genes), symbols)
+    return gsea_prerank(ranking, hallmark, permutations=1000, seed=0).table.set_index("pathway")
+
+
+def test_lihc_tumour_vs_normal_calls_the_known_programmes(hallmark, lihc_paired):
+    """Proliferation up and liver metabolism down in HCC; EMT is not called."""
+    table = lihc_gsea(hallmark, lihc_paired, "log2fc")
+    assert not table["null_too_small"].any()  # every sign-matched null has >= 50 values
+    assert (table.loc[LIHC_UP, "fdr"] < 0.05).all() and (table.loc[LIHC_UP, "nes"] > 0).all()
+    assert (table.loc[LIHC_DOWN, "fdr"] < 0.05).all() and (table.loc[LIHC_DOWN, "nes"] < 0).all()
+    assert table.at["HALLMARK_EPITHELIAL_MESENCHYMAL_TRANSITION", "fdr"] > 0.1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 31 asks these not be called; on the paired log2 fold change GSEA's q is "
+    "0.036-0.045 for both over seeds 0-3 (1000 permutations), 160-190 permuted ES of their sign",
+)
+def test_lihc_estrogen_late_and_uv_dn_are_not_called(hallmark, lihc_paired):
+    table = lihc_gsea(hallmark, lihc_paired, "log2fc")
+    assert not (table.loc[LIHC_MARGINAL, "fdr"] < 0.05).any()
+
+
+def test_lihc_paired_t_is_lopsided_and_its_depleted_sets_are_not_judged(hallmark, lihc_paired):
+    """Paired t: 8,706 positive vs 2,797 negative scores leave the down sets no negative null."""
+    table = lihc_gsea(hallmark, lihc_paired, "t")
+    assert (table.loc[LIHC_UP, "fdr"] < 0.05).all()
+    down = table.loc[[*LIHC_DOWN, *LIHC_MARGINAL]]
+    assert (down["es"] < 0).all() and down["null_too_small"].all() and down["fdr"].isna().all()
+    assert down["note"].str.contains("FDR not judged").all()
+    assert not (table["nes"].abs() == 1.0).any()
+    emt = table.loc["HALLMARK_EPITHELIAL_MESENCHYMAL_TRANSITION"]
+    assert not emt["fdr"] < 0.05  # FDR 0 under the former BH over b/n

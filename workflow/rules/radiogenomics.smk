@@ -164,6 +164,8 @@ rule enrich_truth:
     input:
         ora=f"{RG_DIR}/ora.tsv",
         gsea=f"{RG_DIR}/gsea.tsv",
+        ranking=f"{RG_DIR}/gsea_ranking.tsv",
+        gene_list=f"{RG_DIR}/gene_list.tsv",
         correlations=f"{RG_DIR}/correlations.parquet",
         gmt=config["gene_sets"],
         truth=f"results/{RADIOGENOMICS_COHORT}/truth/truth.json",
@@ -182,9 +184,10 @@ rule enrich_truth:
         ENV
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=2000,
+        runtime=20,
     params:
-        fdr_threshold=RG_CFG["enrichment"]["fdr_threshold"],
+        settings=RG_CFG,
+        seed=config["seed"],
     script:
         "../scripts/enrich_truth.py"

@@ -26,6 +26,7 @@ result = gsea_prerank(
     threads=snakemake.threads,
     min_size=enrichment_cfg["min_size"],
     max_size=enrichment_cfg["max_size"],
+    min_null=enrichment_cfg["min_same_sign_null"],
 )
 result.table.insert(0, "ranking", how)
 result.table.to_csv(snakemake.output.table, sep="\t", index=False, float_format="%.6g")
@@ -33,10 +34,14 @@ result.table.to_csv(snakemake.output.table, sep="\t", index=False, float_format=
 result.ranking.rename(how).to_csv(snakemake.output.ranking, sep="\t", float_format="%.17g")
 threshold = enrichment_cfg["fdr_threshold"]
 log.info(
-    "%d genes ranked by %s; %d of %d sets at FDR < %g",
+    "%d genes ranked by %s (%d positive, %d negative); %d of %d sets at FDR < %g",
     len(result.ranking),
     how,
+    (result.ranking > 0).sum(),
+    (result.ranking < 0).sum(),
     (result.table["fdr"] < threshold).sum(),
     len(result.table),
     threshold,
 )
+for row in result.table[result.table["null_too_small"]].itertuples():
+    log.warning("%s: %s", row.pathway, row.note)

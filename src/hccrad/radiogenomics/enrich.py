@@ -11,8 +11,12 @@ Conventions
 - ORA background = the genes that were tested (expressed and correlated), not the genome. Sets
   are restricted to the background before the ``min_size``/``max_size`` filter, and the BH
   FDR counts every set that passed the filter, including those without a hit (P = 1).
-- GSEA: ``fdr`` is Benjamini-Hochberg over the nominal permutation P of the tested sets;
-  ``fdr_gsea`` is GSEA's own NES-based permutation q value as gseapy reports it.
+- GSEA: ``fdr`` is GSEA's own q value as gseapy computes it (the NES of each set against the
+  NES of all permuted sets of the same sign, Subramanian et al. 2005), not BH over nominal P.
+  ``p_value`` is the sign-matched permutation P, (b + 1) / (n + 1) over the n permutations whose
+  ES has the set's sign. A lopsided ranking (most scores of one sign) can leave a set with
+  almost no permuted ES of its sign; then NES (scaled by their mean) and P cannot be judged:
+  such a set is flagged (``null_too_small``), its ``fdr`` is NaN and ``note`` says why.
 - Every table carries ``collection`` and ``collection_version`` parsed from the GMT file name.
 
 Why genes are handed to gseapy as tokens (``G000001``, ...) rather than symbols: when fewer than
@@ -70,13 +74,18 @@ GSEA_COLUMNS: tuple[str, ...] = (
     "nes",
     "p_value",
     "fdr",
-    "fdr_gsea",
     "fwer_p",
+    "null_same_sign",
+    "null_too_small",
     "leading_edge_size",
     "leading_edge",
     "permutations",
     "seed",
+    "note",
 )
+# Fewest permuted ES of a set's sign that judge it: the NES divides by their mean, and the
+# smallest P is 1/(n+1) (0.02 at 50), which BH over a Hallmark-size collection can still pass.
+MIN_SAME_SIGN_NULL = 50
 
 
 @dataclass(frozen=True)
@@ -220,7 +229,7 @@ def over_representation(
 
 
 def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
-    """BH-adjusted P (scipy); NaN (e.g. a GSEA set without a same-sign null) stays NaN."""
+    """BH-adjusted P (scipy); NaN P values stay NaN and do not count as tests."""
     adjusted = np.full(p_values.shape, np.nan)
     finite = np.isfinite(p_values)
     if finite.any():
@@ -249,6 +258,48 @@ def sorted_ranking(ranking: pd.Series) -> pd.Series:
     return pd.Series(frame["score"].to_numpy(), index=pd.Index(frame["gene"], name="gene"))
 
 
+def _prerank_with_null(**kwargs) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """gseapy.prerank's table plus each set's permuted ES, which gseapy computes but drops."""
+    import gseapy  # slow import (~2-5 s): only when an analysis runs
+
+    class _KeepNull(gseapy.Prerank):
+        """Prerank that keeps the per-set null ES of its summaries (to judge sign-matched nulls)."""
+
+        def to_df(self, gsea_summary: list, *args: object, **kw: object) -> None:
+            self.esnull = {gs.term: np.asarray(gs.esnull, dtype=float) for gs in gsea_summary}
+            super().to_df(gsea_summary, *args, **kw)
+
+    runner = _KeepNull(**kwargs)
+    runner.run()
+    return runner.res2d, runner.esnull
+
+
+def sign_matched_null(es: float, null: np.ndarray) -> tuple[int, float]:
+    """Permuted ES of the observed ES's sign (n) and the permutation P (b + 1) / (n + 1).
+
+    GSEA compares a positive ES only with positive permuted ES and a negative one only with
+    negative ones (gseapy's sign split: ES >= 0 is positive). gseapy reports b / n, which is 0
+    when no permuted ES is as extreme and 0 / 0 = 0 or 1 when none has the sign; the +1 keeps
+    P above zero and makes an empty null P = 1 (Phipson and Smyth 2010).
+    """
+    same = null[null >= 0] if es >= 0 else null[null < 0]
+    extreme = int((same >= es).sum()) if es >= 0 else int((same <= es).sum())
+    return len(same), (extreme + 1) / (len(same) + 1)
+
+
+def _null_note(es: float, n_same: int, permutations: int, min_null: int, q: float) -> str:
+    """Why a set's sign-matched null cannot judge it, in words ('' when it can)."""
+    if n_same >= min_null:
+        return ""
+    sign = "positive" if es >= 0 else "negative"
+    what = "NES undefined" if n_same == 0 else "NES and P unreliable"
+    count = "none" if n_same == 0 else f"only {n_same}"
+    return (
+        f"{count} of {permutations} permuted ES {sign} (fewer than {min_null}): "
+        f"{what}, FDR not judged (gseapy's q {q:.3g}); the ranking is lopsided"
+    )
+
+
 def gsea_prerank(
     ranking: pd.Series,
     collection: GeneSetCollection,
@@ -258,10 +309,9 @@ def gsea_prerank(
     min_size: int = 15,
     max_size: int = 500,
     weight: float = 1.0,
+    min_null: int = MIN_SAME_SIGN_NULL,
 ) -> PrerankResult:
     """GSEA preranked (gene-set permutations) of a score per gene, e.g. rho or a DE statistic."""
-    import gseapy  # slow import (~2-5 s): only when an analysis runs
-
     if permutations < 1:
         raise ValueError(f"permutations must be >= 1, got {permutations}")
     ordered = sorted_ranking(ranking)
@@ -275,7 +325,7 @@ def gsea_prerank(
     tokens = pd.Series(ordered.to_numpy(), index=[to_token[g] for g in ordered.index])
     # ascending=None: gseapy keeps our order, so ties are broken by gene name, not by the
     # input order. gseapy caps threads at cpu_count - 1; results do not depend on threads.
-    result = gseapy.prerank(
+    raw, nulls = _prerank_with_null(
         rnk=tokens,
         gene_sets=_encode_sets(tested, to_token),
         min_size=min_size,
@@ -288,25 +338,35 @@ def gsea_prerank(
         outdir=None,
         no_plot=True,
     )
-    raw = result.res2d
     leading = [
         [to_gene[t] for t in str(genes).split(";") if t] for genes in raw["Lead_genes"].fillna("")
     ]
+    es = raw["ES"].astype(float).to_numpy()
+    q = raw["FDR q-val"].astype(float).to_numpy()
+    null = [sign_matched_null(e, nulls[term]) for e, term in zip(es, raw["Term"], strict=True)]
+    n_same = np.array([n for n, _ in null])
+    too_small = n_same < min_null
     table = pd.DataFrame(
         {
             "pathway": raw["Term"].to_numpy(),
-            "es": raw["ES"].astype(float).to_numpy(),
-            "nes": raw["NES"].astype(float).to_numpy(),
-            "p_value": raw["NOM p-val"].astype(float).to_numpy(),
-            "fdr_gsea": raw["FDR q-val"].astype(float).to_numpy(),
+            "es": es,
+            # An empty sign-matched null has no mean to scale by: gseapy then reports -1 or 1.
+            "nes": np.where(n_same == 0, np.nan, raw["NES"].astype(float).to_numpy()),
+            "p_value": [p for _, p in null],
+            "fdr": np.where(too_small, np.nan, q),
             "fwer_p": raw["FWER p-val"].astype(float).to_numpy(),
+            "null_same_sign": n_same,
+            "null_too_small": too_small,
             "leading_edge_size": [len(genes) for genes in leading],
             "leading_edge": [";".join(genes) for genes in leading],
+            "note": [
+                _null_note(e, n, permutations, min_null, qv)
+                for e, n, qv in zip(es, n_same, q, strict=True)
+            ],
         }
     )
     table["set_size_gmt"] = [len(set(collection.gene_sets[n])) for n in table["pathway"]]
     table["set_size"] = [len(tested[n]) for n in table["pathway"]]
-    table["fdr"] = benjamini_hochberg(table["p_value"].to_numpy())
     table["permutations"] = permutations
     table["seed"] = seed
     table = _finish(table, collection, GSEA_COLUMNS)
@@ -346,9 +406,13 @@ def running_enrichment_score(
 
 
 def top_pathways(table: pd.DataFrame, n: int) -> pd.DataFrame:
-    """The n rows with the smallest FDR (then P, then largest |NES| where present)."""
+    """The n judged rows with the smallest FDR (then P, then largest |NES| where present).
+
+    Rows without an FDR (a GSEA set whose sign-matched null was too small) cannot be ranked.
+    """
     keys = ["fdr", "p_value"]
-    ordered = table.assign(_abs_nes=-table["nes"].abs() if "nes" in table else 0.0)
+    ordered = table[table["fdr"].notna()]
+    ordered = ordered.assign(_abs_nes=-ordered["nes"].abs() if "nes" in ordered else 0.0)
     ordered = ordered.sort_values([*keys, "_abs_nes", "pathway"], kind="stable")
     return ordered.drop(columns="_abs_nes").head(n)
 

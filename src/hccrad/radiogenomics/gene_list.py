@@ -9,11 +9,15 @@ correlations into the gene list and the enrichment:
   ``p_threshold`` (the study's rule) and flagged when it also passes the FDR rule
   (Benjamini-Hochberg over all feature-gene pairs by default). Each gene is reported with its
   strongest feature (smallest P, ties by |rho| then name).
-- The GSEA ranking (``ranking_statistic``): ``max_abs_rho`` ranks genes by their strongest
-  correlation with any selected feature, the threshold-free counterpart of the gene list
-  (unsigned: a gene that rises with one feature and falls with another ranks as high);
-  ``dltr_score`` by their signed rho with the DLTR score; ``de_stat`` by DESeq2's Wald
-  statistic (high vs low DLTR score).
+- The GSEA ranking (``ranking_statistic``): ``signed_rho`` (default) ranks genes by the signed
+  rho of their strongest correlation with any selected feature, the threshold-free counterpart
+  of the gene list that keeps the direction; ``max_abs_rho`` by its absolute value (unsigned:
+  every score is positive, so GSEA's sign-matched null for a depleted set is nearly empty and
+  such sets are flagged, not judged); ``dltr_score`` by their signed rho with the DLTR score;
+  ``de_stat`` by DESeq2's Wald statistic (high vs low DLTR score).
+- Planted-truth recovery (simulated cohorts): a significant non-planted set is "driven by
+  overlap" only when it loses significance once the planted genes are removed from the ranking
+  (GSEA) or from the list and background (ORA) and the enrichment is recomputed; else "other".
 """
 
 from __future__ import annotations
@@ -26,11 +30,17 @@ import pandas as pd
 
 from hccrad.core.plan import RadiogenomicsInputError
 from hccrad.radiogenomics.correlate import CorrelationResult, correlate
-from hccrad.radiogenomics.enrich import GeneSetCollection, benjamini_hochberg, collapse_to_symbols
+from hccrad.radiogenomics.enrich import (
+    GeneSetCollection,
+    benjamini_hochberg,
+    collapse_to_symbols,
+    gsea_prerank,
+    over_representation,
+)
 from hccrad.radiogenomics.expression import ID_COLUMN
 from hccrad.radiogenomics.imaging_features import DLTR_FEATURE
 
-RadiogenomicsRanking = Literal["max_abs_rho", "dltr_score", "de_stat"]
+RadiogenomicsRanking = Literal["signed_rho", "max_abs_rho", "dltr_score", "de_stat"]
 FdrScope = Literal["all_pairs", "per_feature"]
 FDR_COLUMNS: dict[str, str] = {"all_pairs": "fdr_all", "per_feature": "fdr_feature"}
 GENE_LIST_COLUMNS: tuple[str, ...] = (
@@ -47,6 +57,8 @@ GENE_LIST_COLUMNS: tuple[str, ...] = (
     "pass_fdr_rule",
 )
 RULES: tuple[str, ...] = ("p_rule", "fdr_rule")
+# Classes of the truth-recovery table, for significant non-planted sets the removal test's.
+CLASSES: tuple[str, ...] = ("planted", "driven by overlap", "other", "not significant")
 
 
 # --------------------------------------------------------------------------- gene list
@@ -193,6 +205,14 @@ def gene_list_symbols(table: pd.DataFrame, rule: str) -> list[str]:
     return sorted({s for s in passing if s})
 
 
+def strongest_rho(rho: pd.DataFrame) -> pd.Series:
+    """Per gene (column), the signed rho of its largest |rho|; ties go to the first feature."""
+    values = rho.to_numpy(dtype=float)
+    strongest = np.argmax(np.nan_to_num(np.abs(values), nan=-1.0), axis=0)
+    picked = values[strongest, np.arange(values.shape[1])]  # NaN where no feature was tested
+    return pd.Series(picked, index=rho.columns)
+
+
 def ranking_statistic(
     how: RadiogenomicsRanking,
     symbols: pd.Series,
@@ -200,10 +220,12 @@ def ranking_statistic(
     de_table: pd.DataFrame | None = None,
 ) -> pd.Series:
     """The per-symbol statistic GSEA ranks (see the module docstring for the choices)."""
-    if how in ("max_abs_rho", "dltr_score"):
+    if how in ("signed_rho", "max_abs_rho", "dltr_score"):
         if rho is None:
             raise ValueError(f"ranking {how!r} needs the correlation table")
-        if how == "max_abs_rho":
+        if how == "signed_rho":
+            values = strongest_rho(rho)
+        elif how == "max_abs_rho":
             values = rho.abs().max(axis=0)
         else:
             if DLTR_FEATURE not in rho.index:
@@ -231,8 +253,6 @@ def gene_list_enrichment(
     max_size: int = 500,
 ) -> pd.DataFrame:
     """ORA of the gene list under both rules (column gene_list: p_rule, fdr_rule)."""
-    from hccrad.radiogenomics.enrich import over_representation
-
     tables = []
     for rule in RULES:
         listed = gene_list_symbols(genes, rule)
@@ -348,8 +368,45 @@ def planted_pathways(truth: Mapping[str, Any], planted_genes: pd.DataFrame) -> l
     ]
 
 
+def enrichment_without_planted(
+    planted_symbols: Iterable[str],
+    collection: GeneSetCollection,
+    genes: pd.DataFrame,
+    background: Sequence[str],
+    ranking: pd.Series,
+    min_size: int = 15,
+    max_size: int = 500,
+    **gsea_settings: Any,
+) -> dict[str, pd.DataFrame]:
+    """The enrichment tables recomputed with the planted genes removed (the removal test).
+
+    ORA: the planted genes leave the list and the background; GSEA: they leave the ranking.
+    Keys as in :func:`planted_recovery`'s ``tables`` ("ora p_rule", "ora fdr_rule", "gsea").
+    """
+    planted = set(planted_symbols)
+    kept_genes = genes[~genes["symbol"].isin(planted)]
+    kept_background = [g for g in background if g not in planted]
+    ora = gene_list_enrichment(kept_genes, kept_background, collection, min_size, max_size)
+    tables = {f"ora {rule}": rows for rule, rows in ora.groupby("gene_list", sort=False)}
+    kept_ranking = ranking[~ranking.index.isin(planted)]
+    tables["gsea"] = gsea_prerank(
+        kept_ranking, collection, min_size=min_size, max_size=max_size, **gsea_settings
+    ).table
+    return tables
+
+
+def recovery_class(planted: bool, significant: bool, significant_without: bool) -> str:
+    """planted, driven by overlap (loses significance without the planted genes), other."""
+    if planted:
+        return "planted"
+    if not significant:
+        return "not significant"
+    return "other" if significant_without else "driven by overlap"
+
+
 def planted_recovery(
     tables: Mapping[str, pd.DataFrame],
+    without_planted: Mapping[str, pd.DataFrame],
     planted: Sequence[Mapping[str, Any]],
     planted_genes: pd.DataFrame,
     collection: GeneSetCollection,
@@ -358,12 +415,13 @@ def planted_recovery(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Compare enrichment tables with the planted pathways: per-pathway rows and a summary.
 
-    ``tables`` maps an analysis name (e.g. "gsea", "ora p_rule") to its table (pathway, fdr).
-    ``planted_genes`` is the simulator's truth/planted_genes.tsv (gene_name, pathway). A
-    non-planted pathway that shares many planted genes is enriched in truth at the gene level,
-    so each row reports that share among the set's tested genes (``background``), and the
-    summary counts the non-planted significant pathways whose share is not above the share of
-    planted genes among all tested genes (``unexplained``: not enriched in planted genes).
+    ``tables`` maps an analysis name (e.g. "gsea", "ora p_rule") to its table (pathway, fdr);
+    ``without_planted`` the same analyses recomputed without the planted genes
+    (:func:`enrichment_without_planted`). ``planted_genes`` is the simulator's
+    truth/planted_genes.tsv (gene_name, pathway). A significant non-planted set is "driven by
+    overlap" when it is not significant without the planted genes (or no longer tested: its
+    tested genes were mostly planted), "other" when it stays significant: a false discovery
+    as far as the planted truth goes. Each row also reports the set's share of planted genes.
     """
     by_pathway = {spec["pathway"]: spec for spec in planted}
     planted_symbols = set(planted_genes["gene_name"].astype(str))
@@ -376,14 +434,24 @@ def planted_recovery(
         rows["planted"] = rows["pathway"].isin(list(by_pathway))
         rows["trait"] = rows["pathway"].map(lambda p: by_pathway.get(p, {}).get("trait", ""))
         rows["significant"] = rows["fdr"] < fdr_threshold
+        removed = without_planted[analysis].set_index("pathway")["fdr"]
+        rows["fdr_without_planted"] = rows["pathway"].map(removed).astype(float)
+        rows["class"] = [
+            recovery_class(p, s, w < fdr_threshold)
+            for p, s, w in zip(
+                rows["planted"], rows["significant"], rows["fdr_without_planted"], strict=True
+            )
+        ]
         members = [set(collection.gene_sets.get(p, ())) & universe for p in rows["pathway"]]
         rows["planted_gene_share"] = [
             len(genes & planted_symbols) / len(genes) if genes else np.nan for genes in members
         ]
         keep = ["analysis", "pathway", "planted", "trait", "p_value", "fdr", "significant"]
-        keep += [c for c in ("nes", "fold_enrichment") if c in rows]
-        per_pathway.append(rows[[*keep, "planted_gene_share"]])
+        keep += [c for c in ("nes", "fold_enrichment", "note") if c in rows]
+        keep += ["fdr_without_planted", "class", "planted_gene_share"]
+        per_pathway.append(rows[keep])
         is_planted, significant = rows["planted"], rows["significant"]
+        names = {c: ";".join(sorted(rows.loc[rows["class"] == c, "pathway"])) for c in CLASSES}
         summary.append(
             {
                 "analysis": analysis,
@@ -393,18 +461,14 @@ def planted_recovery(
                 "planted_significant": int((significant & is_planted).sum()),
                 "non_planted_tested": int((~is_planted).sum()),
                 "non_planted_significant": int((significant & ~is_planted).sum()),
+                "driven_by_overlap": int((rows["class"] == "driven by overlap").sum()),
+                "other": int((rows["class"] == "other").sum()),
                 "planted_gene_share_background": background_share,
-                "non_planted_significant_unexplained": int(
-                    (
-                        significant & ~is_planted & ~(rows["planted_gene_share"] > background_share)
-                    ).sum()
-                ),
                 "planted_missed": ";".join(
                     sorted(set(by_pathway) - set(rows.loc[significant, "pathway"]))
                 ),
-                "non_planted_significant_names": ";".join(
-                    sorted(rows.loc[significant & ~is_planted, "pathway"])
-                ),
+                "driven_by_overlap_names": names["driven by overlap"],
+                "other_names": names["other"],
             }
         )
     return pd.concat(per_pathway, ignore_index=True), pd.DataFrame(summary)

@@ -416,3 +416,12 @@ def test_forest_says_why_a_cohort_has_no_estimate() -> None:
     notes_only = cox[sparse][["cohort", "model", "cox_model", "note"]]
     figure = forest_figure(notes_only)
     assert any("Not estimated" in t.get_text() for t in figure.axes[0].texts)
+
+
+def test_a_set_without_fdr_is_labelled_not_judged():
+    # GSEA leaves the FDR empty where the sign-matched null is too small to judge.
+    from hccrad.figures.enrichment import format_fdr
+
+    assert format_fdr(float("nan"), 0.001) == "not judged"
+    assert format_fdr(0.0, 0.001) == "< 0.001"
+    assert format_fdr(0.04, 0.001) == "0.04"

@@ -70,6 +70,9 @@ def fdr_floor(table: pd.DataFrame) -> float:
 
 def format_fdr(fdr: float, floor: float) -> str:
     """FDR for a figure label; a permutation FDR of 0 reads '< 1/permutations'."""
+    if np.isnan(fdr):
+        # A set whose sign-matched null is too small has no FDR (its table row says why).
+        return "not judged"
     return f"< {floor:.2g}" if fdr < floor else f"{fdr:.2g}"
 
 

@@ -20,7 +20,7 @@ from hccrad.deep.explain import GradCamPanels
 from hccrad.deep.select import selection_summary
 from hccrad.figures.deep import grad_cam_figure, selection_figure
 from hccrad.figures.differential import plot_volcano
-from hccrad.figures.enrichment import plot_enrichment_dots, plot_rho_heatmap
+from hccrad.figures.enrichment import format_fdr, plot_enrichment_dots, plot_rho_heatmap
 from hccrad.figures.models import calibration_figure, decision_curve_figure, roc_figure
 from hccrad.figures.radiomics import icc_figure
 from hccrad.figures.style import (
@@ -420,8 +420,6 @@ def test_forest_says_why_a_cohort_has_no_estimate() -> None:
 
 def test_a_set_without_fdr_is_labelled_not_judged():
     # GSEA leaves the FDR empty where the sign-matched null is too small to judge.
-    from hccrad.figures.enrichment import format_fdr
-
     assert format_fdr(float("nan"), 0.001) == "not judged"
     assert format_fdr(0.0, 0.001) == "< 0.001"
     assert format_fdr(0.04, 0.001) == "0.04"

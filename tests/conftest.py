@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from snakemake.utils import update_config
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared" / "realdata"
@@ -21,51 +22,14 @@ def load_default_config() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 
 
+TEST_CONFIG = ROOT / ".test" / "config.yaml"
+
+
 def tiny_config(seed: int = 7) -> dict[str, Any]:
-    """The default config shrunk to a handful of coarse patients, for workflow tests."""
+    """The default config with .test/config.yaml over it, as `--configfile` merges them."""
     config = copy.deepcopy(load_default_config())
+    update_config(config, yaml.safe_load(TEST_CONFIG.read_text()))
     config["seed"] = seed
-    config["qc"]["patients_per_centre"] = 1
-    # Deep selection and the models need a few patients of each class per fold.
-    for key, n in (("response", (30, 8, 8)), ("radiogenomics", (5,))):
-        cohort = config["simulate"][key]
-        cohort["n_shards"] = 2 if key == "response" else 1
-        cohort["image"] = {**cohort["image"], "fov_mm": [320, 320, 150]}
-        for centre, size in zip(cohort["centres"], n, strict=True):
-            centre["n_patients"] = size
-            centre["spacing_mm"] = [5.0, 5.0, 10.0]
-    config["imaging"]["spacing_mm"] = [4.0, 4.0, 4.0]
-    config["imaging"]["crop"]["box_mm"] = [48.0, 48.0, 48.0]
-    config["radiomics"]["robustness"]["n_patients"] = 4
-    config["simulate"]["radiogenomics"]["rnaseq"]["n_genes"] = 6000
-    config["simulate"]["radiogenomics"]["rnaseq"]["n_noncoding"] = 100
-    # Five radiogenomics patients test the wiring, not the statistics: below the default
-    # min_matched_patients (20), which check_config would refuse; 3 is the schema's floor.
-    config["radiogenomics"]["min_matched_patients"] = 3
-    config["deep"] |= {
-        "architectures": ["resnet18"],
-        "spatial_size": [12, 12, 12],
-        "width": 0.25,
-        "folds": 2,
-        "max_epochs": 2,
-        "min_epochs": 1,
-        "patience": 2,
-        "threads": 1,
-        "mem_mb": 2000,
-        "gradcam": {"patients_per_centre": 1, "layer": "auto"},
-    }
-    # Segmentation: one short epoch on a few slices per patient (wiring, not accuracy).
-    config["segment"] |= {
-        "tumour_slices_per_patient": 3,
-        "negative_fraction": 0.34,
-        "epochs": 1,
-        "batch_size": 8,
-        "threads": 1,
-        "mem_mb": 2000,
-        "overlay": {"patients_per_centre": 1, "phase": "arterial"},
-    }
-    # ~6 proliferative training patients: 3 folds keep both classes in every inner CV fold.
-    config["models"]["cv_folds"] = 3
     return config
 
 

@@ -14,7 +14,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PYTHON_DIRS = [
-    d for d in ("src", "tests", "workflow", "benchmarks", "studies") if (ROOT / d).is_dir()
+    d
+    for d in ("src", "tests", "workflow", "benchmarks", "studies", "requirements")
+    if (ROOT / d).is_dir()
 ]
 
 

@@ -12,10 +12,17 @@ def test_pins_are_read_and_compared_with_what_is_installed(tmp_path, monkeypatch
     pyproject.write_text(
         '[project]\nname = "x"\ndependencies = [\n'
         f'  "numpy=={np.__version__}",\n  "torch==2.13.0",\n  "nopkg-hccrad-test==1.0",\n'
-        '  "loose>=1",\n]\n'
+        '  "loose>=1",\n  "onlyelsewhere==2.0; sys_platform == \'no-such-platform\'",\n]\n'
+        '[project.optional-dependencies]\nworkflow = ["snakemake==9.27.1"]\ndev = ["pytest==1"]\n'
     )
     pins = versions.pinned_requirements(pyproject)
-    assert pins == {"numpy": np.__version__, "torch": "2.13.0", "nopkg-hccrad-test": "1.0"}
+    # Markers false here are left out; the workflow group is part of a run, dev is not.
+    assert pins == {
+        "numpy": np.__version__,
+        "torch": "2.13.0",
+        "nopkg-hccrad-test": "1.0",
+        "snakemake": "9.27.1",
+    }
     installed = {"torch": "2.13.0+cpu", "numpy": np.__version__}
     monkeypatch.setattr(
         versions, "installed_version", lambda name: installed.get(name, "not installed")

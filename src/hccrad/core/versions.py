@@ -12,17 +12,28 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
+from packaging.requirements import Requirement
 
 PIN = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*==\s*([^\s;]+)")
 COLUMNS = ("package", "pinned", "installed", "matches_pin")
 
 
+# Optional groups whose packages are part of a run's software (Snakemake runs the rules).
+RUN_GROUPS = ("workflow",)
+
+
 def pinned_requirements(pyproject: str | Path) -> dict[str, str]:
-    """Package -> pinned version of the project's dependencies (`name==version` entries)."""
+    """Package -> pinned version of the run's dependencies that apply on this platform."""
     project = tomllib.loads(Path(pyproject).read_text())["project"]
+    groups = project.get("optional-dependencies", {})
+    specs = [*project["dependencies"], *(s for group in RUN_GROUPS for s in groups.get(group, []))]
     pins = {}
-    for requirement in project["dependencies"]:
-        if match := PIN.match(requirement):
+    for spec in specs:
+        requirement = Requirement(spec)
+        # xgboost-cpu on Linux, xgboost on macOS: only the one installed here is the run's.
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        if match := PIN.match(spec):
             pins[match.group(1)] = match.group(2)
     return pins
 

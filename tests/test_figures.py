@@ -409,10 +409,19 @@ def test_forest_says_why_a_cohort_has_no_estimate() -> None:
     cox = cox_table()
     sparse = cox["cohort"] == "external_C3"
     cox.loc[sparse, ["hr", "ci_low", "ci_high", "covariate"]] = np.nan
-    cox.loc[sparse, "note"] = "cox: too few events per variable (3 events, 4 terms)"
+    cox.loc[sparse, "note"] = (
+        "ttp by clinical in external_C3: too few events per variable (3 events, 4 terms); use"
+        " fewer covariates; rare levels merged before fitting (< 5 training patients,"
+        " survival.min_level_count): bclc D (3 training patients) -> C/D"
+    )
     figure = forest_figure(cox)
     last = figure.axes[-1]
-    assert any("few events per" in t.get_text().replace("\n", " ") for t in last.texts)
+    texts = [t.get_text().replace("\n", " ") for t in last.texts]
+    # The reason in full words, not the merged-level remark, and no hazard-ratio axis under it.
+    reason = "few events per variable (3 events, 4 terms); use fewer covariates"
+    assert any(reason in t for t in texts)
+    assert not any("rare levels" in t or "C/D" in t for t in texts)
+    assert list(last.get_xticks()) == [] and last.get_xlabel() == ""
     notes_only = cox[sparse][["cohort", "model", "cox_model", "note"]]
     figure = forest_figure(notes_only)
     assert any("Not estimated" in t.get_text() for t in figure.axes[0].texts)

@@ -249,17 +249,7 @@ def forest_figure(cox: pd.DataFrame, *, title: str = "", models: Sequence[str] =
         if i % n_columns:
             ax.tick_params(axis="y", labelleft=False)
         if cohort_rows["hr"].isna().all():
-            # Nothing estimable here (e.g. too few events): say why instead of empty axes.
-            notes = cohort_rows["note"].astype(str).str.split(": ", n=1).str[-1].unique()
-            ax.text(
-                0.5,
-                0.5,
-                textwrap.fill("Not estimated: " + "; ".join(notes)[:200], 28),
-                transform=ax.transAxes,
-                ha="center",
-                va="center",
-                bbox={"facecolor": "white", "edgecolor": "none"},
-            )
+            _not_estimated(ax, cohort_rows["note"])
         events, n = cohort_rows["events"].dropna(), cohort_rows["n"].dropna()
         subtitle = f"\n{int(events.iloc[0])} events / {int(n.iloc[0])}" if len(n) else ""
         ax.set_title(cohort_title(cohort) + subtitle)
@@ -268,6 +258,34 @@ def forest_figure(cox: pd.DataFrame, *, title: str = "", models: Sequence[str] =
     if title:
         figure.suptitle(title)
     return figure
+
+
+def _not_estimated(ax: Axes, notes: pd.Series) -> None:
+    """Say why a cohort's model was not fitted, in place of an empty forest (no HR axis)."""
+    reasons = []
+    for note in notes.dropna().astype(str).unique():
+        # "<outcome> by <model> in <cohort>: why" - the panel title already names the cohort;
+        # a merged-level remark (always last) explains fitted rows, not a missing fit.
+        why = note.split(": ", 1)[-1].split("rare levels merged", 1)[0].strip("; ")
+        if why and why not in reasons:
+            reasons.append(why)
+    text = textwrap.shorten("; ".join(reasons) or "no estimate", width=240, placeholder=" ...")
+    ax.text(
+        0.5,
+        0.5,
+        "Not estimated:\n" + textwrap.fill(text, 34),
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        linespacing=1.3,
+    )
+    ax.set_xticks([])
+    ax.set_xlabel("")
+    ax.tick_params(axis="y", left=False)
+    for line in ax.get_lines():
+        line.set_visible(False)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
 
 
 def _forest_panel(

@@ -18,7 +18,7 @@ def ibsi_data(wildcards):
         raise ValueError(
             "results/ibsi/conformance.tsv needs the IBSI-1 phantoms and reference values: set "
             "ibsi.data to their folder (a copy of oncoray/mirp test/data, e.g. "
-            "--config 'ibsi={data: ../shared/realdata/ibsi}')"
+            "--config 'ibsi={data: path/to/mirp/test/data}')"
         )
     return data
 

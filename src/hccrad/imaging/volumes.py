@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk  # noqa: N813  (the name SimpleITK itself documents)
 
+from hccrad.cohorts.rtstruct import StructureError, structure_modality, structure_to_mask
 from hccrad.core.labels import BACKGROUND_LABEL, LIVER_LABEL, TUMOUR_LABEL
 from hccrad.imaging.checks import (
     Plausible,
@@ -78,6 +79,31 @@ def with_predicted_tumour(
     return combined
 
 
+def read_mask(
+    mask_path: str | Path | None,
+    image_paths: Mapping[str, str | Path | None],
+    phases: Sequence[str],
+    patient_id: str,
+) -> sitk.Image:
+    """The sheet's mask: a label-map file, or a DICOM RTSTRUCT/SEG on the first phase's series."""
+    if is_missing(mask_path) or structure_modality(mask_path) is None:
+        return read_image(mask_path, patient_id, column="mask")
+    series = image_paths.get(phases[0]) if phases else None
+    if is_missing(series) or not Path(str(series)).is_dir():
+        raise ImageQCError(
+            patient_id,
+            mask_path,
+            f"the mask is a DICOM {structure_modality(mask_path)}, but the {phases[0]} phase "
+            f"({series}) is not a DICOM series folder to draw it on",
+            f"point the sheet's `image_{phases[0]}` at the DICOM series the structure was drawn "
+            "on, or give a NIfTI mask",
+        )
+    try:
+        return structure_to_mask(mask_path, str(series), patient_id)[1]
+    except StructureError as error:
+        raise ImageQCError(patient_id, error.path, error.problem, error.fix) from error
+
+
 def load_patient(
     patient_id: str,
     image_paths: Mapping[str, str | Path | None],
@@ -98,7 +124,7 @@ def load_patient(
     """
     wanted = tuple(phases) if phases is not None else tuple(image_paths)
     mask = check_mask(
-        read_image(mask_path, patient_id, column="mask"),
+        read_mask(mask_path, image_paths, wanted, patient_id),
         patient_id,
         mask_path,
         tumour_label=tumour_label,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import numpy as np
 import pandas as pd
 import pytest
 import SimpleITK as sitk  # noqa: N813
 import yaml
-from conftest import ROOT, SHARED
+from conftest import ROOT, SHARED, run_workflow, tiny_config, workflow_command
 
 from hccrad.radiomics.extract import extract_region, make_extractor
 from hccrad.radiomics.ibsi import feature_tags, read_tag_map, tag_suffix
@@ -125,3 +127,27 @@ def test_a_miss_takes_the_feature_reason_before_the_configuration_reason():
     assert miss_reason("stat_kurt", configuration, {"stat_kurt": "not excess"}) == "not excess"
     assert miss_reason("cm_energy_3D_avg", configuration, {}) == "mask by nearest neighbour"
     assert miss_reason("ih_entropy", configuration, {}) == "unexplained"
+
+
+def test_the_default_run_writes_an_ibsi_tag_sidecar_beside_the_features(tmp_path, snakemake_bin):
+    config = tiny_config()
+    cohort = config["cohorts"]["response"]
+    folder = tmp_path / "results" / cohort / "radiomics"
+    folder.mkdir(parents=True)
+    columns = ["arterial_tumour_original_glcm_Idmn", "arterial_tumour_original_shape_MeshVolume"]
+    table = pd.DataFrame([[0.9, 5000.0]], columns=columns, index=pd.Index(["P1"], name="id"))
+    table.to_parquet(folder / "features.parquet")
+    target = f"results/{cohort}/radiomics/features_ibsi_tags.tsv"
+    run_workflow(tmp_path, config, snakemake_bin, (target,), ("ibsi_feature_tags",))
+    tags = pd.read_csv(tmp_path / target, sep="\t").set_index("column")
+    assert tags.loc[columns[0], "ibsi_tag"] == "cm_inv_diff_mom_norm_3D_avg"
+    assert tags.loc[columns[1], "ibsi_tag"] == "morph_volume"
+    # The default target (rule all) asks for it.
+    dry = subprocess.run(
+        [*workflow_command(snakemake_bin, tmp_path), "-n", "--quiet", "rules"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    jobs = [line.split()[0] for line in dry.stdout.splitlines() if line.strip()]
+    assert "ibsi_feature_tags" in jobs, dry.stdout[-2000:] + dry.stderr[-2000:]

@@ -42,6 +42,11 @@ def test_committed_rows_are_recomputed(case):
     assert list(fresh["reason"]) == list(old["reason"].fillna(""))
 
 
+def test_committed_table_ships_no_reference_values():
+    # The IBSI reference values come from a folder without a licence file: read, not shipped.
+    assert {"reference", "tolerance"}.isdisjoint(committed().columns)
+
+
 def test_digital_phantom_conformance_is_as_documented():
     table = committed().query("configuration == 'digital_phantom'")
     missed = set(table.loc[~table["within"].astype(bool), "ibsi_tag"])

@@ -53,6 +53,7 @@ include: "workflow/rules/deep.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/radiogenomics.smk"
+include: "workflow/rules/ibsi.smk"
 # Last: the figures target gathers the figures of every stage above.
 include: "workflow/rules/figures.smk"
 
@@ -61,5 +62,6 @@ rule all:
     default_target: True
     input:
         all_targets(),
+        ibsi_targets(),
         RULE_GRAPH,
         SOFTWARE_VERSIONS,

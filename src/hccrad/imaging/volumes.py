@@ -2,7 +2,8 @@
 
 Data contract (docs/architecture.md): one 3D volume per contrast phase (NIfTI, NRRD or a
 DICOM series folder) and one integer label map per patient: 0 background, 1 liver, 2 tumour;
-several tumours are several connected components of label 2.
+several tumours are several connected components of label 2. The mask may also be a DICOM
+RTSTRUCT or SEG drawn on the first phase's DICOM series (hccrad.cohorts.rtstruct).
 
 Assumption: the phases are co-registered and share the mask's voxel grid (size, spacing,
 origin, direction). The workflow does not register phases; a sheet whose phases live on
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk  # noqa: N813  (the name SimpleITK itself documents)
 
+from hccrad.cohorts.rtstruct import StructureError, structure_modality, structure_to_mask
 from hccrad.core.labels import BACKGROUND_LABEL, LIVER_LABEL, TUMOUR_LABEL
 from hccrad.imaging.checks import (
     Plausible,
@@ -78,6 +80,35 @@ def with_predicted_tumour(
     return combined
 
 
+def read_mask(
+    mask_path: str | Path | None,
+    image_paths: Mapping[str, str | Path | None],
+    phases: Sequence[str],
+    patient_id: str,
+    structure_labels: Mapping[str, int] | None = None,
+) -> sitk.Image:
+    """The sheet's mask: a label-map file, or a DICOM RTSTRUCT/SEG on the first phase's series.
+
+    ``structure_labels``: ROI/segment name regex -> label (default: rtstruct's liver/tumour).
+    """
+    if is_missing(mask_path) or structure_modality(mask_path) is None:
+        return read_image(mask_path, patient_id, column="mask")
+    series = image_paths.get(phases[0]) if phases else None
+    if is_missing(series) or not Path(str(series)).is_dir():
+        raise ImageQCError(
+            patient_id,
+            mask_path,
+            f"the mask is a DICOM {structure_modality(mask_path)}, but the {phases[0]} phase "
+            f"({series}) is not a DICOM series folder to draw it on",
+            f"point the sheet's `image_{phases[0]}` at the DICOM series the structure was drawn "
+            "on, or give a NIfTI mask",
+        )
+    try:
+        return structure_to_mask(mask_path, str(series), patient_id, structure_labels)[1]
+    except StructureError as error:
+        raise ImageQCError(patient_id, error.path, error.problem, error.fix) from error
+
+
 def load_patient(
     patient_id: str,
     image_paths: Mapping[str, str | Path | None],
@@ -89,16 +120,18 @@ def load_patient(
     liver_only: bool = False,
     plausible: Plausible | None = None,
     min_tumour_voxels: int | None = None,
+    structure_labels: Mapping[str, int] | None = None,
 ) -> PatientVolumes:
     """Read and check every phase and the mask of one patient; raise ImageQCError on bad input.
 
     ``liver_only``: the mask needs only a liver, and any tumour label in it becomes liver.
     ``plausible`` and ``min_tumour_voxels`` (on the mask's own grid): checked when given.
     ``tolerance``: how far (mm; unitless for direction cosines) phase and mask grids may differ.
+    ``structure_labels``: which ROIs of a DICOM RTSTRUCT/SEG mask are liver and tumour.
     """
     wanted = tuple(phases) if phases is not None else tuple(image_paths)
     mask = check_mask(
-        read_image(mask_path, patient_id, column="mask"),
+        read_mask(mask_path, image_paths, wanted, patient_id, structure_labels),
         patient_id,
         mask_path,
         tumour_label=tumour_label,

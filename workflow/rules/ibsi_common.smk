@@ -1,0 +1,22 @@
+# Input functions and targets of workflow/rules/ibsi.smk.
+
+
+def ibsi_targets():
+    """The IBSI tag sidecar of every cohort whose radiomics the default run extracts."""
+    return [
+        f"results/{cohort}/radiomics/features_ibsi_tags.tsv"
+        for cohort in (RESPONSE_COHORT, RADIOGENOMICS_COHORT)
+        if has_images(cohort) and has_images(RESPONSE_COHORT)
+    ]
+
+
+def ibsi_data(wildcards):
+    """The IBSI-1 data folder (phantoms, reference values) named by ibsi.data."""
+    data = (config.get("ibsi") or {}).get("data")
+    if not data:
+        raise ValueError(
+            "results/ibsi/conformance.tsv needs the IBSI-1 phantoms and reference values: set "
+            "ibsi.data to their folder (a copy of oncoray/mirp test/data, e.g. "
+            "--config 'ibsi={data: path/to/mirp/test/data}')"
+        )
+    return data

@@ -13,6 +13,7 @@ from hccrad.cohorts.feature_table import (
     check_features,
     combine_features,
     read_feature_table,
+    stacked_exclusions,
 )
 from hccrad.cohorts.sheet import SheetError
 
@@ -128,3 +129,20 @@ def test_radtace_ids_match_the_clinical_table_exactly():
     assert checked.exclusions["patient_id"].tolist() == ["HCC_082", "HCC_085", "HCC_089", "HCC_095"]
     assert (checked.columns["status"] == "dropped").sum() == 4
     assert checked.features.shape == (101, 2012)
+
+
+def test_stacked_exclusions_keep_each_patient_at_its_first_step():
+    imported = pd.DataFrame({"patient_id": ["a", "b"], "reason": ["no response", "no ttp"]})
+    features = check_features(
+        pd.DataFrame({"x": [1.0, 2.0, 3.0]}, index=pd.Index(["a", "c", "d"], name="patient_id")),
+        pd.Index(["c", "d", "e"]),
+        "cohort",
+        "f.csv",
+    ).exclusions
+    stacked = stacked_exclusions([imported, features], "cohort").set_index("patient_id")
+    assert list(stacked.index) == ["a", "b", "e"]
+    assert (
+        stacked.loc["a", "step"] == "import_sheet" and stacked.loc["a", "reason"] == "no response"
+    )
+    assert stacked.loc["e", "step"] == "feature_table"
+    assert (stacked["cohort"] == "cohort").all()

@@ -56,8 +56,8 @@ def test_cohort_flow_starts_at_105_and_gives_every_exclusion_a_reason(features_r
     assert flow.loc["source table", "n_after"] == 105
     # Six patients have no mRECIST read; three more have no feature value (HCC_085, the
     # fourth without features, has no read either and is counted at the import).
-    assert flow.loc["sheet import", "n_excluded"] == 6
-    assert flow.loc["feature table", "n_excluded"] == 3
+    assert flow.loc["import_sheet", "n_excluded"] == 6
+    assert flow.loc["feature_table", "n_excluded"] == 3
     assert flow.loc["analysed", "n_after"] == 96
     assert flow["n_excluded"].sum() == 105 - 96
     exclusions = read_patients(workdir / CROSSVAL / "exclusions.tsv")
@@ -111,3 +111,19 @@ def test_every_table_is_written_and_the_run_takes_minutes(features_run):
     columns = pd.read_csv(workdir / "results" / COHORT / "features" / "columns.tsv", sep="\t")
     assert (columns["status"] == "dropped").sum() == 4
     assert seconds < 15 * 60
+
+
+def test_without_crossval_the_train_test_models_read_the_feature_table(tmp_path, snakemake_bin):
+    config = features_config()
+    config["crossval"]["run"] = False
+    config["models"]["n_cs"] = 5
+    models = f"results/{COHORT}/models/response"
+    run_workflow(tmp_path, config, snakemake_bin, (f"{models}/predictions.tsv",))
+    predictions = pd.read_csv(tmp_path / models / "predictions.tsv", sep="\t")
+    assert {"clinical", "radiomics", "radiomics_lasso", "radiomics_ridge"} <= set(
+        predictions["model"]
+    )
+    exclusions = read_patients(tmp_path / "results" / COHORT / "features" / "model_exclusions.tsv")
+    assert set(exclusions["step"]) == {"import_sheet", "feature_table"}
+    assert predictions["patient_id"].nunique() == 96
+    assert not set(predictions["patient_id"]) & set(exclusions.index)

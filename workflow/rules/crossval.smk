@@ -30,9 +30,30 @@ rule feature_table:
         "../scripts/feature_table.py"
 
 
+rule model_features:
+    input:
+        unpack(model_feature_inputs),
+    output:
+        features=f"results/{RESPONSE_COHORT}/features/model_features.parquet",
+        exclusions=f"results/{RESPONSE_COHORT}/features/model_exclusions.tsv",
+    log:
+        f"logs/{RESPONSE_COHORT}/model_features.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        cohort=RESPONSE_COHORT,
+        mode=lambda wildcards: feature_spec(RESPONSE_COHORT).get("mode", "replace"),
+    script:
+        "../scripts/model_features.py"
+
+
 rule crossval_models:
     input:
-        unpack(crossval_feature_inputs),
+        unpack(crossval_inputs),
         sheet=f"results/{RESPONSE_COHORT}/sheet.tsv",
     output:
         oof=f"{CROSSVAL}/oof_predictions.tsv",
@@ -61,7 +82,7 @@ rule crossval_models:
         models=config["models"],
         crossval=config["crossval"],
         seed=config["seed"],
-        feature_mode=(feature_spec(RESPONSE_COHORT) or {}).get("mode", "replace"),
+        cohort=RESPONSE_COHORT,
     script:
         "../scripts/crossval_models.py"
 

@@ -15,23 +15,39 @@ def feature_table_file(wildcards):
     return resolve(feature_spec(wildcards.cohort)["table"])
 
 
-def crossval_feature_inputs(wildcards):
-    """The response cohort's features: its own table, the extracted radiomics, or both."""
-    inputs = {}
-    spec = feature_spec(RESPONSE_COHORT)
-    if spec is not None:
-        inputs["byo"] = f"results/{RESPONSE_COHORT}/features/features.parquet"
-        inputs["byo_exclusions"] = f"results/{RESPONSE_COHORT}/features/exclusions.tsv"
-    if has_images(RESPONSE_COHORT) and (
-        spec is None or spec.get("mode", "replace") == "add"
+def model_feature_inputs(wildcards):
+    """A feature-table cohort's checked table, its exclusions, and the radiomics it may join."""
+    inputs = {
+        "byo": f"results/{RESPONSE_COHORT}/features/features.parquet",
+        "byo_exclusions": f"results/{RESPONSE_COHORT}/features/exclusions.tsv",
+        "cohort_exclusions": COHORT_EXCLUSIONS,
+    }
+    if (
+        has_images(RESPONSE_COHORT)
+        and feature_spec(RESPONSE_COHORT).get("mode") == "add"
     ):
         inputs["radiomics"] = (
             f"results/{RESPONSE_COHORT}/radiomics/features_robust.parquet"
         )
-    if has_images(RESPONSE_COHORT):
-        inputs["image_exclusions"] = f"results/{RESPONSE_COHORT}/exclusions.tsv"
-    if RESPONSE_COHORT in IMPORTED:
-        inputs["sheet_exclusions"] = f"results/{RESPONSE_COHORT}/sheet_exclusions.tsv"
+    return inputs
+
+
+def crossval_inputs(wildcards):
+    """The features the models read and every exclusions table, in the order of their steps."""
+    # The sheet import's exclusions come first; RESPONSE_EXCLUSIONS (models_common.smk) holds
+    # the later steps' (images, feature table) and, for a cohort without images, the import's.
+    exclusions = [RESPONSE_EXCLUSIONS]
+    if RESPONSE_COHORT in IMPORTED and has_images(RESPONSE_COHORT):
+        exclusions.insert(0, f"results/{RESPONSE_COHORT}/sheet_exclusions.tsv")
+    inputs = {"exclusions": exclusions}
+    if BYO_FEATURES:
+        inputs["features"] = (
+            f"results/{RESPONSE_COHORT}/features/model_features.parquet"
+        )
+    elif has_images(RESPONSE_COHORT):
+        inputs["features"] = (
+            f"results/{RESPONSE_COHORT}/radiomics/features_robust.parquet"
+        )
     return inputs
 
 
@@ -45,6 +61,6 @@ def crossval_targets():
             for name in ("oof_predictions", "folds", "cohort_flow", "exclusions")
         ]
         targets += [f"{folder}/{name}.tsv" for name in CROSSVAL_TABLES]
-    if feature_spec(RESPONSE_COHORT) is not None:
+    if BYO_FEATURES:
         targets.append(f"results/{RESPONSE_COHORT}/features/columns.tsv")
     return targets

@@ -10,7 +10,7 @@ report.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,8 @@ from hccrad.cohorts.tables import read_table
 # written out here because cohorts may not import the imaging package).
 EXCLUSION_COLUMNS: tuple[str, ...] = (ID_COLUMN, "cohort", "step", "file", "reason", "fix")
 FEATURE_STEP = "feature_table"
+# The rule that writes sheet_exclusions.tsv, whose rows have no step column.
+IMPORT_STEP = "import_sheet"
 COLUMN_REPORT_COLUMNS: tuple[str, ...] = ("column", "status", "reason")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
@@ -182,3 +184,22 @@ def combine_features(
     shared = byo.index.intersection(extracted.index, sort=False)
     combined = pd.concat([extracted.loc[shared], byo.loc[shared]], axis=1).sort_index()
     return combined, byo.index.difference(shared, sort=False)
+
+
+def stacked_exclusions(tables: Sequence[pd.DataFrame], cohort: str) -> pd.DataFrame:
+    """Exclusions tables in the order a patient meets their steps, one row per patient.
+
+    A table without a ``step`` column is the sheet import's (sheet_exclusions.tsv: patient_id
+    and reason); a patient excluded by two steps keeps the first.
+    """
+    frames = []
+    for table in tables:
+        table = table.reset_index() if ID_COLUMN not in table.columns else table
+        frame = table.reindex(columns=list(EXCLUSION_COLUMNS)).astype(object)
+        frame["cohort"] = frame["cohort"].fillna(cohort)
+        frame["step"] = frame["step"].fillna(IMPORT_STEP)
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=list(EXCLUSION_COLUMNS))
+    stacked = pd.concat(frames, ignore_index=True)
+    return stacked.drop_duplicates(ID_COLUMN, keep="first").reset_index(drop=True)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.feature_selection import SelectKBest, f_classif
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import cohen_kappa_score, roc_auc_score
 
 from hccrad.core.seeding import rng_for
 from hccrad.models.crossval import (
@@ -23,7 +23,14 @@ from hccrad.models.crossval import (
 )
 from hccrad.models.inputs import RADIOMICS
 from hccrad.models.settings import ModelSettings
-from hccrad.reporting.crossval import auc_repeats, auc_summary, crossval_tables, flow_table
+from hccrad.reporting.crossval import (
+    auc_repeats,
+    auc_summary,
+    crossval_tables,
+    flow_table,
+    reader_tables,
+)
+from hccrad.stats.agreement import cohen_kappa_table, fleiss_kappa_row
 
 COVARIATES = ("age", "afp")
 
@@ -183,3 +190,42 @@ def test_inputs_and_settings_are_checked():
     with pytest.raises(ValueError, match="unknown keys"):
         crossval_settings({"repeat": 3})
     assert crossval_settings({"repeats": 3}).repeats == 3
+
+
+def test_reader_kappa_matches_sklearn_and_fleiss_is_one_when_all_agree():
+    rng = rng_for(1, "test", "readers")
+    first = rng.integers(0, 2, 80)
+    second = np.where(rng.random(80) < 0.8, first, 1 - first)
+    reads = pd.DataFrame({"r1": first, "r2": second}).astype(float)
+    reads.iloc[0, 1] = np.nan
+    row = cohen_kappa_table(reads).iloc[0]
+    assert row["n"] == 79
+    assert row["kappa"] == pytest.approx(cohen_kappa_score(first[1:], second[1:]))
+    assert row["ci_low"] < row["kappa"] < row["ci_high"]
+    same = pd.DataFrame({"a": first, "b": first, "c": first})
+    assert fleiss_kappa_row(same, seed=1, n_resamples=50)["kappa"] == pytest.approx(1.0)
+
+
+def test_auc_per_reader_scores_each_read_on_its_own_patients():
+    ids = [f"p{i}" for i in range(40)]
+    outcome = np.tile([0, 1], 20)
+    oof = pd.DataFrame(
+        {
+            "labels": OBSERVED,
+            "repeat": 1,
+            "model": "m",
+            "patient_id": ids,
+            "score": outcome + np.linspace(0, 0.5, 40),
+            "outcome": outcome,
+        }
+    )
+    sheet = pd.DataFrame(
+        {"r1": outcome, "r2": 1 - outcome, "r3": np.where(np.arange(40) < 10, np.nan, outcome)},
+        index=ids,
+    )
+    tables = reader_tables(oof, sheet, ["r1", "r2", "r3"], seed=3)
+    auc = tables["reader_auc"].set_index("reader")
+    assert auc.loc["r1", "auc_mean"] == pytest.approx(1.0)
+    assert auc.loc["r2", "auc_mean"] == pytest.approx(0.0)
+    assert auc.loc["r3", "n"] == 30
+    assert len(tables["reader_agreement"]) == 4

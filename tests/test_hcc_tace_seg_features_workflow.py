@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import ROOT, load_default_config, run_workflow
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import cohen_kappa_score, roc_auc_score
 from snakemake.utils import update_config
 
 from hccrad.cohorts.sheet import read_patients, read_sheet
@@ -46,7 +46,8 @@ def features_run(tmp_path_factory, snakemake_bin) -> tuple[Path, dict[str, Any],
     workdir = tmp_path_factory.mktemp("hcc_tace_seg_features")
     config = features_config()
     start = time.perf_counter()
-    run_workflow(workdir, config, snakemake_bin, (f"{CROSSVAL}/auc.tsv",))
+    targets = (f"{CROSSVAL}/auc.tsv", f"{CROSSVAL}/reader_auc.tsv")
+    run_workflow(workdir, config, snakemake_bin, targets)
     return workdir, config, time.perf_counter() - start
 
 
@@ -111,6 +112,23 @@ def test_every_table_is_written_and_the_run_takes_minutes(features_run):
     columns = pd.read_csv(workdir / "results" / COHORT / "features" / "columns.tsv", sep="\t")
     assert (columns["status"] == "dropped").sum() == 4
     assert seconds < 15 * 60
+
+
+def test_reader_agreement_and_auc_per_reader(features_run):
+    workdir, _, _ = features_run
+    agreement = pd.read_csv(workdir / CROSSVAL / "reader_agreement.tsv", sep="\t")
+    assert len(agreement) == 4  # three pairs and Fleiss' kappa of all three
+    sheet = read_sheet(workdir / "results" / COHORT / "sheet.tsv")
+    analysed = read_patients(workdir / CROSSVAL / "folds.tsv", index=False)["patient_id"].unique()
+    reads = sheet.loc[analysed, ["response_reader1", "response_reader2"]].dropna()
+    pair = agreement.query("reader_a == 'response_reader1' and reader_b == 'response_reader2'")
+    assert pair["n"].item() == len(reads)
+    expected = cohen_kappa_score(reads["response_reader1"], reads["response_reader2"])
+    assert pair["kappa"].item() == pytest.approx(expected)
+    assert (agreement["ci_low"] < agreement["kappa"]).all()
+    assert (agreement["kappa"] < agreement["ci_high"]).all()
+    auc = pd.read_csv(workdir / CROSSVAL / "reader_auc.tsv", sep="\t")
+    assert len(auc) == 5 * 3 and auc["auc_mean"].between(0, 1).all()
 
 
 def test_without_crossval_the_train_test_models_read_the_feature_table(tmp_path, snakemake_bin):

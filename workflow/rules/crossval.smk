@@ -87,6 +87,30 @@ rule crossval_models:
         "../scripts/crossval_models.py"
 
 
+rule crossval_readers:
+    input:
+        oof=f"{CROSSVAL}/oof_predictions.tsv",
+        sheet=f"results/{RESPONSE_COHORT}/sheet.tsv",
+    output:
+        agreement=f"{CROSSVAL}/reader_agreement.tsv",
+        auc=f"{CROSSVAL}/reader_auc.tsv",
+    log:
+        f"logs/{RESPONSE_COHORT}/crossval_readers/{{endpoint}}.log",
+    wildcard_constraints:
+        endpoint=ENDPOINT_PATTERN,
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    params:
+        readers=config["crossval"]["readers"],
+        seed=config["seed"],
+    script:
+        "../scripts/crossval_readers.py"
+
+
 rule crossval_evaluate:
     input:
         oof=f"{CROSSVAL}/oof_predictions.tsv",

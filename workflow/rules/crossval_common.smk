@@ -61,6 +61,8 @@ def crossval_targets():
             for name in ("oof_predictions", "folds", "cohort_flow", "exclusions")
         ]
         targets += [f"{folder}/{name}.tsv" for name in CROSSVAL_TABLES]
+        if config["crossval"]["readers"]:
+            targets += [f"{folder}/reader_{name}.tsv" for name in ("agreement", "auc")]
     if BYO_FEATURES:
         targets.append(f"results/{RESPONSE_COHORT}/features/columns.tsv")
     return targets

@@ -61,11 +61,14 @@ class CrossvalSettings:
     prefilter_k: int = 100
     permuted: bool = True
     n_jobs: int = 1
+    readers: tuple[str, ...] = ()
 
 
 def crossval_settings(cfg: Mapping[str, Any] | None) -> CrossvalSettings:
     """CrossvalSettings from the config's ``crossval`` section, rejecting unknown keys."""
-    settings = CrossvalSettings(**known_keys(CrossvalSettings, cfg or {}, "crossval"))
+    cfg = known_keys(CrossvalSettings, cfg or {}, "crossval")
+    cfg["readers"] = tuple(cfg.get("readers", ()))
+    settings = CrossvalSettings(**cfg)
     if settings.folds < 2 or settings.repeats < 1 or settings.prefilter_k < 1:
         raise ValueError(f"crossval config: folds >= 2, repeats >= 1, prefilter_k >= 1: {settings}")
     return settings

@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from hccrad.core.plan import CROSSVAL_TABLES
+from hccrad.core.seeding import rng_for
 from hccrad.models.crossval import OBSERVED
+from hccrad.stats.agreement import cohen_kappa_table, fleiss_kappa_row
 from hccrad.stats.calibration import calibration_curve_table, calibration_summary, decision_curve
 from hccrad.stats.cox import fit_cox_checked
 from hccrad.stats.discrimination import delong_auc, delong_pairwise_table, threshold_metrics
@@ -255,3 +257,47 @@ def flow_table(
         left |= set(new["patient_id"])
         remaining -= len(new)
     return pd.DataFrame(rows, columns=["step", "n_before", "n_excluded", "n_after", "reasons"])
+
+
+def reader_tables(
+    oof: pd.DataFrame, sheet: pd.DataFrame, readers: Sequence[str], seed: int
+) -> dict[str, pd.DataFrame]:
+    """Reader sensitivity: agreement of the readers' reads, and each model's AUC per reader.
+
+    ``readers`` are sheet columns holding each reader's own 0/1 read of the endpoint; the
+    out-of-fold scores (observed labels, fitted on the endpoint as the sheet defines it) are
+    scored against each read on the patients that reader read.
+    """
+    patients = oof["patient_id"].unique()
+    reads = sheet.loc[patients, list(readers)].apply(pd.to_numeric, errors="coerce")
+    agreement = cohen_kappa_table(reads)
+    if len(readers) > 2:
+        stream = int(rng_for(seed, "crossval", "readers", "fleiss").integers(2**31 - 1))
+        agreement.loc[len(agreement)] = fleiss_kappa_row(reads, seed=stream)
+    rows = []
+    observed = oof[oof["labels"] == OBSERVED]
+    for (model, repeat), part in observed.groupby(["model", "repeat"], sort=True):
+        scores = part.set_index("patient_id")["score"]
+        for reader in readers:
+            read = reads[reader].dropna()
+            result = delong_auc(read, scores.loc[read.index], context=f"{model} {reader}")
+            rows.append(
+                {
+                    "model": model,
+                    "reader": reader,
+                    "repeat": repeat,
+                    "n": len(read),
+                    "auc": result.auc,
+                }
+            )
+    by_repeat = pd.DataFrame(rows)
+    grouped = by_repeat.groupby(["model", "reader"], sort=True)["auc"]
+    auc = pd.DataFrame(
+        {
+            "n": by_repeat.groupby(["model", "reader"], sort=True)["n"].first(),
+            "auc_mean": grouped.mean(),
+            "auc_min": grouped.min(),
+            "auc_max": grouped.max(),
+        }
+    ).reset_index()
+    return {"reader_agreement": agreement, "reader_auc": auc}

@@ -18,7 +18,8 @@ from hccrad.reporting.crossval import flow_table
 
 log = log_to(snakemake.log[0])
 endpoint = snakemake.wildcards.endpoint
-settings = crossval_settings(snakemake.params.crossval)
+# The folds run on the threads the job was granted (crossval.n_jobs, or fewer with --cores).
+settings = crossval_settings({**snakemake.params.crossval, "n_jobs": snakemake.threads})
 sheet = read_sheet(snakemake.input.sheet)
 cohort = snakemake.params.cohort
 exclusions = stacked_exclusions(

@@ -229,3 +229,9 @@ def test_auc_per_reader_scores_each_read_on_its_own_patients():
     assert auc.loc["r2", "auc_mean"] == pytest.approx(0.0)
     assert auc.loc["r3", "n"] == 30
     assert len(tables["reader_agreement"]) == 4
+
+
+def test_a_reader_column_missing_from_the_sheet_is_named():
+    oof = pd.DataFrame({"labels": [OBSERVED], "patient_id": ["p"], "score": [0.5]})
+    with pytest.raises(ValueError, match="response_reader9"):
+        reader_tables(oof, pd.DataFrame({"r1": [1]}, index=["p"]), ["response_reader9"], seed=1)

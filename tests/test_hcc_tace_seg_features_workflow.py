@@ -7,6 +7,7 @@ its feature table read from the project's shared real data (no licence: never co
 from __future__ import annotations
 
 import copy
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, load_default_config, run_workflow
+from conftest import ROOT, load_default_config, run_workflow, workflow_command
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
 from snakemake.utils import update_config
 
@@ -145,3 +146,18 @@ def test_without_crossval_the_train_test_models_read_the_feature_table(tmp_path,
     assert set(exclusions["step"]) == {"import_sheet", "feature_table"}
     assert predictions["patient_id"].nunique() == 96
     assert not set(predictions["patient_id"]) & set(exclusions.index)
+
+
+def test_a_feature_table_outside_the_response_cohort_stops_the_parse(tmp_path, snakemake_bin):
+    config = features_config()
+    config["sheets"]["other"] = copy.deepcopy(config["sheets"][COHORT])
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    run = subprocess.run(
+        [*workflow_command(snakemake_bin, tmp_path), "-n"],
+        capture_output=True,
+        encoding="utf-8",
+        timeout=600,
+    )
+    assert run.returncode != 0
+    assert "sheets.other.features: only the response cohort" in run.stdout + run.stderr

@@ -10,6 +10,15 @@ def feature_spec(cohort):
     return IMPORTED.get(cohort, {}).get("features")
 
 
+# Only the response cohort's models read a feature table; one named elsewhere would be ignored.
+for _cohort, _spec in IMPORTED.items():
+    if _spec.get("features") and _cohort != RESPONSE_COHORT:
+        raise ValueError(
+            f"sheets.{_cohort}.features: only the response cohort ({RESPONSE_COHORT}) reads a "
+            "feature table; remove it or make the cohort the response cohort"
+        )
+
+
 def feature_table_file(wildcards):
     """The feature table a sheet names, found from the working directory or the workflow."""
     return resolve(feature_spec(wildcards.cohort)["table"])

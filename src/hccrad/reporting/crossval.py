@@ -21,6 +21,7 @@ from hccrad.core.seeding import rng_for
 from hccrad.models.crossval import OBSERVED
 from hccrad.stats.agreement import cohen_kappa_table, fleiss_kappa_row
 from hccrad.stats.calibration import calibration_curve_table, calibration_summary, decision_curve
+from hccrad.stats.checks import require_columns
 from hccrad.stats.cox import fit_cox_checked
 from hccrad.stats.discrimination import delong_auc, delong_pairwise_table, threshold_metrics
 from hccrad.stats.survival import kaplan_meier_table, logrank
@@ -268,6 +269,7 @@ def reader_tables(
     out-of-fold scores (observed labels, fitted on the endpoint as the sheet defines it) are
     scored against each read on the patients that reader read.
     """
+    require_columns(sheet, readers, "cohort sheet (crossval.readers: each reader's 0/1 read)")
     patients = oof["patient_id"].unique()
     reads = sheet.loc[patients, list(readers)].apply(pd.to_numeric, errors="coerce")
     agreement = cohen_kappa_table(reads)

@@ -52,6 +52,7 @@ include: "workflow/rules/radiomics.smk"
 include: "workflow/rules/deep.smk"
 include: "workflow/rules/segment.smk"
 include: "workflow/rules/models.smk"
+include: "workflow/rules/crossval.smk"
 include: "workflow/rules/radiogenomics.smk"
 include: "workflow/rules/ibsi.smk"
 # Last: the figures target gathers the figures of every stage above.

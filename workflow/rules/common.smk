@@ -214,4 +214,6 @@ def all_targets():
         if has_images(RESPONSE_COHORT)
         else []
     )
-    return targets + imaging + model_targets()
+    # A single-centre cohort (crossval.run) is evaluated by repeated cross-validation instead.
+    models = crossval_targets() if config["crossval"]["run"] else model_targets()
+    return targets + imaging + models

@@ -15,15 +15,26 @@ RESPONSE_EXCLUSIONS = (
     if has_images(RESPONSE_COHORT)
     else f"results/{RESPONSE_COHORT}/sheet_exclusions.tsv"
 )
+# A cohort with its own feature table (sheets.<cohort>.features) is modelled on the features
+# and exclusions that rule model_features (crossval.smk) gathers from it and the steps above.
+COHORT_EXCLUSIONS = RESPONSE_EXCLUSIONS
+BYO_FEATURES = bool(IMPORTED.get(RESPONSE_COHORT, {}).get("features"))
+if BYO_FEATURES:
+    RESPONSE_EXCLUSIONS = f"results/{RESPONSE_COHORT}/features/model_exclusions.tsv"
 
 
 def imaging_feature_inputs(wildcards):
-    """Exclusions and the feature tables of the response cohort: none without images."""
+    """Exclusions and feature tables of the response cohort: its own table and/or the images'."""
+    inputs = {"exclusions": RESPONSE_EXCLUSIONS}
+    if BYO_FEATURES:
+        inputs["radiomics"] = (
+            f"results/{RESPONSE_COHORT}/features/model_features.parquet"
+        )
     if not has_images(RESPONSE_COHORT):
-        return {"exclusions": RESPONSE_EXCLUSIONS}
+        return inputs
     return {
-        "exclusions": RESPONSE_EXCLUSIONS,
         "radiomics": f"results/{RESPONSE_COHORT}/radiomics/features_robust.parquet",
+        **inputs,
         "deep": f"results/{RESPONSE_COHORT}/deep/{wildcards.endpoint}/scores.tsv",
     }
 

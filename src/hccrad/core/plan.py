@@ -33,6 +33,20 @@ SURVIVAL_TABLES: tuple[str, ...] = (
     "concordance",
     "td_auc",
 )
+# The tables of a repeated cross-validation (hccrad.reporting.crossval), one TSV each.
+CROSSVAL_TABLES: tuple[str, ...] = (
+    "auc",
+    "auc_repeats",
+    "comparisons",
+    "comparisons_repeats",
+    "threshold_metrics",
+    "calibration",
+    "calibration_curves",
+    "decision_curves",
+    "logrank",
+    "cox",
+    "km_curves",
+)
 
 
 def patient_ids(centres: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -1,0 +1,237 @@
+"""Repeated cross-validation: folds, no leakage from test folds, the permuted control, tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.feature_selection import SelectKBest, f_classif
+from sklearn.metrics import cohen_kappa_score, roc_auc_score
+
+from hccrad.core.seeding import rng_for
+from hccrad.models.crossval import (
+    OBSERVED,
+    PERMUTED,
+    CrossvalSettings,
+    crossval_estimators,
+    crossval_inputs,
+    crossval_predictions,
+    crossval_settings,
+    fold_predictions,
+    fold_table,
+    repeat_folds,
+)
+from hccrad.models.inputs import RADIOMICS
+from hccrad.models.settings import ModelSettings
+from hccrad.reporting.crossval import (
+    auc_repeats,
+    auc_summary,
+    crossval_tables,
+    flow_table,
+    reader_tables,
+)
+from hccrad.stats.agreement import cohen_kappa_table, fleiss_kappa_row
+
+COVARIATES = ("age", "afp")
+
+
+def noise_cohort(n: int, p: int, seed: int, signal: float = 0.0) -> tuple[pd.DataFrame, pd.Series]:
+    """Random features and clinical covariates; the outcome follows f0000 by ``signal``."""
+    rng = rng_for(seed, "test", "crossval")
+    ids = pd.Index([f"P{i:03d}" for i in range(n)], name="patient_id")
+    features = pd.DataFrame(
+        rng.normal(size=(n, p)), index=ids, columns=[f"f{j:04d}" for j in range(p)]
+    )
+    logit = signal * features["f0000"].to_numpy()
+    y = pd.Series((rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int), index=ids)
+    clinical = pd.DataFrame({"age": rng.normal(65, 8, n), "afp": rng.lognormal(3, 1, n)}, index=ids)
+    return clinical.join(features), y.rename("response")
+
+
+def lasso_only(columns: list[str], k: int) -> dict:
+    """The radiomics_lasso model behind the in-fold pre-filter (the cheapest radiomics model)."""
+    settings = CrossvalSettings(prefilter_k=k)
+    models = ModelSettings(clinical_covariates=COVARIATES, n_cs=8, cv_folds=3)
+    built = crossval_estimators({RADIOMICS: columns}, models, settings, 3, "response")
+    return {"radiomics_lasso": built["radiomics_lasso"]}
+
+
+def mean_auc(oof: pd.DataFrame, labels: str = OBSERVED) -> float:
+    """Mean over repeats of the out-of-fold AUC."""
+    part = oof[oof["labels"] == labels]
+    return float(
+        part.groupby("repeat")[["outcome", "score"]]
+        .apply(lambda d: roc_auc_score(d["outcome"], d["score"]))
+        .mean()
+    )
+
+
+def test_folds_are_stratified_seeded_and_cover_everyone_once():
+    y = np.array([0] * 30 + [1] * 20)
+    folds = repeat_folds(y, 5, 7, "response", 1)
+    assert [len(test) for _, test in folds] == [10] * 5
+    assert all(y[test].sum() == 4 for _, test in folds)
+    assert np.array_equal(np.sort(np.concatenate([t for _, t in folds])), np.arange(50))
+    again = repeat_folds(y, 5, 7, "response", 1)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds, again, strict=True))
+    other = repeat_folds(y, 5, 7, "response", 2)
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(folds, other, strict=True))
+    outcome = pd.Series(y, index=[f"p{i}" for i in range(50)])
+    table = fold_table(outcome, CrossvalSettings(repeats=3), 7, "response")
+    assert table.groupby("repeat")["patient_id"].nunique().tolist() == [50, 50, 50]
+
+
+def test_test_fold_outcomes_never_reach_the_fit():
+    inputs, y = noise_cohort(60, 40, 1, signal=1.5)
+    estimators = crossval_estimators(
+        {RADIOMICS: [c for c in inputs if c.startswith("f")]},
+        ModelSettings(clinical_covariates=COVARIATES, n_cs=6, cv_folds=3),
+        CrossvalSettings(prefilter_k=10),
+        5,
+        "response",
+    )
+    train, test = repeat_folds(y.to_numpy(), 4, 5, "response", 1)[0]
+    flipped = y.to_numpy().copy()
+    flipped[test] = 1 - flipped[test]
+    a = fold_predictions(inputs, y.to_numpy(), train, test, estimators)
+    b = fold_predictions(inputs, flipped, train, test, estimators)
+    columns = ["model", "patient_id", "score", "youden_threshold", "risk_cutoff"]
+    pd.testing.assert_frame_equal(a[columns], b[columns])
+    assert (a["outcome"] != b["outcome"]).all()
+
+
+def test_noise_selected_inside_folds_stays_at_chance_but_leaks_when_selected_on_all():
+    inputs, y = noise_cohort(80, 1000, 2)
+    noise = [c for c in inputs if c.startswith("f")]
+    settings = CrossvalSettings(repeats=2, folds=4, permuted=False, prefilter_k=10)
+    inside = crossval_predictions(inputs, y, lasso_only(noise, 10), settings, 11, "response")
+    # The same model on the 10 noise features that look best on every patient: the leak.
+    best = SelectKBest(f_classif, k=10).fit(inputs[noise], y).get_feature_names_out()
+    leaked = crossval_predictions(inputs, y, lasso_only(list(best), 10), settings, 11, "response")
+    assert abs(mean_auc(inside) - 0.5) < 0.12
+    assert mean_auc(leaked) > 0.75
+
+
+def test_permuted_control_sits_at_chance_while_a_real_signal_is_found():
+    inputs, y = noise_cohort(90, 60, 3, signal=3.0)
+    features = [c for c in inputs if c.startswith("f")]
+    settings = CrossvalSettings(repeats=3, folds=3, prefilter_k=10)
+    oof = crossval_predictions(inputs, y, lasso_only(features, 10), settings, 4, "response")
+    assert set(oof["labels"]) == {OBSERVED, PERMUTED}
+    assert mean_auc(oof, OBSERVED) > 0.75
+    assert abs(mean_auc(oof, PERMUTED) - 0.5) < 0.1
+    # Every patient once per repeat and labelling.
+    counts = oof.groupby(["labels", "repeat"])["patient_id"].nunique()
+    assert (counts == 90).all()
+
+
+def test_tables_from_out_of_fold_predictions():
+    inputs, y = noise_cohort(60, 20, 5, signal=2.0)
+    sheet = inputs.assign(
+        ttp_time=np.linspace(1, 60, 60), ttp_event=np.tile([1, 1, 0], 20), response=y
+    )
+    models = ModelSettings(clinical_covariates=COVARIATES, n_cs=5, cv_folds=3)
+    settings = CrossvalSettings(repeats=2, folds=3, prefilter_k=5)
+    estimators = crossval_estimators(
+        {RADIOMICS: list(inputs.columns[2:])}, models, settings, 1, "r"
+    )
+    assert set(estimators) == {
+        "clinical",
+        "radiomics",
+        "radiomics_lasso",
+        "radiomics_ridge",
+        "clinical_radiomics",
+    }
+    oof = crossval_predictions(inputs, y, estimators, settings, 1, "response")
+    tables = crossval_tables(oof, sheet, {"ttp": {"time": "ttp_time", "event": "ttp_event"}})
+    by_repeat = tables["auc_repeats"]
+    # The summary is the mean of each repeat's AUC, which is sklearn's AUC of that repeat.
+    one = oof[(oof["labels"] == OBSERVED) & (oof["model"] == "clinical") & (oof["repeat"] == 2)]
+    row = by_repeat.query("labels == 'observed' and model == 'clinical' and repeat == 2")
+    assert row["auc"].item() == pytest.approx(roc_auc_score(one["outcome"], one["score"]))
+    summary = auc_summary(auc_repeats(oof)).set_index(["labels", "model"])
+    expected = by_repeat.groupby(["labels", "model"])["auc"].mean()
+    assert np.allclose(summary["auc_mean"], expected.loc[summary.index])
+    assert len(tables["comparisons"]) == 2 * 10  # two labellings x 5 choose 2 pairs
+    assert set(tables["logrank"]["repeat"]) == {1, 2}
+    assert tables["cox"]["hr"].notna().all()
+    assert set(tables["decision_curves"]["labels"]) == {OBSERVED, PERMUTED}
+
+
+def test_flow_counts_each_patient_at_its_first_exclusion():
+    steps = [
+        ("sheet import", pd.DataFrame({"patient_id": ["a", "b"], "reason": ["no response"] * 2})),
+        (
+            "feature table",
+            pd.DataFrame(
+                {"patient_id": ["b", "c", "zz"], "reason": ["not in sheet", "empty", "other"]}
+            ),
+        ),
+    ]
+    flow = flow_table(["a", "b", "c", "d", "e"], steps).set_index("step")
+    assert flow.loc["source table", "n_after"] == 5
+    assert flow.loc["sheet import", "n_excluded"] == 2
+    assert flow.loc["feature table", "n_excluded"] == 1
+    assert flow.loc["feature table", "n_after"] == 2
+    assert "1 id(s) not in the source table" in flow.loc["feature table", "reasons"]
+
+
+def test_inputs_and_settings_are_checked():
+    inputs, y = noise_cohort(10, 3, 6)
+    sheet = inputs[list(COVARIATES)].assign(response=y.astype(float))
+    sheet.iloc[0, -1] = np.nan
+    table, outcome, lacking = crossval_inputs(
+        sheet, inputs.drop(columns=list(COVARIATES)), "response"
+    )
+    assert lacking["patient_id"].tolist() == ["P000"] and len(outcome) == 9
+    assert "f0000" in table
+    with pytest.raises(ValueError, match="lacks 1 patient"):
+        crossval_inputs(sheet, inputs.iloc[1:].drop(columns=list(COVARIATES)), "response")
+    with pytest.raises(ValueError, match="unknown keys"):
+        crossval_settings({"repeat": 3})
+    assert crossval_settings({"repeats": 3}).repeats == 3
+
+
+def test_reader_kappa_matches_sklearn_and_fleiss_is_one_when_all_agree():
+    rng = rng_for(1, "test", "readers")
+    first = rng.integers(0, 2, 80)
+    second = np.where(rng.random(80) < 0.8, first, 1 - first)
+    reads = pd.DataFrame({"r1": first, "r2": second}).astype(float)
+    reads.iloc[0, 1] = np.nan
+    row = cohen_kappa_table(reads).iloc[0]
+    assert row["n"] == 79
+    assert row["kappa"] == pytest.approx(cohen_kappa_score(first[1:], second[1:]))
+    assert row["ci_low"] < row["kappa"] < row["ci_high"]
+    same = pd.DataFrame({"a": first, "b": first, "c": first})
+    assert fleiss_kappa_row(same, seed=1, n_resamples=50)["kappa"] == pytest.approx(1.0)
+
+
+def test_auc_per_reader_scores_each_read_on_its_own_patients():
+    ids = [f"p{i}" for i in range(40)]
+    outcome = np.tile([0, 1], 20)
+    oof = pd.DataFrame(
+        {
+            "labels": OBSERVED,
+            "repeat": 1,
+            "model": "m",
+            "patient_id": ids,
+            "score": outcome + np.linspace(0, 0.5, 40),
+            "outcome": outcome,
+        }
+    )
+    sheet = pd.DataFrame(
+        {"r1": outcome, "r2": 1 - outcome, "r3": np.where(np.arange(40) < 10, np.nan, outcome)},
+        index=ids,
+    )
+    tables = reader_tables(oof, sheet, ["r1", "r2", "r3"], seed=3)
+    auc = tables["reader_auc"].set_index("reader")
+    assert auc.loc["r1", "auc_mean"] == pytest.approx(1.0)
+    assert auc.loc["r2", "auc_mean"] == pytest.approx(0.0)
+    assert auc.loc["r3", "n"] == 30
+    assert len(tables["reader_agreement"]) == 4
+
+
+def test_a_reader_column_missing_from_the_sheet_is_named():
+    oof = pd.DataFrame({"labels": [OBSERVED], "patient_id": ["p"], "score": [0.5]})
+    with pytest.raises(ValueError, match="response_reader9"):
+        reader_tables(oof, pd.DataFrame({"r1": [1]}, index=["p"]), ["response_reader9"], seed=1)

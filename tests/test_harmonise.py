@@ -182,3 +182,25 @@ def test_too_few_rows_stop_with_the_centre_and_a_fix() -> None:
     one = sheet.index[:1].append(sheet.index[sheet["centre"] == "C"][:1])
     with pytest.raises(ValueError, match="centre 'C' has no training rows and 1 patient"):
         apply_combat(features.loc[one], sheet.loc[one, "centre"], fit)
+
+
+def test_diagnostic_figure_shows_the_table_numbers() -> None:
+    from hccrad.figures.harmonisation import harmonisation_figure
+
+    features, sheet = simulated_cohort()
+    train = sheet["split"] == "train"
+    harmonised = harmonise_per_centre(features, sheet["centre"], train, method="combat")
+    per_feature, summary = separation_table(features, harmonised, sheet["centre"])
+    figure = harmonisation_figure(
+        harmonisation_pca(features, harmonised, sheet, train), per_feature, summary
+    )
+    axes = figure.axes
+    assert len(axes) == 3
+    means = summary.set_index("stage")["mean_between_centre_share"]
+    assert axes[2].get_title() == f"Mean share {means['before']:.3f} to {means['after']:.3f}"
+    # Every patient in both PCA panels, and every feature in the share panel.
+    assert sum(len(c.get_offsets()) for c in axes[0].collections) == len(features)
+    assert sum(len(c.get_offsets()) for c in axes[1].collections) == len(features)
+    assert len(axes[2].collections[0].get_offsets()) == len(per_feature)
+    labels = [t.get_text() for t in figure.legends[0].get_texts()]
+    assert labels == ["centre A", "centre B", "centre C", "training", "test"]

@@ -291,6 +291,7 @@ rule evaluation_figure:
         roc_curves=f"{EVALUATION}/roc_curves.tsv",
         calibration=f"{EVALUATION}/calibration.tsv",
         calibration_curves=f"{EVALUATION}/calibration_curves.tsv",
+        calibration_loess=f"{EVALUATION}/calibration_loess.tsv",
         decision_curves=f"{EVALUATION}/decision_curves.tsv",
     output:
         roc=report(

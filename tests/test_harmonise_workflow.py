@@ -3,6 +3,8 @@ diagnostic (table and figure) and the radiogenomics cohort harmonised against it
 
 from __future__ import annotations
 
+import shutil
+
 import pandas as pd
 import pytest
 from conftest import run_workflow, tiny_config
@@ -14,11 +16,15 @@ TARGETS = (
 
 
 @pytest.fixture(scope="module")
-def combat_run(tmp_path_factory, snakemake_bin):
+def combat_run(runs, tmp_path_factory, snakemake_bin):
+    """The shared tiny run (conftest.runs) copied, its harmonisation redone with combat."""
+    work = tmp_path_factory.mktemp("combat")
+    # copytree keeps modification times: only the rules that read the setting run again.
+    shutil.copytree(runs["first"].parent, work, dirs_exist_ok=True, symlinks=True)
     config = tiny_config(7)
     config["radiomics"]["harmonisation"] = "combat"
-    work = tmp_path_factory.mktemp("combat")
-    run_workflow(work, config, snakemake_bin, TARGETS)
+    rules = ("robust_features", "harmonisation_diagnostic", "harmonisation_figure")
+    run_workflow(work, config, snakemake_bin, TARGETS, rules=rules)
     return work / "results"
 
 

@@ -95,7 +95,9 @@ def evaluation_tables() -> dict[str, pd.DataFrame]:
             key = {"cohort": cohort, "model": model}
             roc.append(pd.DataFrame({**key, "fpr": fpr, "tpr": tpr}))
             auc.append({**key, "auc": 0.7, "ci_low": 0.58, "ci_high": 0.81, "n": 80, "note": ""})
-            calibration.append({**key, "n": 80, "brier": 0.2, "note": ""})
+            fit = {"intercept": -0.12, "intercept_ci_low": -0.55, "intercept_ci_high": 0.31}
+            fit |= {"slope": 0.85, "slope_ci_low": 0.41, "slope_ci_high": 1.29}
+            calibration.append({**key, "n": 80, "brier": 0.2, **fit, "note": ""})
             predicted = np.linspace(0.1, 0.9, 5)
             bins.append(
                 pd.DataFrame(

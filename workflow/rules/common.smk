@@ -133,6 +133,31 @@ def radiomics_params(wildcards):
     return resolve(config["radiomics"]["params"][modality(wildcards.cohort)])
 
 
+def harmonisation_reference(wildcards):
+    """The response cohort's features and sheet: ComBat on another cohort fits on its training."""
+    if (
+        config["radiomics"]["harmonisation"] != "combat"
+        or wildcards.cohort == RESPONSE_COHORT
+    ):
+        return {}
+    return {
+        "reference_features": f"results/{RESPONSE_COHORT}/radiomics/features.parquet",
+        "reference_sheet": f"results/{RESPONSE_COHORT}/sheet.tsv",
+    }
+
+
+def harmonisation_targets():
+    """The harmonisation diagnostic of the response cohort, when features are harmonised."""
+    if config["radiomics"]["harmonisation"] == "none":
+        return []
+    folder = f"results/{RESPONSE_COHORT}/radiomics"
+    return [
+        f"{folder}/harmonisation_separation.tsv",
+        f"{folder}/harmonisation_features.tsv",
+        f"{folder}/harmonisation.png",
+    ]
+
+
 def per_patient(pattern):
     """An input function: ``pattern`` filled in for every patient of the cohort.
 
@@ -203,7 +228,7 @@ def all_targets():
         targets += [
             f"results/{RESPONSE_COHORT}/radiomics/icc.tsv",
             f"results/{RESPONSE_COHORT}/radiomics/icc.png",
-        ]
+        ] + harmonisation_targets()
     targets.append(f"results/{RADIOGENOMICS_COHORT}/rnaseq/gdc_sample_sheet.tsv")
     if RADIOGENOMICS_COHORT in SIMULATED:
         targets.append(f"results/{RADIOGENOMICS_COHORT}/truth/planted_genes.tsv")

@@ -151,6 +151,34 @@ rule icc_figure:
         "../scripts/icc_figure.py"
 
 
+rule harmonisation_figure:
+    input:
+        pca="results/{cohort}/radiomics/harmonisation_pca.tsv",
+        features="results/{cohort}/radiomics/harmonisation_features.tsv",
+        separation="results/{cohort}/radiomics/harmonisation_separation.tsv",
+    output:
+        png=report(
+            "results/{cohort}/radiomics/harmonisation.png",
+            caption="../report/harmonisation.rst",
+            category="Radiomics",
+            labels={"cohort": "{cohort}", "figure": "harmonisation by centre"},
+        ),
+        pdf="results/{cohort}/radiomics/harmonisation.pdf",
+        tiff="results/{cohort}/radiomics/harmonisation.tiff",
+    log:
+        "logs/{cohort}/harmonisation_figure.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        harmonisation=config["radiomics"]["harmonisation"],
+    script:
+        "../scripts/harmonisation_figure.py"
+
+
 rule deep_selection_figure:
     input:
         selection="results/{cohort}/deep/{endpoint}/selection.tsv",
@@ -263,6 +291,7 @@ rule evaluation_figure:
         roc_curves=f"{EVALUATION}/roc_curves.tsv",
         calibration=f"{EVALUATION}/calibration.tsv",
         calibration_curves=f"{EVALUATION}/calibration_curves.tsv",
+        calibration_loess=f"{EVALUATION}/calibration_loess.tsv",
         decision_curves=f"{EVALUATION}/decision_curves.tsv",
     output:
         roc=report(

@@ -113,6 +113,7 @@ rule radiomics_robustness:
 
 rule robust_features:
     input:
+        unpack(harmonisation_reference),
         features="results/{cohort}/radiomics/features.parquet",
         icc=f"results/{RESPONSE_COHORT}/radiomics/icc.tsv",
         sheet="results/{cohort}/sheet.tsv",
@@ -130,3 +131,34 @@ rule robust_features:
         harmonisation=config["radiomics"]["harmonisation"],
     script:
         "../scripts/robust_features.py"
+
+
+# Between-centre share of variance and a shared PCA projection, before and after harmonisation
+# (response cohort); figures.smk draws them.
+rule harmonisation_diagnostic:
+    input:
+        features="results/{cohort}/radiomics/features.parquet",
+        icc="results/{cohort}/radiomics/icc.tsv",
+        robust="results/{cohort}/radiomics/features_robust.parquet",
+        sheet="results/{cohort}/sheet.tsv",
+    output:
+        separation=report(
+            "results/{cohort}/radiomics/harmonisation_separation.tsv",
+            caption="../report/harmonisation.rst",
+            category="Radiomics",
+            labels={"cohort": "{cohort}", "table": "centre separation"},
+        ),
+        features="results/{cohort}/radiomics/harmonisation_features.tsv",
+        pca="results/{cohort}/radiomics/harmonisation_pca.tsv",
+    log:
+        "logs/{cohort}/harmonisation_diagnostic.log",
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    params:
+        harmonisation=config["radiomics"]["harmonisation"],
+    script:
+        "../scripts/harmonisation_diagnostic.py"

@@ -18,9 +18,14 @@ calibration = pd.read_csv(
     snakemake.input.calibration, sep="\t", keep_default_na=False, na_values=[""]
 )
 curves = pd.read_csv(snakemake.input.calibration_curves, sep="\t")
+loess = pd.read_csv(snakemake.input.calibration_loess, sep="\t")
 save_figure(
     calibration_figure(
-        curves, calibration.fillna({"note": ""}), title=f"Calibration: {endpoint}", cohorts=cohorts
+        curves,
+        calibration.fillna({"note": ""}),
+        loess=loess,
+        title=f"Calibration: {endpoint}",
+        cohorts=cohorts,
     ),
     snakemake.output.calibration,
 )

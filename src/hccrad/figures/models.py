@@ -113,21 +113,77 @@ def roc_figure(
     return _finish(figure, axes, title)
 
 
+def _number(value: float) -> str:
+    """A calibration number with two decimals and a true minus sign; NaN as 'n/a'."""
+    if pd.isna(value):
+        return "n/a"
+    # + 0.0 turns the -0.0 of a value that rounds to zero into 0.0: no "-0.00".
+    return f"{round(float(value), 2) + 0.0:.2f}".replace("-", "\u2212")
+
+
+def _calibration_label(model: str, row: pd.Series) -> str:
+    """Legend entry: the model, then intercept (95% CI); slope (95% CI) on a second line."""
+    intercept = (
+        f"{_number(row['intercept'])} ({_number(row['intercept_ci_low'])}, "
+        f"{_number(row['intercept_ci_high'])})"
+    )
+    if pd.isna(row["slope"]):
+        return f"{model}\n{intercept}; slope n/a"
+    slope = (
+        f"{_number(row['slope'])} ({_number(row['slope_ci_low'])}, {_number(row['slope_ci_high'])})"
+    )
+    return f"{model}\n{intercept}; {slope}"
+
+
+def _plot_loess(
+    ax: Axes, curve: pd.DataFrame, model: str, order: Sequence[str], label: str
+) -> None:
+    """The smoothed curve in the model's style over its bootstrap band (where there is one)."""
+    style = model_style(model, order)
+    curve = curve.dropna(subset=["observed"])
+    band = curve.dropna(subset=["ci_low", "ci_high"])
+    if len(band):
+        ax.fill_between(
+            band["predicted"], band["ci_low"], band["ci_high"], color=style.colour, alpha=0.1, lw=0
+        )
+    ax.plot(curve["predicted"], curve["observed"], color=style.colour, ls=style.linestyle, lw=1.0)
+    # The legend handle carries the marker of the binned points drawn with the curve.
+    ax.plot([], [], color=style.colour, ls=style.linestyle, marker=style.marker, ms=3, label=label)
+
+
 def calibration_figure(
     curves: pd.DataFrame,
     calibration: pd.DataFrame,
     *,
+    loess: pd.DataFrame | None = None,
     title: str = "",
     cohorts: Sequence[str] | None = None,
 ) -> plt.Figure:
-    """Observed vs predicted risk per bin for every model, one panel per cohort."""
+    """Loess calibration curve with its 95% band over the binned points, per cohort.
+
+    Each panel's legend gives every model's calibration intercept and slope with their 95% CIs
+    (calibration.tsv). Without ``loess`` the binned points are joined by lines instead.
+    """
     cohorts = cohorts_of(calibration, cohorts)
     models = list(dict.fromkeys(calibration["model"]))
-    figure, axes = panels(len(cohorts), SQUARE_PANEL_MM)
-    for ax, cohort in zip(axes, cohorts, strict=True):
+    # Two lines per model: a 61 mm panel cannot hold the name and four numbers on one.
+    legend_mm = LEGEND_LINE_MM * (2 * len(models) + 1)
+    figure, cells = panel_grid(len(cohorts), SQUARE_PANEL_MM + legend_mm)
+    axes = []
+    for cell, cohort in zip(cells, cohorts, strict=True):
+        # Like the ROC figure: a legend cell under each panel with that panel's own numbers.
+        inner = cell.subgridspec(2, 1, height_ratios=[SQUARE_PANEL_MM - 14, legend_mm])
+        ax, legend_ax = figure.add_subplot(inner[0]), figure.add_subplot(inner[1])
+        legend_ax.axis("off")
+        axes.append(ax)
         summary = calibration[calibration["cohort"] == cohort].set_index("model")
         n = int(summary["n"].iloc[0]) if len(summary) else None
         bins = curves[curves["cohort"] == cohort] if len(curves) else curves
+        smooth = (
+            loess[(loess["cohort"] == cohort) & loess["predicted"].notna()]
+            if loess is not None and len(loess)
+            else None
+        )
         if bins.empty:
             no_data(ax, cohort_title(cohort, n), "; ".join(summary["note"].unique())[:200])
             continue
@@ -135,14 +191,30 @@ def calibration_figure(
             points = bins[bins["model"] == model]
             if points.empty:
                 continue
-            _plot_model(
-                ax,
+            label = _calibration_label(model, summary.loc[model])
+            curve = smooth[smooth["model"] == model] if smooth is not None else None
+            if curve is None or curve.empty:
+                _plot_model(
+                    ax,
+                    points["mean_predicted"],
+                    points["observed_fraction"],
+                    model,
+                    models,
+                    markevery=1,
+                    label=label,
+                )
+                continue
+            _plot_loess(ax, curve, model, models, label)
+            style = model_style(model, models)
+            ax.plot(
                 points["mean_predicted"],
                 points["observed_fraction"],
-                model,
-                models,
-                markevery=1,
-                label=model,
+                ls="",
+                marker=style.marker,
+                ms=3,
+                mfc="none",
+                mew=0.7,
+                color=style.colour,
             )
         ax.plot([0, 1], [0, 1], ls="--", color="0.6", lw=0.6)
         ax.set(
@@ -153,7 +225,16 @@ def calibration_figure(
             title=cohort_title(cohort, n),
             aspect="equal",
         )
-    shared_legend(figure, axes)
+        legend_ax.legend(
+            *ax.get_legend_handles_labels(),
+            title="Intercept; slope (95% CI)",
+            loc="upper center",
+            frameon=False,
+            handlelength=2.4,
+            handletextpad=0.4,
+            labelspacing=0.3,
+            borderaxespad=0,
+        )
     return _finish(figure, axes, title)
 
 

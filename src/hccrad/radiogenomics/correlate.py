@@ -74,13 +74,26 @@ class CorrelationResult:
         max_p: float | None = None,
         max_fdr: float | None = None,
         fdr: FdrColumn = "fdr_all",
+        strongest_per_gene: bool = False,
     ) -> pd.DataFrame:
-        """Long table (feature, gene, rho, p, fdr_feature, fdr_all[, fdr_perm]), maybe filtered."""
+        """Long table (feature, gene, rho, p, fdr_feature, fdr_all[, fdr_perm]), maybe filtered.
+
+        ``strongest_per_gene`` also keeps each tested gene's pair of smallest P and of largest
+        |rho| (first feature on ties), whatever the filters: per-gene rankings and the set of
+        tested genes read from a filtered table then stay those of the full one.
+        """
         keep = np.ones(self.p.shape, dtype=bool)
         if max_p is not None:
             keep &= self.p <= max_p
         if max_fdr is not None:
             keep &= self._fdr(fdr) <= max_fdr
+        if strongest_per_gene and self.p.size:
+            tested = np.flatnonzero(np.isfinite(self.rho).any(axis=0))
+            for score in (
+                np.nan_to_num(self.p, nan=np.inf),
+                -np.nan_to_num(np.abs(self.rho), nan=-1),
+            ):
+                keep[np.argmin(score[:, tested], axis=0), tested] = True
         feature_positions, gene_positions = np.nonzero(keep)
         return self._table(feature_positions, gene_positions)
 

@@ -387,7 +387,7 @@ def prepare(
     )
 
 
-def _tests(
+def p_and_bh(
     prepared: Prepared, rho: np.ndarray, keys: np.ndarray | None, n_threads: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """P, BH per feature and BH over all pairs; from counts of keys on the lattice."""
@@ -488,7 +488,7 @@ def correlate(
     constant_features = tuple(prepared.features.index[prepared.constant_features].astype(str))
     constant_genes = tuple(prepared.expression.index[prepared.constant_genes].astype(str))
     _warn_constant(constant_features, constant_genes)
-    p, fdr_feature, fdr_all = _tests(prepared, rho, keys, n_threads or _usable_cpus())
+    p, fdr_feature, fdr_all = p_and_bh(prepared, rho, keys, n_threads or _usable_cpus())
     fdr_perm = None
     if n_permutations:
         null_counts = _null_histogram(prepared, n_permutations, seed, permutation_bins, progress)

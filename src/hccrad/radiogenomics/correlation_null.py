@@ -47,12 +47,17 @@ def lattice_p(lattice: Lattice, min_abs_rho: float, n_samples: int) -> np.ndarra
 
 
 def candidates(
-    prepared: Prepared, feature_values: np.ndarray, min_abs_rho: float, p_key: np.ndarray | None
+    prepared: Prepared,
+    feature_values: np.ndarray,
+    min_abs_rho: float,
+    p_key: np.ndarray | None,
+    gene_ranks: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Rows, columns and ids of the tested pairs with |r| >= min_abs_rho, and the P of each id.
 
     Ids number where a P value comes from: lattice keys (``p_key`` from ``lattice_p``), or,
-    without a lattice, the distinct P values of the candidates.
+    without a lattice, the distinct P values of the candidates. ``gene_ranks``: the genes'
+    doubled ranks, when the caller has them.
     """
     lattice = prepared.lattice
     if lattice is None or p_key is None:
@@ -65,11 +70,14 @@ def candidates(
         doubled(feature_values), prepared.product.device, prepared.product.dtype
     )
     found = [(np.array([], dtype=np.int64),) * 3]
-    for block in blocks(lattice, product, doubled(prepared.gene_values), prepared.chunk):
+    gene_ranks = doubled(prepared.gene_values) if gene_ranks is None else gene_ranks
+    for block in blocks(lattice, product, gene_ranks, prepared.chunk):
         # |D| is an integer: |rho| >= min_abs_rho needs |D| >= that cut's integer part.
-        magnitude = np.abs(block.values)
-        rows, columns = np.nonzero(magnitude >= math.floor(min_abs_rho * math.sqrt(block.product)))
-        keys = magnitude[rows, columns].astype(np.int64) + block.offset
+        # The block's values are its own (a product chunk or a copy): abs in place.
+        magnitude = np.abs(block.values, out=block.values).ravel()
+        flat = np.flatnonzero(magnitude >= math.floor(min_abs_rho * math.sqrt(block.product)))
+        rows, columns = np.divmod(flat, block.values.shape[1])
+        keys = magnitude[flat].astype(np.int64) + block.offset
         found.append((_at(block.rows, rows), _at(block.columns, columns), keys))
     rows, columns, keys = (np.concatenate(parts) for parts in zip(*found, strict=True))
     return rows, columns, keys, p_key
@@ -118,12 +126,13 @@ def null_rule_counts(
         None if prepared.lattice is None else lattice_p(prepared.lattice, cut, prepared.n_samples)
     )
     m_rows = prepared.tests_per_row()
+    gene_ranks = doubled(prepared.gene_values)
     rng = np.random.default_rng(seed)
     counts = {rule: np.zeros((null_permutations, n_features + 1)) for rule in RULES}
     for i in range(null_permutations):
         order = rng.permutation(prepared.n_samples)
         rows, columns, ids, p_of_id = candidates(
-            prepared, prepared.feature_values[:, order], cut, p_key
+            prepared, prepared.feature_values[:, order], cut, p_key, gene_ranks
         )
         used = np.flatnonzero(np.bincount(ids, minlength=len(p_of_id)))
         table = PGroups.of(p_of_id, used)
@@ -133,5 +142,6 @@ def null_rule_counts(
             RULES, (p_of_id[ids] < p_threshold, fdr < fdr_threshold), strict=True
         ):
             counts[rule][i, :n_features] = np.bincount(rows[passing], minlength=n_features)
-            counts[rule][i, n_features] = np.unique(columns[passing]).size
+            genes = np.bincount(columns[passing], minlength=len(prepared.gene_values))
+            counts[rule][i, n_features] = np.count_nonzero(genes)
     return counts

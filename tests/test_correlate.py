@@ -25,6 +25,7 @@ from hccrad.radiogenomics.correlate import (
     top_pairs,
 )
 from hccrad.radiogenomics.correlation_null import null_rule_counts
+from hccrad.radiogenomics.gene_list import correlation_summary
 
 N_SAMPLES = 23
 
@@ -413,3 +414,31 @@ def test_long_table_keeps_each_genes_strongest_pair(tied_inputs) -> None:
         return table.groupby("gene", observed=True)["rho"].agg(lambda r: r.abs().max())
 
     pd.testing.assert_series_equal(strongest(kept), strongest(full))
+
+
+def test_null_counts_give_correlation_summarys_chance_levels(tied_inputs) -> None:
+    """What correlate_features.py does: correlation_summary without nulls, then the counts."""
+    features, expression = tied_inputs
+    expression = expression.iloc[:300]
+    settings = {"p_threshold": 0.05, "fdr_threshold": 0.3, "fdr_scope": "per_feature"}
+    result = quiet_correlate(features, expression)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConstantRowsWarning)
+        expected = correlation_summary(
+            result, features, expression, null_permutations=6, seed=2, **settings
+        )
+    summary = correlation_summary(
+        result, features, expression, null_permutations=0, seed=2, **settings
+    )
+    counts = null_rule_counts(
+        features,
+        expression,
+        null_permutations=6,
+        seed=2,
+        **settings,  # type: ignore[arg-type]
+    )
+    for rule, rule_counts in counts.items():
+        summary.loc[summary["rule"] == rule, "n_genes_chance"] = rule_counts.mean(axis=0)
+    summary["null_permutations"] = 6
+    pd.testing.assert_frame_equal(summary, expected)
+    assert expected["n_genes_chance"].max() > 0

@@ -133,21 +133,37 @@ class PGroups:
         return self.adjust(counts, m)[groups]
 
     def adjust_rows(self, groups: np.ndarray, m_rows: np.ndarray) -> np.ndarray:
-        """BH within each row of a groups matrix; m_rows[i] tests in row i."""
+        """BH within each row of a groups matrix; m_rows[i] tests in row i.
+
+        The arithmetic of ``adjust``, written into buffers reused from row to row (a row's
+        arrays are small, so allocation and call overhead would dominate).
+        """
         adjusted = np.empty(groups.shape)
-        for row, row_groups in enumerate(groups):
-            if self.size <= 4 * len(row_groups):
-                counts = np.bincount(row_groups, minlength=self.size + 1)
-                adjusted[row] = self.adjust(counts, int(m_rows[row]))[row_groups]
-                continue
-            # Far more P values than tests in a row: count on the row's own groups (a sort).
-            present, local, counts = np.unique(row_groups, return_inverse=True, return_counts=True)
-            sub = PGroups(np.arange(len(present)), self.p[present])
-            if present[-1] != self.size:  # no untested key in the row: add the NaN group
-                sub = PGroups(sub.group_of_key, np.append(sub.p, np.nan))
-                counts = np.append(counts, 0)
-            adjusted[row] = sub.adjust(counts, int(m_rows[row]))[local]
+        if self.size > 4 * groups.shape[1]:
+            for row, row_groups in enumerate(groups):
+                adjusted[row] = self._adjust_sparse_row(row_groups, int(m_rows[row]))
+            return adjusted
+        size, p = self.size, self.p[: self.size]
+        ratio, row_adjusted = np.empty(size), np.full(size + 1, np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for row, row_groups in enumerate(groups):
+                counts = np.bincount(row_groups, minlength=size + 1)[:size]
+                np.divide(int(m_rows[row]), np.cumsum(counts), out=ratio)
+                ratio *= p  # P (m / C), scipy's order of operations
+                ratio[counts == 0] = np.inf
+                np.minimum.accumulate(ratio[::-1], out=ratio[::-1])
+                np.clip(ratio, 0.0, 1.0, out=row_adjusted[:size])
+                adjusted[row] = row_adjusted[row_groups]
         return adjusted
+
+    def _adjust_sparse_row(self, row_groups: np.ndarray, m: int) -> np.ndarray:
+        """BH of one row with far fewer tests than groups: on the row's own groups (a sort)."""
+        present, local, counts = np.unique(row_groups, return_inverse=True, return_counts=True)
+        sub = PGroups(np.arange(len(present)), self.p[present])
+        if present[-1] != self.size:  # no untested key in the row: add the NaN group
+            sub = PGroups(sub.group_of_key, np.append(sub.p, np.nan))
+            counts = np.append(counts, 0)
+        return sub.adjust(counts, m)[local]
 
 
 def candidate_rho(threshold: float, n_samples: int, method: str) -> float:

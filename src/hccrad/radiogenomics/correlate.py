@@ -19,6 +19,7 @@ Products and permutation nulls are computed in chunks of genes bounded by ``max_
 The long table costs ~50 bytes a row: pass ``max_p``/``max_fdr`` to keep only passing pairs.
 The chance levels of the gene-list rules are counted in ``correlation_null``.
 """
+
 from __future__ import annotations
 
 import warnings

@@ -251,8 +251,15 @@ def rho_and_keys(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Spearman rho (NaN: constant row) and the key of every pair (n_keys: untested)."""
     shape = (product.n_rows, len(gene_ranks))
-    rho = np.full(shape, np.nan)
-    keys = np.full(shape, lattice.n_keys, dtype=np.int32)
+    # np.empty, not np.full: the blocks cover every tested pair, and a fill is a pass over
+    # the whole matrix; only the constant rows and columns are filled below.
+    rho = np.empty(shape)
+    keys = np.empty(shape, dtype=np.int32)
+    for classes, axis in ((lattice.features, 0), (lattice.genes, 1)):
+        constant = np.ones(shape[axis], dtype=bool)
+        constant[np.concatenate([np.array([], dtype=np.int64), *classes.members])] = False
+        index = (constant, slice(None)) if axis == 0 else (slice(None), constant)
+        rho[index], keys[index] = np.nan, lattice.n_keys
     for block in blocks(lattice, product, gene_ranks, chunk):
         scale = np.sqrt(float(block.product))
         if isinstance(block.rows, slice) and isinstance(block.columns, slice):

@@ -404,7 +404,7 @@ def p_and_bh(
         key_counts = np.bincount(keys.ravel(), minlength=n_keys + 1)[:n_keys]
         used = np.flatnonzero(key_counts)
         p_key = np.full(n_keys + 1, np.nan)
-        p_key[used] = p_values(prepared.lattice.key_rho()[used], n_samples, method)
+        p_key[used] = p_values(prepared.lattice.key_rho(used), n_samples, method)
         table = PGroups.of(p_key, used)
         groups = table.group_of_key.astype(np.int32)[keys]
         # Tests per group from the keys' counts: no second pass over the pairs.

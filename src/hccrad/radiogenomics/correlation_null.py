@@ -25,7 +25,7 @@ from hccrad.radiogenomics.correlate import (
     p_values,
     prepare,
 )
-from hccrad.radiogenomics.rank_lattice import Lattice, PGroups, blocks, candidate_rho, doubled
+from hccrad.radiogenomics.rank_lattice import PGroups, blocks, candidate_rho, doubled
 
 RULES = ("p_rule", "fdr_rule")
 
@@ -33,17 +33,6 @@ RULES = ("p_rule", "fdr_rule")
 def _at(positions: np.ndarray | slice, local: np.ndarray) -> np.ndarray:
     """Global positions of local ones in a slice or a position array."""
     return local + positions.start if isinstance(positions, slice) else positions[local]
-
-
-def lattice_p(lattice: Lattice, min_abs_rho: float, n_samples: int) -> np.ndarray:
-    """Spearman P of every lattice key with |rho| >= min_abs_rho (NaN below)."""
-    p_key = np.full(lattice.n_keys, np.nan)
-    for offset, product in zip(lattice.offsets.ravel(), lattice.products.ravel(), strict=True):
-        cut = math.floor(min_abs_rho * math.sqrt(int(product)))
-        size = math.isqrt(int(product)) + 1
-        rho = np.arange(cut, size) / np.sqrt(float(product))  # as Lattice.key_rho
-        p_key[offset + cut : offset + size] = p_values(rho, n_samples, "spearman")
-    return p_key
 
 
 def candidates(
@@ -55,9 +44,9 @@ def candidates(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Rows, columns and ids of the tested pairs with |r| >= min_abs_rho, and the P of each id.
 
-    Ids number where a P value comes from: lattice keys (``p_key`` from ``lattice_p``), or,
-    without a lattice, the distinct P values of the candidates. ``gene_ranks``: the genes'
-    doubled ranks, when the caller has them.
+    Ids number where a P value comes from: lattice keys (``p_key``, P per key, filled by the
+    caller), or, without a lattice, the distinct P values of the candidates. ``gene_ranks``:
+    the genes' doubled ranks, when the caller has them.
     """
     lattice = prepared.lattice
     if lattice is None or p_key is None:
@@ -122,9 +111,8 @@ def null_rule_counts(
     chunk = _genes_per_chunk(n_features, features.shape[1], len(expression), max_chunk_bytes, 0)
     prepared = prepare(features, expression, method, device, "float64", chunk)
     cut = candidate_rho(max(p_threshold, fdr_threshold), prepared.n_samples, method)
-    p_key = (
-        None if prepared.lattice is None else lattice_p(prepared.lattice, cut, prepared.n_samples)
-    )
+    # P of the lattice keys met so far (NaN: not yet needed), filled permutation by permutation.
+    p_key = None if prepared.lattice is None else np.full(prepared.lattice.n_keys, np.nan)
     m_rows = prepared.tests_per_row()
     gene_ranks = doubled(prepared.gene_values)
     rng = np.random.default_rng(seed)
@@ -135,6 +123,9 @@ def null_rule_counts(
             prepared, prepared.feature_values[:, order], cut, p_key, gene_ranks
         )
         used = np.flatnonzero(np.bincount(ids, minlength=len(p_of_id)))
+        if prepared.lattice is not None:
+            new = used[np.isnan(p_of_id[used])]
+            p_of_id[new] = p_values(prepared.lattice.key_rho(new), prepared.n_samples, method)
         table = PGroups.of(p_of_id, used)
         groups = table.group_of_key[ids]
         fdr = _fdr(rows, groups, table, m_rows, fdr_scope == "per_feature")

@@ -82,13 +82,12 @@ class Lattice:
             exact_float32=largest < FLOAT32_EXACT,
         )
 
-    def key_rho(self) -> np.ndarray:
-        """|rho| of every key: d / sqrt(S_f S_g), the same float operation as for a pair."""
-        rho = np.empty(self.n_keys)
-        for offset, product in zip(self.offsets.ravel(), self.products.ravel(), strict=True):
-            size = math.isqrt(int(product)) + 1
-            rho[offset : offset + size] = np.arange(size) / np.sqrt(float(product))
-        return rho
+    def key_rho(self, keys: np.ndarray) -> np.ndarray:
+        """|rho| of the given keys: d / sqrt(S_f S_g), the same float operation as for a pair."""
+        starts, first = np.unique(self.offsets.ravel(), return_index=True)
+        block = np.searchsorted(starts, keys, side="right") - 1
+        products = self.products.ravel()[first][block].astype(np.float64)
+        return (keys - starts[block]) / np.sqrt(products)
 
 
 @dataclass(frozen=True)

@@ -446,3 +446,18 @@ def test_null_counts_give_correlation_summarys_chance_levels(tied_inputs) -> Non
     summary["null_permutations"] = 6
     pd.testing.assert_frame_equal(summary, expected)
     assert expected["n_genes_chance"].max() > 0
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson"])
+def test_only_constant_features(method: str) -> None:
+    """Nothing tested: every r, P and FDR is NaN and no null pair passes."""
+    samples = [f"P{j}" for j in range(10)]
+    features = pd.DataFrame(np.ones((2, 10)), index=["a", "b"], columns=samples)
+    expression = pd.DataFrame(
+        np.random.default_rng(0).normal(size=(5, 10)), index=list("vwxyz"), columns=samples
+    )
+    result = quiet_correlate(features, expression, method=method)
+    for name in ("rho", "p", "fdr_feature", "fdr_all"):
+        assert np.isnan(getattr(result, name)).all(), name
+    counts = null_rule_counts(features, expression, method, null_permutations=2)  # type: ignore[arg-type]
+    assert not counts["p_rule"].any() and not counts["fdr_rule"].any()

@@ -102,7 +102,8 @@ class PGroups:
         """Groups of equal P among the keys ``used``; NaN P values must not be among them."""
         order = used[np.argsort(p_key[used], kind="stable")]
         ordered = p_key[order]
-        first = np.append(True, ordered[1:] != ordered[:-1])
+        first = np.ones(len(ordered), dtype=bool)
+        first[1:] = ordered[1:] != ordered[:-1]
         groups = np.full(len(p_key) + 1, int(first.sum()), dtype=np.int64)
         groups[order] = np.cumsum(first) - 1
         return cls(groups, np.append(ordered[first], np.nan))

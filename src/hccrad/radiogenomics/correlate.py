@@ -14,8 +14,9 @@ for the same P). Pearson computes P per pair and numbers the distinct P values w
 ``benjamini_hochberg`` (scipy's, on a dense matrix) is kept for callers and benchmarks.
 
 Memory: the per-pair results (r, P, two FDRs, optionally the permutation FDR) are dense F x G
-float64 arrays, 8 bytes a pair each, plus two int32 arrays of keys and groups on the lattice.
-Products and permutation nulls are computed in chunks of genes bounded by ``max_chunk_bytes``.
+float64 arrays, 8 bytes a pair each, plus two intp arrays of keys and groups on the lattice
+(intp: what bincount and indexing use, so no cast copies). Products and permutation nulls are
+computed in chunks of genes bounded by ``max_chunk_bytes``.
 The long table costs ~50 bytes a row: pass ``max_p``/``max_fdr`` to keep only passing pairs.
 The chance levels of the gene-list rules are counted in ``correlation_null``.
 """
@@ -406,7 +407,7 @@ def p_and_bh(
         p_key = np.full(n_keys + 1, np.nan)
         p_key[used] = p_values(prepared.lattice.key_rho(used), n_samples, method)
         table = PGroups.of(p_key, used)
-        groups = table.group_of_key.astype(np.int32)[keys]
+        groups = table.group_of_key[keys]
         # Tests per group from the keys' counts: no second pass over the pairs.
         group_counts = np.bincount(
             table.group_of_key[used], weights=key_counts[used], minlength=table.size + 1

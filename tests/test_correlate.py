@@ -1,4 +1,4 @@
-"""Tests of hccrad.radiogenomics.correlate against scipy and statsmodels."""
+"""Tests of hccrad.radiogenomics.correlate (and its rank lattice) against scipy and statsmodels."""
 
 from __future__ import annotations
 
@@ -10,14 +10,22 @@ import pytest
 from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
+from hccrad.radiogenomics import correlate as correlate_module
+from hccrad.radiogenomics import rank_lattice
 from hccrad.radiogenomics.correlate import (
     ConstantRowsWarning,
     _resolve_device,
     benjamini_hochberg,
+    constant_rows,
     correlate,
+    p_values,
     permutation_fdr,
+    rank_rows,
+    standardise_rows,
     top_pairs,
 )
+from hccrad.radiogenomics.correlation_null import null_rule_counts
+from hccrad.radiogenomics.gene_list import correlation_summary
 
 N_SAMPLES = 23
 
@@ -245,3 +253,211 @@ def test_input_errors(features: pd.DataFrame, expression: pd.DataFrame) -> None:
         correlate(features.iloc[:, :2], expression.loc[:, features.columns[:2]], progress=False)
     with pytest.raises(ValueError, match="method"):
         correlate(features, expression, method="kendall", progress=False)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- rank lattice
+
+
+def zero_inflated(n_rows: int, n_samples: int, prefix: str, seed: int) -> pd.DataFrame:
+    """Rows like RNA-seq: a third with no ties, the rest with a varying share of zeros."""
+    rng = np.random.default_rng(seed)
+    values = rng.lognormal(size=(n_rows, n_samples))
+    zero_share = np.where(np.arange(n_rows) % 3 == 0, 0.0, rng.uniform(0.05, 0.8, n_rows))
+    values[rng.uniform(size=values.shape) < zero_share[:, None]] = 0.0
+    return pd.DataFrame(
+        values,
+        index=[f"{prefix}{i}" for i in range(n_rows)],
+        columns=[f"S{j:03d}" for j in range(n_samples)],
+    )
+
+
+@pytest.fixture(scope="module")
+def tied_inputs() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """60 samples; features with and without ties, a constant one; zero-inflated genes."""
+    features = zero_inflated(9, 60, "feature", seed=21)
+    features.iloc[4] = 2.0
+    features.iloc[7] = np.round(features.iloc[7], 1)  # ties from rounding, not zeros
+    expression = zero_inflated(1500, 60, "gene", seed=22)
+    expression.iloc[11] = 0.0
+    return features, expression
+
+
+def reference_engine(
+    features: pd.DataFrame, expression: pd.DataFrame, method: str
+) -> dict[str, np.ndarray]:
+    """The engine as it was before the lattice: unit-row product, P per pair, scipy's BH."""
+    values = features.to_numpy(dtype=float)
+    genes = expression.loc[:, features.columns].to_numpy(dtype=float)
+    if method == "spearman":
+        values, genes = rank_rows(values), rank_rows(genes)
+    rho = np.clip(standardise_rows(values) @ standardise_rows(genes).T, -1, 1)
+    rho[constant_rows(values)] = np.nan
+    rho[:, constant_rows(genes)] = np.nan
+    p = p_values(rho, values.shape[1], method)  # type: ignore[arg-type]
+    return {
+        "rho": rho,
+        "p": p,
+        "fdr_feature": benjamini_hochberg(p, axis=1),
+        "fdr_all": benjamini_hochberg(p),
+    }
+
+
+def quiet_correlate(*args: object, **kwargs: object):
+    """correlate() on numpy without the constant-rows warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConstantRowsWarning)
+        return correlate(*args, device="numpy", progress=False, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson"])
+def test_equals_the_engine_before_the_lattice(tied_inputs, method: str) -> None:
+    """Pearson: bit-identical. Spearman to 1e-12: its r is D / sqrt(S_f S_g), not a product of
+    unit rows, so r, P and the FDRs move in the last bits."""
+    features, expression = tied_inputs
+    result = quiet_correlate(features, expression, method=method)
+    reference = reference_engine(features, expression, method)
+    for name, expected in reference.items():
+        got = getattr(result, name)
+        assert np.array_equal(np.isnan(got), np.isnan(expected)), name
+        if method == "pearson":
+            np.testing.assert_array_equal(got, expected, err_msg=name)
+        else:
+            np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-14, err_msg=name)
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson"])
+def test_bh_is_bit_identical_to_scipy(tied_inputs, method: str) -> None:
+    """Both BH passes from counts give exactly scipy's values for the engine's own P."""
+    features, expression = tied_inputs
+    result = quiet_correlate(features, expression, method=method)
+    tested = np.isfinite(result.p)
+    rows, columns = tested.any(axis=1), tested.any(axis=0)
+    block = result.p[np.ix_(rows, columns)]
+    np.testing.assert_array_equal(
+        result.fdr_feature[np.ix_(rows, columns)], stats.false_discovery_control(block, axis=1)
+    )
+    np.testing.assert_array_equal(
+        result.fdr_all[np.ix_(rows, columns)],
+        stats.false_discovery_control(block.ravel()).reshape(block.shape),
+    )
+    assert np.isnan(result.fdr_all[~tested]).all() and np.isnan(result.fdr_feature[~tested]).all()
+
+
+def test_lattice_agrees_with_scipy_on_sampled_pairs(tied_inputs) -> None:
+    features, expression = tied_inputs
+    result = quiet_correlate(features, expression)
+    rng = np.random.default_rng(0)
+    feature_values = features.to_numpy()
+    gene_values = expression.to_numpy()
+    for i, j in zip(rng.integers(0, 9, 400), rng.integers(0, 1500, 400), strict=True):
+        if i == 4 or j == 11:
+            continue  # constant rows
+        expected = stats.spearmanr(feature_values[i], gene_values[j])
+        assert abs(result.rho[i, j] - expected.statistic) <= 1e-15
+        assert result.p[i, j] == pytest.approx(expected.pvalue, rel=1e-12, abs=1e-15)
+
+
+def test_lattice_product_is_exact_in_float32(tied_inputs, monkeypatch) -> None:
+    """Integer rank products: the float32 and float64 products give the same bits."""
+    features, expression = tied_inputs
+    in_float32 = quiet_correlate(features, expression)
+    monkeypatch.setattr(rank_lattice, "FLOAT32_EXACT", 1)  # forces the float64 product
+    in_float64 = quiet_correlate(features, expression)
+    for name in ("rho", "p", "fdr_feature", "fdr_all"):
+        np.testing.assert_array_equal(getattr(in_float32, name), getattr(in_float64, name))
+
+
+def test_without_the_lattice_spearman_gives_the_same(tied_inputs, monkeypatch) -> None:
+    """Too many keys (very large N) falls back to P per pair and a sort: same results."""
+    features, expression = tied_inputs
+    lattice = quiet_correlate(features, expression)
+    monkeypatch.setattr(correlate_module, "MAX_KEYS", 0)
+    general = quiet_correlate(features, expression)
+    for name in ("rho", "p", "fdr_feature", "fdr_all"):
+        np.testing.assert_allclose(
+            getattr(general, name), getattr(lattice, name), rtol=1e-12, atol=1e-14
+        )
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson"])
+@pytest.mark.parametrize("fdr_scope", ["all_pairs", "per_feature"])
+def test_null_counts_equal_full_runs(tied_inputs, method: str, fdr_scope: str) -> None:
+    """Counting only candidate pairs gives what a full correlate per permutation gives."""
+    features, expression = tied_inputs
+    expression = expression.iloc[:400]
+    for p_threshold, fdr_threshold in ((0.05, 0.2), (0.3, 0.9), (0.01, 1.0)):
+        counts = null_rule_counts(
+            features, expression, method, p_threshold, fdr_threshold, fdr_scope, 4, seed=5
+        )
+        rng = np.random.default_rng(5)
+        expected: dict[str, list[np.ndarray]] = {"p_rule": [], "fdr_rule": []}
+        for _ in range(4):
+            shuffled = features.iloc[:, rng.permutation(features.shape[1])]
+            shuffled.columns = features.columns
+            result = quiet_correlate(shuffled, expression, method=method)
+            fdr = result.fdr_all if fdr_scope == "all_pairs" else result.fdr_feature
+            with np.errstate(invalid="ignore"):
+                rules = {"p_rule": result.p < p_threshold, "fdr_rule": fdr < fdr_threshold}
+            for rule, passing in rules.items():
+                expected[rule].append(np.append(passing.sum(axis=1), passing.any(axis=0).sum()))
+        for rule in expected:
+            np.testing.assert_array_equal(counts[rule], np.array(expected[rule]), err_msg=rule)
+    assert counts["p_rule"][:, -1].min() > 0  # the loosest thresholds do list genes
+
+
+def test_long_table_keeps_each_genes_strongest_pair(tied_inputs) -> None:
+    features, expression = tied_inputs
+    result = quiet_correlate(features, expression)
+    full = result.to_long().dropna(subset=["rho"])
+    kept = result.to_long(max_p=1e-3, strongest_per_gene=True)
+    assert len(kept) < len(full) / 4  # about one pair a gene (8 tested features)
+    assert set(kept["gene"]) == set(full["gene"])  # every tested gene
+    assert (kept["p"] <= 1e-3).sum() == (full["p"] <= 1e-3).sum()
+
+    def strongest(table: pd.DataFrame) -> pd.Series:
+        return table.groupby("gene", observed=True)["rho"].agg(lambda r: r.abs().max())
+
+    pd.testing.assert_series_equal(strongest(kept), strongest(full))
+
+
+def test_null_counts_give_correlation_summarys_chance_levels(tied_inputs) -> None:
+    """What correlate_features.py does: correlation_summary without nulls, then the counts."""
+    features, expression = tied_inputs
+    expression = expression.iloc[:300]
+    settings = {"p_threshold": 0.05, "fdr_threshold": 0.3, "fdr_scope": "per_feature"}
+    result = quiet_correlate(features, expression)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConstantRowsWarning)
+        expected = correlation_summary(
+            result, features, expression, null_permutations=6, seed=2, **settings
+        )
+    summary = correlation_summary(
+        result, features, expression, null_permutations=0, seed=2, **settings
+    )
+    counts = null_rule_counts(
+        features,
+        expression,
+        null_permutations=6,
+        seed=2,
+        **settings,  # type: ignore[arg-type]
+    )
+    for rule, rule_counts in counts.items():
+        summary.loc[summary["rule"] == rule, "n_genes_chance"] = rule_counts.mean(axis=0)
+    summary["null_permutations"] = 6
+    pd.testing.assert_frame_equal(summary, expected)
+    assert expected["n_genes_chance"].max() > 0
+
+
+@pytest.mark.parametrize("method", ["spearman", "pearson"])
+def test_only_constant_features(method: str) -> None:
+    """Nothing tested: every r, P and FDR is NaN and no null pair passes."""
+    samples = [f"P{j}" for j in range(10)]
+    features = pd.DataFrame(np.ones((2, 10)), index=["a", "b"], columns=samples)
+    expression = pd.DataFrame(
+        np.random.default_rng(0).normal(size=(5, 10)), index=list("vwxyz"), columns=samples
+    )
+    result = quiet_correlate(features, expression, method=method)
+    for name in ("rho", "p", "fdr_feature", "fdr_all"):
+        assert np.isnan(getattr(result, name)).all(), name
+    counts = null_rule_counts(features, expression, method, null_permutations=2)  # type: ignore[arg-type]
+    assert not counts["p_rule"].any() and not counts["fdr_rule"].any()

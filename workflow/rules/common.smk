@@ -238,9 +238,14 @@ def perturbed_tables(wildcards):
     ]
 
 
+def perturbed_batch_patients(wildcards):
+    """The robustness patients of a perturbed-mask batch."""
+    return robustness_batches(wildcards.cohort)[int(wildcards.batch) - 1]
+
+
 def perturbed_batch_inputs(wildcards):
     """A perturbed batch's patients' prepared folders and radiomics records (their batches)."""
-    patients = robustness_batches(wildcards.cohort)[int(wildcards.batch) - 1]
+    patients = perturbed_batch_patients(wildcards)
     cohort = wildcards.cohort
     return {
         "prepared": batch_folders(cohort, patients, prepared_dir(cohort)),

@@ -36,12 +36,10 @@ rule radiomics_batch:
 
 
 # The robustness patients in batches of imaging.batch_size, in their order (sheet order of the
-# training patients not excluded): known once gather_radiomics has run.
+# training patients not excluded): known once the checkpoint gather_radiomics has run.
 rule perturbed_radiomics_batch:
     input:
         unpack(perturbed_batch_inputs),
-        sheet="results/{cohort}/sheet.tsv",
-        exclusions="results/{cohort}/exclusions.tsv",
         params=radiomics_params,
     output:
         directory("results/{cohort}/radiomics/perturbed/batch_{batch}"),
@@ -58,12 +56,13 @@ rule perturbed_radiomics_batch:
         mem_mb=batch_mem_mb,
         runtime=batch_runtime(3),
     params:
+        # A parameter, not exclusions.tsv as an input: gather_radiomics rewrites that table
+        # whenever any batch reruns, which would rerun every perturbed batch.
+        patients=perturbed_batch_patients,
         radiomics=radiomics_section,
         spacing_mm=config["imaging"]["spacing_mm"],
         seed=config["seed"],
         on_error=config["imaging"]["on_error"],
-        n_patients=config["radiomics"]["robustness"]["n_patients"],
-        batch_size=BATCH_SIZE,
     script:
         "../scripts/perturbed_radiomics_batch.py"
 

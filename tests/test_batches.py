@@ -5,12 +5,16 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
+import re
+import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from hccrad.cohorts.phantom import PHASES, render_patient, write_nifti
+from hccrad.cohorts.sheet import read_sheet
 from hccrad.cohorts.simulate import simulate_cohort
 from hccrad.core.config import radiomics_for
 from hccrad.core.seeding import rng_for
@@ -243,3 +247,83 @@ def test_perturbed_batch_writes_what_one_patient_per_job_wrote(cohort, batched, 
     assert got == tree_digests(tmp_path / "single")
     assert len(pd.read_parquet(tmp_path / "b" / f"{BAD}.parquet")) == 0
     assert len(pd.read_parquet(tmp_path / "b" / f"{patients[0]}.parquet")) == 3
+
+
+# --- the workflow ---------------------------------------------------------------------------
+
+
+def dry_run_counts(workdir: Path, config: dict, snakemake_bin: str) -> dict[str, int]:
+    """Jobs per rule that a dry run of the default target plans (before any checkpoint)."""
+    from conftest import workflow_command
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    run = subprocess.run(
+        [*workflow_command(snakemake_bin, workdir), "-n", "--quiet", "rules"],
+        capture_output=True,
+        encoding="utf-8",
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    stats = run.stdout.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, flags=re.M)}
+
+
+@pytest.mark.workflow
+def test_the_default_run_schedules_under_120_jobs(tmp_path, snakemake_bin):
+    from conftest import load_default_config
+
+    config = load_default_config()
+    jobs = dry_run_counts(tmp_path, config, snakemake_bin)
+    # 180 + 60 patients in batches of 20; after the checkpoint, the 20 robustness patients
+    # add one perturbed-mask batch. One job per patient made 590 (issue 30).
+    assert jobs["prepare_radiomics_batch"] == 9 + 3
+    assert not {"prepare_patient", "patient_radiomics"} & set(jobs)
+    assert sum(jobs.values()) + 1 < 120, jobs
+    # A cluster run can choose small batches: the jobs follow.
+    config["imaging"]["batch_size"] = 7
+    assert dry_run_counts(tmp_path / "small", config, snakemake_bin)[
+        "prepare_radiomics_batch"
+    ] == len(range(0, 180, 7)) + len(range(0, 60, 7))
+
+
+@pytest.mark.workflow
+def test_the_tiny_run_wrote_what_one_patient_per_job_writes(runs, tmp_path, monkeypatch):
+    """A patient of each cohort's last batch, prepared and extracted alone, gives the same bytes."""
+    from conftest import ROOT, tiny_config
+
+    config = tiny_config()
+    workdir = runs["first"].parent
+    # The sheets name images relative to the run's folder.
+    monkeypatch.chdir(workdir)
+    for cohort in ("sim_tace", "sim_lihc"):
+        results = runs["first"] / cohort
+        batches = sorted((results / "prepared").iterdir(), key=lambda p: int(p.name[6:]))
+        patient = read_manifest(batches[-1])[-1]
+        sheet = read_sheet(results / "sheet.tsv")
+        radiomics_cfg = radiomics_for(config["radiomics"], "mri")
+        out = tmp_path / cohort
+        (out / "radiomics").mkdir(parents=True)
+        one_at_a_time(
+            {
+                "sheet": sheet,
+                "imaging": config["imaging"],
+                "extraction": Extraction(
+                    str(ROOT / radiomics_cfg["params"]["mri"]),
+                    radiomics_cfg,
+                    config["imaging"]["spacing_mm"],
+                    config["imaging"]["on_error"],
+                ),
+            },
+            [patient],
+            out,
+        )
+        assert tree_digests(out / "prepared" / patient) == tree_digests(batches[-1] / patient)
+        run_radiomics = results / "radiomics/patients" / batches[-1].name
+        for suffix in (".parquet", "_diagnostics.tsv", "_exclusion.tsv"):
+            name = f"{patient}{suffix}"
+            assert tree_digests(out / "radiomics")[name] == tree_digests(run_radiomics)[name]
+        # The batch's log names each of its patients.
+        log = workdir / f"logs/{cohort}/prepare_radiomics_batch/{batches[-1].name}.log"
+        for member in read_manifest(batches[-1]):
+            assert f"patient {member}: prepared; " in log.read_text()

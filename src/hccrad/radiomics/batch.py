@@ -155,8 +155,9 @@ def _prepare_one(
     if extraction is None or radiomics is None:
         return summary
     # The extraction reads the volumes back from the folder just written (from the page
-    # cache): NIfTI keeps float32 geometry, so the in-memory image is not what one job per
-    # patient extracted from, and the features must stay byte-identical.
+    # cache, milliseconds): the phases are stored as scaled int16 with float32 geometry
+    # (hccrad.imaging.write), so the in-memory floats are not what the features were always
+    # extracted from, and the features must stay byte-identical to one job per patient.
     return f"{summary}; {extract_into(patient, folder, extraction, radiomics)}"
 
 

@@ -89,7 +89,7 @@ def test_held_out_score_is_the_mean_of_the_fold_networks_and_the_refit(runs):
     scores = pd.read_csv(folder / "scores.tsv", sep="\t", index_col="patient_id")
     held_out = list(scores.index[scores["split"] != "train"])
     crops, _ = dltr.cohort_crops(
-        {p: results / "sim_tace/prepared" / p for p in held_out}, held_out, config
+        dltr.prepared_folders(sorted((results / "sim_tace/prepared").iterdir())), held_out, config
     )
     each = np.array([predict_scores(m, crops, device="cpu").loc[held_out] for m in members])
     np.testing.assert_allclose(scores.loc[held_out, "dltr_score"], each.mean(axis=0), atol=1e-6)

@@ -14,7 +14,6 @@ from hccrad.core.config import (
 )
 from hccrad.core.plan import patient_ids, shard_members, tcga_like_ids
 from hccrad.imaging.batches import (
-    batch_chunks,
     batch_members,
     batch_of,
     robustness_chunks,
@@ -120,11 +119,6 @@ def prepared_dir(cohort):
 # The per-patient stages run one job per batch of patients (issue 30): batch k holds patients
 # (k-1)*batch_size+1 ... k*batch_size of cohort_patients, in that order (hccrad.imaging.batches).
 BATCH_SIZE = config["imaging"]["batch_size"]
-
-
-def cohort_batches(cohort):
-    """A cohort's patients in batches (lists of ids), in planned order."""
-    return batch_chunks(cohort_patients(cohort), BATCH_SIZE)
 
 
 def batch_patients(wildcards):

@@ -35,6 +35,7 @@ from hccrad.core.script_options import (
 from hccrad.core.torch_runtime import resolve_device
 from hccrad.deep import dltr
 from hccrad.deep.select import choose_winner, cross_validate, select_and_refit, selection_summary
+from hccrad.imaging.batches import patient_folders
 
 REPORT = Path(__file__).with_suffix(".md")
 HEADER = (
@@ -77,7 +78,7 @@ def main() -> None:
         args.results / args.cohort / "sheet.tsv", sep="\t", index_col="patient_id", dtype=str
     )
     train_ids = list(sheet.index[sheet["split"] == "train"])
-    folders = {p: args.results / args.cohort / "prepared" / p for p in train_ids}
+    folders = patient_folders(sorted((args.results / args.cohort / "prepared").iterdir()))
     crops, excluded = dltr.cohort_crops(folders, train_ids, config)
     train = dltr.training_sheet(sheet, excluded)
     started = time.perf_counter()

@@ -34,6 +34,7 @@ from hccrad.deep.crops import CropSet
 from hccrad.deep.predict import predict_scores
 from hccrad.deep.select import cross_validate_networks
 from hccrad.deep.train import training_labels
+from hccrad.imaging.batches import patient_folders
 
 REPORT = Path(__file__).with_suffix(".md")
 HEADER = (
@@ -151,7 +152,7 @@ def main() -> None:
         args.results / args.cohort / "sheet.tsv", sep="\t", index_col="patient_id", dtype=str
     )
     train_ids = list(sheet.index[sheet["split"] == "train"])
-    folders = {p: args.results / args.cohort / "prepared" / p for p in train_ids}
+    folders = patient_folders(sorted((args.results / args.cohort / "prepared").iterdir()))
     seed = settings["seed"] if args.seed is None else args.seed
     base = dltr.deep_config({**settings["deep"], "device": "cpu"}, seed)
     crops, excluded = dltr.cohort_crops(folders, train_ids, base)

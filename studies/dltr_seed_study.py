@@ -44,6 +44,7 @@ from hccrad.core.torch_runtime import resolve_device
 from hccrad.deep import dltr
 from hccrad.deep.predict import predict_ensemble
 from hccrad.deep.select import select_and_refit, selection_summary
+from hccrad.imaging.batches import patient_folders
 
 REPORT = Path(__file__).with_suffix(".md")
 HEADER = (
@@ -91,7 +92,7 @@ def main() -> None:
     sheet = pd.read_csv(
         args.results / args.cohort / "sheet.tsv", sep="\t", index_col="patient_id", dtype=str
     )
-    folders = {p: args.results / args.cohort / "prepared" / p for p in sheet.index}
+    folders = patient_folders(sorted((args.results / args.cohort / "prepared").iterdir()))
     described = ", ".join(f"{k} {json.dumps(v)}" for k, v in changed.items()) or "as config"
     deep_settings = {**settings["deep"], **changed, "device": args.device, "progress": False}
     # The crops do not depend on the seed: read them once.

@@ -15,6 +15,7 @@ from PIL import Image
 from hccrad.deep import dltr
 from hccrad.deep.networks import load_model
 from hccrad.deep.predict import predict_scores
+from hccrad.imaging.batches import read_manifest
 
 pytestmark = pytest.mark.workflow
 
@@ -36,9 +37,12 @@ def sheet(results: Path, cohort: str) -> pd.DataFrame:
 def test_selection_reads_training_patients_only(runs, endpoint):
     results = runs["first"]
     inputs = recorded_inputs(results.parent, f"results/sim_tace/deep/{endpoint}/model.pt")
-    prepared = {Path(p).name for p in inputs if "/prepared/" in p}
     response_sheet = sheet(results, "sim_tace")
-    assert prepared == set(response_sheet.index[response_sheet["split"] == "train"])
+    train = set(response_sheet.index[response_sheet["split"] == "train"])
+    # The training patients' batches, no other (the script reads their folders alone).
+    batches = [read_manifest(results.parent / p) for p in inputs if "/prepared/" in p]
+    assert train <= {p for batch in batches for p in batch}
+    assert all(train & set(batch) for batch in batches)
     table = pd.read_csv(results / f"sim_tace/deep/{endpoint}/selection.tsv", sep="\t")
     n_train = (response_sheet["split"] == "train").sum()
     assert (table["n_train"] + table["n_val"] == n_train).all()
@@ -85,7 +89,7 @@ def test_held_out_score_is_the_mean_of_the_fold_networks_and_the_refit(runs):
     scores = pd.read_csv(folder / "scores.tsv", sep="\t", index_col="patient_id")
     held_out = list(scores.index[scores["split"] != "train"])
     crops, _ = dltr.cohort_crops(
-        {p: results / "sim_tace/prepared" / p for p in held_out}, held_out, config
+        dltr.prepared_folders(sorted((results / "sim_tace/prepared").iterdir())), held_out, config
     )
     each = np.array([predict_scores(m, crops, device="cpu").loc[held_out] for m in members])
     np.testing.assert_allclose(scores.loc[held_out, "dltr_score"], each.mean(axis=0), atol=1e-6)

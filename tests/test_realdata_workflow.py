@@ -29,6 +29,7 @@ from snakemake.utils import update_config
 from hccrad.core.config import check_config
 from hccrad.deep import dltr
 from hccrad.deep.networks import build_network, load_pretrained
+from hccrad.imaging.batches import batch_chunks
 
 COHORT = "hcc_tace_seg_clinical"
 
@@ -167,10 +168,14 @@ def test_hcc_tace_seg_config_plans_offline(tmp_path, snakemake_bin):
     # download and conversion each.
     assert jobs["download_idc_patient"] == 89 + 28
     assert jobs["dicom_to_nifti"] == 89 + 28
-    # 83 of the 89 have an mRECIST read; all 28 TCGA-LIHC patients are imaged.
-    assert jobs["prepare_patient"] == 83 + 28
+    # 83 of the 89 have an mRECIST read; all 28 TCGA-LIHC patients are imaged: one job per
+    # batch of imaging.batch_size patients, preparation and radiomics in one.
+    size = config["imaging"]["batch_size"]
+    assert jobs["prepare_radiomics_batch"] == len(batch_chunks(range(83), size))
     # TCGA-LIHC is liver-only: the HCC-TACE-Seg network draws its tumours, radiomics follow.
-    assert jobs["prepare_predicted_tumour"] == jobs["patient_radiomics"] - 83 == 28
+    liver_only = len(batch_chunks(range(28), size))
+    assert jobs["prepare_batch"] == liver_only
+    assert jobs["prepare_predicted_tumour_batch"] == jobs["radiomics_batch"] == liver_only
     assert jobs["segment_predict"] == 2
     assert jobs["import_sheet"] == 2 and jobs["idc_manifest"] == 2
     assert jobs["download_gdc_rnaseq"] == jobs["download_gdc_clinical"] == 1
@@ -184,7 +189,8 @@ def test_tcga_lihc_config_plans_offline(tmp_path, snakemake_bin):
     jobs = dry_run_jobs(tmp_path / "run", real_config("tcga_lihc"), snakemake_bin)
     # Arterial and portal-venous CT and the AIMI liver SEG in one study.
     assert jobs["download_idc_patient"] == jobs["dicom_to_nifti"] == 28
-    assert jobs["prepare_predicted_tumour"] == 28
+    size = real_config("tcga_lihc")["imaging"]["batch_size"]
+    assert jobs["prepare_predicted_tumour_batch"] == len(batch_chunks(range(28), size))
     assert jobs["download_gdc_rnaseq"] == 1
     assert {"simulate_patients", "fit_models", "correlate_features"} <= set(jobs)
     assert "simulate_rnaseq" not in jobs

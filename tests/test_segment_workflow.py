@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk  # noqa: N813
 
+from hccrad.imaging.batches import patient_folders, read_manifest
+
 pytestmark = pytest.mark.workflow
 
 COHORT = "sim_tace"
@@ -53,9 +55,12 @@ def test_default_target_writes_every_segmentation_output(runs):
 def test_training_reads_the_training_patients_only(runs):
     results = runs["first"]
     inputs = recorded_inputs(results.parent, f"results/{COHORT}/segment/model.pt")
-    prepared = {Path(p).name for p in inputs if "/prepared/" in p}
     sheet = response_sheet(results)
-    assert prepared == set(sheet.index[sheet["split"] == "train"])
+    train = set(sheet.index[sheet["split"] == "train"])
+    # The training patients' batches, no other (the script reads their folders alone).
+    batches = [read_manifest(results.parent / p) for p in inputs if "/prepared/" in p]
+    assert train <= {p for batch in batches for p in batch}
+    assert all(train & set(batch) for batch in batches)
 
 
 def test_every_patient_gets_a_mask_on_its_image_grid_with_reference_labels(runs):
@@ -65,9 +70,10 @@ def test_every_patient_gets_a_mask_on_its_image_grid_with_reference_labels(runs)
         results / COHORT / "segment/predictions.tsv", sep="\t", index_col="patient_id"
     )
     assert sorted(predictions.index) == sorted(sheet.index)
+    prepared = patient_folders(sorted((results / COHORT / "prepared").iterdir()))
     for patient in predictions.index[predictions["status"] == "predicted"]:
         mask = sitk.ReadImage(str(results / COHORT / "segment/masks" / f"{patient}.nii.gz"))
-        image = sitk.ReadImage(str(results / COHORT / "prepared" / patient / "arterial.nii.gz"))
+        image = sitk.ReadImage(str(prepared[patient] / "arterial.nii.gz"))
         assert mask.GetSize() == image.GetSize(), patient
         assert mask.GetSpacing() == pytest.approx(image.GetSpacing()), patient
         assert mask.GetOrigin() == pytest.approx(image.GetOrigin()), patient
@@ -161,22 +167,25 @@ def test_liver_only_cohort_gets_radiomics_from_predicted_tumours(runs, liver_onl
     assert exclusions["step"].eq("prepare_predicted_tumour").all()
     reference = pd.read_parquet(runs["first"] / LIVER_ONLY / "radiomics/features.parquet")
     assert list(features.columns) == list(reference.columns)
-    for patient in patients:
+    folders = patient_folders(sorted((results / "prepared").iterdir()))
+    auto = patient_folders(sorted((results / "prepared_auto").iterdir()))
+    for batch in (results / "radiomics/patients").iterdir():
         inputs = recorded_inputs(
-            liver_only_run, f"results/{LIVER_ONLY}/radiomics/patients/{patient}.parquet"
+            liver_only_run, f"results/{LIVER_ONLY}/radiomics/patients/{batch.name}"
         )
-        assert any(f"/prepared_auto/{patient}" in path for path in inputs), inputs
-        prepared = sitk.ReadImage(str(results / "prepared" / patient / "mask.nii.gz"))
+        assert f"results/{LIVER_ONLY}/prepared_auto/{batch.name}" in inputs, inputs
+    for patient in patients:
+        prepared = sitk.ReadImage(str(folders[patient] / "mask.nii.gz"))
         assert set(np.unique(sitk.GetArrayFromImage(prepared))) <= {0, 1}, patient
     for patient in found:
         predicted = sitk.ReadImage(str(results / "segment/masks" / f"{patient}.nii.gz"))
-        used = sitk.ReadImage(str(results / "prepared_auto" / patient / "mask.nii.gz"))
+        used = sitk.ReadImage(str(auto[patient] / "mask.nii.gz"))
         assert used.GetSize() == predicted.GetSize(), patient
         assert used.GetOrigin() == pytest.approx(predicted.GetOrigin()), patient
         np.testing.assert_array_equal(
             sitk.GetArrayFromImage(used) == 2, sitk.GetArrayFromImage(predicted) == 2
         )
-        assert any((results / "prepared_auto" / patient / "crops").glob("*.npz")), patient
+        assert any((auto[patient] / "crops").glob("*.npz")), patient
     deep = pd.read_parquet(results / "deep/response/deep_features.parquet")
     assert set(deep.index) <= set(found)
 

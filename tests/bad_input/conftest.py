@@ -197,6 +197,9 @@ def sheet_config(on_error: str) -> dict[str, Any]:
     config["imaging"]["on_error"] = on_error
     # Three per centre: the QC figures' first three patients include an unreadable one.
     config["qc"]["patients_per_centre"] = 3
+    # Batches of three (the eight patients in three jobs): a corrected image reruns its batch
+    # and no other, which one batch of all eight could not show.
+    config["imaging"]["batch_size"] = 3
     return config
 
 

@@ -2,7 +2,7 @@
 
 exclude: the run completes, one exclusions.tsv row per damaged patient (step, file, reason,
 fix), features and diagnostics for exactly the others. stop: the run stops naming the patient,
-the file and the fix. A corrected image saved at the same path reruns that patient only.
+the file and the fix. A corrected image saved at the same path reruns that patient's batch only.
 Extraction failures (PyRadiomics) follow the same rule, tested on one prepared patient.
 """
 
@@ -37,6 +37,7 @@ from bad_input.conftest import (
 )
 from hccrad.cohorts.sheet_import import planned_sheet, sheet_files
 from hccrad.core.config import radiomics_for
+from hccrad.imaging.batches import patient_folders, read_manifest
 from hccrad.imaging.exclusions import PREPARE_STEP, Exclusion, write_exclusion
 from hccrad.imaging.prepare import prepare_patient
 from hccrad.imaging.read import ImageQCError
@@ -69,13 +70,13 @@ def _damaged_file(cohort, patient: str) -> str:
 
 
 def planned_jobs(stdout: str) -> set[tuple[str, str]]:
-    """(rule, patient) of every job a dry run plans ('' for a cohort-wide job)."""
+    """(rule, patient or batch) of every job a dry run plans ('' for a cohort-wide job)."""
     jobs = set()
     for block in re.split(r"^(?:local)?(?:rule|checkpoint) ", stdout, flags=re.M)[1:]:
         rule = block.split(":", 1)[0]
         wildcards = re.search(r"^\s+wildcards: (.*)$", block, flags=re.M)
         values = dict(re.findall(r"(\w+)=([^,\s]+)", wildcards[1])) if wildcards else {}
-        jobs.add((rule, values.get("patient", "")))
+        jobs.add((rule, values.get("patient", values.get("batch", ""))))
     return jobs
 
 
@@ -139,7 +140,7 @@ def test_hospital_ids_stay_as_written_in_every_output(exclude_run):
         "exclusions.tsv": _cells(results / "exclusions.tsv"),
         "diagnostics.tsv": _cells(results / "radiomics/diagnostics.tsv"),
         "features.parquet": list(pd.read_parquet(results / "radiomics/features.parquet").index),
-        "prepared folders": [p.name for p in (results / "prepared").iterdir()],
+        "prepared folders": list(patient_folders(sorted((results / "prepared").iterdir()))),
     }
     expected = {
         "sheet.tsv": PATIENTS,
@@ -164,7 +165,7 @@ def test_the_icc_is_computed_on_training_patients_with_features(exclude_run):
     sheet = _cells(results / "sheet.tsv")  # every patient is a training patient here
     expected = [p for p in sheet if p not in BAD][:n_patients]
     assert set(sheet[:n_patients]) & set(BAD), "the test needs an excluded patient among them"
-    perturbed = sorted(p.stem for p in (results / "radiomics/perturbed").glob("*.parquet"))
+    perturbed = sorted(p.stem for p in (results / "radiomics/perturbed").glob("*/*.parquet"))
     assert perturbed == sorted(expected)
     assert (results / "radiomics/icc.tsv").stat().st_size > 0
 
@@ -175,23 +176,24 @@ def test_stop_mode_names_the_patient_the_file_and_the_fix(sheet_cohort, snakemak
     run = snakemake(cohort, "stop", snakemake_bin)
     assert run.returncode != 0
     said = run.stdout + run.stderr
-    logs = {p: cohort.workdir / f"logs/{COHORT}/prepare_patient/{p}.log" for p in BAD}
-    failed = [p for p, log in logs.items() if log.exists() and "ImageQCError" in log.read_text()]
+    # One log per batch job; a failed patient stops its batch, named with the worker's error.
+    logs = sorted((cohort.workdir / f"logs/{COHORT}/prepare_radiomics_batch").glob("*.log"))
+    failed = {p: log for log in logs for p in BAD if f"patient {p} failed" in log.read_text()}
     assert failed, said[-3000:]
-    for patient in failed:
-        text = logs[patient].read_text()
-        message = text[text.index("ImageQCError") :]
-        assert f"patient {patient}:" in message
+    for patient, log in failed.items():
+        text = log.read_text()
+        message = text[text.index(f"patient {patient} failed") :]
+        assert f"ImageQCError: patient {patient}:" in message
         assert _damaged_file(cohort, patient) in message
         assert "Fix:" in message
         # Snakemake's own report points at that log and (show-failed-logs) prints it.
-        assert f"logs/{COHORT}/prepare_patient/{patient}.log" in said
-    assert f"patient {failed[0]}:" in said
+        assert str(log.relative_to(cohort.workdir)) in said
+    assert f"patient {next(iter(failed))} failed" in said
     assert not (cohort.results / "exclusions.tsv").exists()
 
 
 @pytest.mark.workflow
-def test_a_replaced_image_reruns_only_that_patient(exclude_run, snakemake_bin, tmp_path):
+def test_a_replaced_image_reruns_only_that_patients_batch(exclude_run, snakemake_bin, tmp_path):
     # A copy of the complete run (times kept; the table's paths are relative), so that the
     # other tests still read the run as it was.
     rerun = dataclasses.replace(exclude_run, workdir=tmp_path / "rerun")
@@ -207,9 +209,13 @@ def test_a_replaced_image_reruns_only_that_patient(exclude_run, snakemake_bin, t
     assert plan.returncode == 0, plan.stderr[-3000:]
     # The ICC's perturbed-mask jobs are planned once gather_radiomics (a checkpoint: the ICC
     # patients are those not excluded) has run again; the dry run shows the ICC as pending.
+    batch = next(
+        folder for folder in (results / "prepared").iterdir() if patient in read_manifest(folder)
+    )
+    mates = read_manifest(batch)
+    assert len(mates) > 1 and len(list((results / "prepared").iterdir())) > 1
     assert planned_jobs(plan.stdout) == {
-        ("prepare_patient", patient),
-        ("patient_radiomics", patient),
+        ("prepare_radiomics_batch", batch.name.removeprefix("batch_")),
         ("gather_radiomics", ""),
         ("radiomics_robustness", ""),
         ("robust_features", ""),
@@ -217,20 +223,28 @@ def test_a_replaced_image_reruns_only_that_patient(exclude_run, snakemake_bin, t
         ("qc_figure", ""),
         ("preprocessing_qc_figure", ""),
     }, plan.stdout[-3000:]
-    per_patient = sorted(results.glob("radiomics/patients/*")) + sorted(
-        results.glob("radiomics/perturbed/*.parquet")
+    per_patient = sorted(results.glob("radiomics/patients/*/*")) + sorted(
+        results.glob("radiomics/perturbed/*/*.parquet")
     )
     written = {path: path.stat().st_mtime_ns for path in per_patient}
     run = snakemake(rerun, "exclude", snakemake_bin, "--quiet", "rules")
     assert run.returncode == 0, run.stderr[-3000:]
-    # Only A-7's per-patient files were written again (A-7 is one of the ICC's patients).
-    rewritten = sorted(p.name for p, mtime in written.items() if p.stat().st_mtime_ns != mtime)
-    assert rewritten == [
-        f"{patient}.parquet",
-        f"{patient}.parquet",
-        f"{patient}_diagnostics.tsv",
-        f"{patient}_exclusion.tsv",
+    # Only the files of A-7's batch were written again, and of the perturbed-mask batches that
+    # hold a patient of it (A-7 is one of the ICC's patients); every other batch's are as they
+    # were.
+    perturbed = [
+        folder
+        for folder in (results / "radiomics/perturbed").iterdir()
+        if set(read_manifest(folder)) & set(mates)
     ]
+    assert any(patient in read_manifest(folder) for folder in perturbed)
+    rewritten = {p for p, mtime in written.items() if p.stat().st_mtime_ns != mtime}
+    assert rewritten == {
+        p
+        for p in per_patient
+        if p.parent in [results / "radiomics/patients" / batch.name, *perturbed]
+    }
+    assert results / "radiomics/patients" / batch.name / f"{patient}.parquet" in rewritten
     after = pd.read_parquet(results / "radiomics/features.parquet")
     assert sorted(after.index) == sorted(before.index)
     others = [p for p in before.index if p != patient]

@@ -13,6 +13,11 @@ from hccrad.core.config import (
     tumour_masks,
 )
 from hccrad.core.plan import patient_ids, shard_members, tcga_like_ids
+from hccrad.imaging.batches import (
+    batch_members,
+    batch_of,
+    robustness_chunks,
+)
 
 # The parse imports only modules of the standard library, PyYAML and jsonschema (hccrad.core.config,
 # hccrad.core.plan): every cluster job parses again, and `snakemake --lint` runs where only Snakemake
@@ -46,6 +51,12 @@ COHORTS = {**SIMULATED, **IMPORTED}
 # Sheets come from the simulation or the import, told apart by name ("(?!)" matches none).
 SIMULATED_PATTERN = "|".join(sorted(SIMULATED)) or "(?!)"
 IMPORTED_PATTERN = "|".join(sorted(IMPORTED)) or "(?!)"
+# Cohorts whose tumours are in their masks (reference) or drawn by the segmentation model.
+LIVER_ONLY = sorted(
+    c for c, spec in COHORTS.items() if tumour_masks(spec) == "liver_only"
+)
+REFERENCE_PATTERN = "|".join(sorted(set(COHORTS) - set(LIVER_ONLY))) or "(?!)"
+LIVER_ONLY_PATTERN = "|".join(LIVER_ONLY) or "(?!)"
 RESPONSE_COHORT = config["cohorts"]["response"]
 RADIOGENOMICS_COHORT = config["cohorts"]["radiogenomics"]
 ENV = "../../envs/hccrad.yaml"
@@ -105,22 +116,62 @@ def prepared_dir(cohort):
     return "prepared_auto" if cohort_masks(cohort) == "liver_only" else "prepared"
 
 
-def prepared_patient(wildcards):
-    """One patient's prepared folder for radiomics (prepared/ or prepared_auto/)."""
-    folder = prepared_dir(wildcards.cohort)
-    return f"results/{wildcards.cohort}/{folder}/{wildcards.patient}"
+# The per-patient stages run one job per batch of patients (issue 30): batch k holds patients
+# (k-1)*batch_size+1 ... k*batch_size of cohort_patients, in that order (hccrad.imaging.batches).
+BATCH_SIZE = config["imaging"]["batch_size"]
 
 
-def patient_shard(wildcards):
-    """The image shard folder that holds a simulated patient's images."""
-    if wildcards.cohort in IMPORTED:
-        return imported_images(wildcards)
-    ids = cohort_patients(wildcards.cohort)
-    n = cohort_cfg(wildcards.cohort)["n_shards"]
-    shard = next(
-        s for s in range(1, n + 1) if wildcards.patient in shard_members(ids, n, s)
+def batch_patients(wildcards):
+    """The patients of batch ``wildcards.batch`` of the cohort."""
+    return batch_members(
+        cohort_patients(wildcards.cohort), BATCH_SIZE, int(wildcards.batch)
     )
-    return f"results/{wildcards.cohort}/images/shard{shard}"
+
+
+def patient_batch(cohort, patient):
+    """The batch number of a patient of a cohort."""
+    return batch_of(patient, cohort_patients(cohort), BATCH_SIZE)
+
+
+def batch_folders(cohort, patients, folder):
+    """The batch folders (results/<cohort>/<folder>/batch_<k>) holding ``patients``, in order."""
+    batches = dict.fromkeys(patient_batch(cohort, patient) for patient in patients)
+    return [f"results/{cohort}/{folder}/batch_{batch}" for batch in batches]
+
+
+def batch_mem_mb(wildcards, threads):
+    """Memory of a batch job: the driver, and one patient's peak (~1.5 GB) per worker."""
+    return 1000 + 1500 * threads
+
+
+def batch_runtime(per_patient_min):
+    """A batch job's runtime (min): start-up, and ``per_patient_min`` per patient per worker."""
+    return lambda wildcards, threads: 10 + -(-per_patient_min * BATCH_SIZE // threads)
+
+
+def prepared_batch(wildcards):
+    """A batch's prepared folder for radiomics (prepared/ or prepared_auto/)."""
+    folder = prepared_dir(wildcards.cohort)
+    return f"results/{wildcards.cohort}/{folder}/batch_{wildcards.batch}"
+
+
+def patient_images(cohort, patient):
+    """A patient's images: its simulated shard folder, or its imported files."""
+    if cohort in IMPORTED:
+        return imported_images(cohort, patient)
+    ids = cohort_patients(cohort)
+    n = cohort_cfg(cohort)["n_shards"]
+    shard = next(s for s in range(1, n + 1) if patient in shard_members(ids, n, s))
+    return f"results/{cohort}/images/shard{shard}"
+
+
+def batch_images(wildcards):
+    """Every image input of a batch's patients (each shard folder once)."""
+    images = {}
+    for patient in batch_patients(wildcards):
+        found = patient_images(wildcards.cohort, patient)
+        images.update(dict.fromkeys([found] if isinstance(found, str) else found))
+    return list(images)
 
 
 def radiomics_section(wildcards):
@@ -161,40 +212,64 @@ def harmonisation_targets():
 def per_patient(pattern):
     """An input function: ``pattern`` filled in for every patient of the cohort.
 
-    ``{prepared}`` in the pattern becomes the cohort's prepared folder (prepared_dir).
+    ``{prepared}`` in the pattern becomes the cohort's prepared folder (prepared_dir);
+    ``{batch}`` the patient's batch, and a path that names no patient comes once per batch.
     """
 
     def files(wildcards):
         folder = prepared_dir(wildcards.cohort)
-        return [
-            pattern.format(cohort=wildcards.cohort, patient=patient, prepared=folder)
+        paths = (
+            pattern.format(
+                cohort=wildcards.cohort,
+                patient=patient,
+                prepared=folder,
+                batch=patient_batch(wildcards.cohort, patient),
+            )
             for patient in cohort_patients(wildcards.cohort)
-        ]
+        )
+        return list(dict.fromkeys(paths))
 
     return files
 
 
-def perturbed_tables(wildcards):
-    """Perturbed-mask features of the robustness patients (training patients with features)."""
+def robustness_batches(cohort):
+    """The robustness patients (training patients with features) in batches, after the checkpoints."""
     sheet_checkpoint = (
-        checkpoints.import_sheet
-        if wildcards.cohort in IMPORTED
-        else checkpoints.gather_sheet
+        checkpoints.import_sheet if cohort in IMPORTED else checkpoints.gather_sheet
     )
-    sheet_path = sheet_checkpoint.get(cohort=wildcards.cohort).output.sheet
+    sheet_path = sheet_checkpoint.get(cohort=cohort).output.sheet
     # Patients excluded in preparation or extraction (on_error: exclude) have no features.
-    gathered = checkpoints.gather_radiomics.get(cohort=wildcards.cohort).output
-    from hccrad.cohorts.sheet import read_patients, read_sheet, robustness_patients
-
-    sheet = read_sheet(sheet_path)
-    patients = robustness_patients(
-        sheet.drop(index=read_patients(gathered.exclusions).index),
+    gathered = checkpoints.gather_radiomics.get(cohort=cohort).output
+    return robustness_chunks(
+        sheet_path,
+        gathered.exclusions,
         config["radiomics"]["robustness"]["n_patients"],
+        BATCH_SIZE,
     )
+
+
+def perturbed_tables(wildcards):
+    """Perturbed-mask features of the robustness patients: one folder per batch of them."""
+    n = len(robustness_batches(wildcards.cohort))
     return [
-        f"results/{wildcards.cohort}/radiomics/perturbed/{patient}.parquet"
-        for patient in patients
+        f"results/{wildcards.cohort}/radiomics/perturbed/batch_{batch}"
+        for batch in range(1, n + 1)
     ]
+
+
+def perturbed_batch_patients(wildcards):
+    """The robustness patients of a perturbed-mask batch."""
+    return robustness_batches(wildcards.cohort)[int(wildcards.batch) - 1]
+
+
+def perturbed_batch_inputs(wildcards):
+    """A perturbed batch's patients' prepared folders and radiomics records (their batches)."""
+    patients = perturbed_batch_patients(wildcards)
+    cohort = wildcards.cohort
+    return {
+        "prepared": batch_folders(cohort, patients, prepared_dir(cohort)),
+        "records": batch_folders(cohort, patients, "radiomics/patients"),
+    }
 
 
 def has_images(cohort):

@@ -48,7 +48,7 @@ rule deep_predict:
     input:
         unpack(dltr_network),
         sheet="results/{cohort}/sheet.tsv",
-        prepared=per_patient("results/{cohort}/{prepared}/{patient}"),
+        prepared=per_patient("results/{cohort}/{prepared}/batch_{batch}"),
         out_of_fold=out_of_fold_scores,
     output:
         scores="results/{cohort}/deep/{endpoint}/scores.tsv",
@@ -75,7 +75,7 @@ rule deep_gradcam:
     input:
         unpack(dltr_network),
         sheet="results/{cohort}/sheet.tsv",
-        prepared=per_patient("results/{cohort}/{prepared}/{patient}"),
+        prepared=per_patient("results/{cohort}/{prepared}/batch_{batch}"),
         scores="results/{cohort}/deep/{endpoint}/scores.tsv",
     output:
         panels="results/{cohort}/deep/{endpoint}/gradcam.npz",

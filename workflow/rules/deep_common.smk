@@ -2,16 +2,15 @@
 
 
 def training_prepared(wildcards):
-    """Prepared folders of the training patients alone (from the sheet, via its checkpoint)."""
+    """Batch folders of the training patients (from the sheet, via its checkpoint)."""
     from hccrad.cohorts.sheet import read_sheet  # pandas: not at parse (common.smk)
 
     sheet = read_sheet(
         checkpoints.gather_sheet.get(cohort=wildcards.cohort).output.sheet
     )
-    return [
-        f"results/{wildcards.cohort}/prepared/{patient}"
-        for patient in sheet.index[sheet["split"] == "train"]
-    ]
+    # Their batches' folders; the script reads the training patients' folders alone.
+    train = sheet.index[sheet["split"] == "train"]
+    return batch_folders(wildcards.cohort, train, "prepared")
 
 
 def fold_networks(extension, folder="results/{cohort}/deep/{endpoint}"):

@@ -68,17 +68,17 @@ def table_files(cohort):
     return sheet_files(table_sheet(cohort))
 
 
-def imported_images(wildcards):
+def imported_images(cohort, patient):
     """A patient's images: converted (IDC cohorts) or the files its table row names.
 
-    Inputs of the patient's preparation, so that an image replaced at the same path (a
-    corrected export) reruns that patient and what depends on it, and no other patient.
+    Inputs of the preparation of the patient's batch, so that an image replaced at the same
+    path (a corrected export) reruns that batch and what depends on it, and no other batch.
     """
-    images = IMPORTED[wildcards.cohort]["images"]
+    images = IMPORTED[cohort]["images"]
     if images == "idc":
-        return f"results/{wildcards.cohort}/nifti/{wildcards.patient}"
+        return f"results/{cohort}/nifti/{patient}"
     if images == "sheet":
-        return table_files(wildcards.cohort).get(wildcards.patient, [])
+        return table_files(cohort).get(patient, [])
     return []
 
 

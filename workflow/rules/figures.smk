@@ -43,7 +43,7 @@ rule qc_figure:
         sheet="results/{cohort}/sheet.tsv",
         images=table_images,
         # Excluded patients (their files may be unreadable) are not shown.
-        prepared=per_patient("results/{cohort}/prepared/{patient}"),
+        prepared=per_patient("results/{cohort}/prepared/batch_{batch}"),
     output:
         png=report(
             "results/{cohort}/qc/cohort_qc.png",
@@ -97,7 +97,7 @@ rule table_one_figure:
 rule preprocessing_qc_figure:
     input:
         sheet="results/{cohort}/sheet.tsv",
-        prepared=per_patient("results/{cohort}/{prepared}/{patient}"),
+        prepared=per_patient("results/{cohort}/{prepared}/batch_{batch}"),
     output:
         png=report(
             "results/{cohort}/qc/preprocessing_qc.png",
@@ -233,7 +233,7 @@ rule gradcam_figure:
 rule segment_overlay_figure:
     input:
         metrics="results/{cohort}/segment/metrics.tsv",
-        prepared=per_patient("results/{cohort}/prepared/{patient}"),
+        prepared=per_patient("results/{cohort}/prepared/batch_{batch}"),
         masks="results/{cohort}/segment/masks",
     output:
         png=report(

@@ -1,71 +1,76 @@
-# PyRadiomics per patient, gathered into a cohort table; robustness to the contour (ICC).
-# Each patient's exclusion record (carried over from preparation, or the extraction's own with
-# imaging.on_error: exclude) is gathered into results/<cohort>/exclusions.tsv.
+# PyRadiomics per patient (one job per batch of patients, imaging.batch_size), gathered into a
+# cohort table; robustness to the contour (ICC). Each patient's exclusion record (carried over
+# from preparation, or the extraction's own with imaging.on_error: exclude) is gathered into
+# results/<cohort>/exclusions.tsv.
 # The ICC figure is drawn by figures.smk.
 
 
-rule patient_radiomics:
+# A liver-only cohort's radiomics, on its patients prepared with the predicted tumour (the
+# other cohorts' come with their preparation: imaging.smk, prepare_radiomics_batch).
+rule radiomics_batch:
     input:
-        prepared=prepared_patient,
+        prepared=prepared_batch,
         params=radiomics_params,
     output:
-        features="results/{cohort}/radiomics/patients/{patient}.parquet",
-        diagnostics="results/{cohort}/radiomics/patients/{patient}_diagnostics.tsv",
-        exclusion="results/{cohort}/radiomics/patients/{patient}_exclusion.tsv",
+        directory("results/{cohort}/radiomics/patients/batch_{batch}"),
     log:
-        "logs/{cohort}/patient_radiomics/{patient}.log",
+        "logs/{cohort}/radiomics_batch/batch_{batch}.log",
     benchmark:
-        "results/benchmarks/patient_radiomics/{cohort}/{patient}.tsv"
+        "results/benchmarks/radiomics_batch/{cohort}/batch_{batch}.tsv"
+    wildcard_constraints:
+        cohort=LIVER_ONLY_PATTERN,
+        batch=r"\d+",
     conda:
         ENV
-    threads: 1
+    threads: config["imaging"]["batch_threads"]
     resources:
-        mem_mb=2000,
-        runtime=20,
+        mem_mb=batch_mem_mb,
+        runtime=batch_runtime(2),
     params:
+        patients=batch_patients,
         radiomics=radiomics_section,
         spacing_mm=config["imaging"]["spacing_mm"],
         on_error=config["imaging"]["on_error"],
     script:
-        "../scripts/patient_radiomics.py"
+        "../scripts/radiomics_batch.py"
 
 
-rule patient_perturbed_radiomics:
+# The robustness patients in batches of imaging.batch_size, in their order (sheet order of the
+# training patients not excluded): known once the checkpoint gather_radiomics has run.
+rule perturbed_radiomics_batch:
     input:
-        prepared=prepared_patient,
+        unpack(perturbed_batch_inputs),
         params=radiomics_params,
-        exclusion="results/{cohort}/radiomics/patients/{patient}_exclusion.tsv",
     output:
-        "results/{cohort}/radiomics/perturbed/{patient}.parquet",
+        directory("results/{cohort}/radiomics/perturbed/batch_{batch}"),
     log:
-        "logs/{cohort}/patient_perturbed_radiomics/{patient}.log",
+        "logs/{cohort}/perturbed_radiomics_batch/batch_{batch}.log",
     benchmark:
-        "results/benchmarks/patient_perturbed_radiomics/{cohort}/{patient}.tsv"
+        "results/benchmarks/perturbed_radiomics_batch/{cohort}/batch_{batch}.tsv"
+    wildcard_constraints:
+        batch=r"\d+",
     conda:
         ENV
-    threads: 1
+    threads: config["imaging"]["batch_threads"]
     resources:
-        mem_mb=2000,
-        runtime=30,
+        mem_mb=batch_mem_mb,
+        runtime=batch_runtime(3),
     params:
+        # A parameter, not exclusions.tsv as an input: gather_radiomics rewrites that table
+        # whenever any batch reruns, which would rerun every perturbed batch.
+        patients=perturbed_batch_patients,
         radiomics=radiomics_section,
         spacing_mm=config["imaging"]["spacing_mm"],
         seed=config["seed"],
         on_error=config["imaging"]["on_error"],
     script:
-        "../scripts/patient_perturbed_radiomics.py"
+        "../scripts/perturbed_radiomics_batch.py"
 
 
 # A checkpoint: the robustness patients are training patients that were not excluded.
 checkpoint gather_radiomics:
     input:
-        features=per_patient("results/{cohort}/radiomics/patients/{patient}.parquet"),
-        diagnostics=per_patient(
-            "results/{cohort}/radiomics/patients/{patient}_diagnostics.tsv"
-        ),
-        exclusions=per_patient(
-            "results/{cohort}/radiomics/patients/{patient}_exclusion.tsv"
-        ),
+        per_patient("results/{cohort}/radiomics/patients/batch_{batch}"),
     output:
         features="results/{cohort}/radiomics/features.parquet",
         diagnostics="results/{cohort}/radiomics/diagnostics.tsv",

@@ -41,7 +41,7 @@ rule segment_predict:
         weights=f"results/{RESPONSE_COHORT}/segment/model.pt",
         model=f"results/{RESPONSE_COHORT}/segment/model.json",
         sheet="results/{cohort}/sheet.tsv",
-        prepared=per_patient("results/{cohort}/prepared/{patient}"),
+        prepared=per_patient("results/{cohort}/prepared/batch_{batch}"),
     output:
         masks=directory("results/{cohort}/segment/masks"),
         predictions="results/{cohort}/segment/predictions.tsv",
@@ -63,35 +63,38 @@ rule segment_predict:
         "../scripts/segment_predict.py"
 
 
-rule prepare_predicted_tumour:
+rule prepare_predicted_tumour_batch:
     input:
         sheet="results/{cohort}/sheet.tsv",
-        prepared="results/{cohort}/prepared/{patient}",
+        prepared="results/{cohort}/prepared/batch_{batch}",
         masks="results/{cohort}/segment/masks",
         predictions="results/{cohort}/segment/predictions.tsv",
     output:
-        directory("results/{cohort}/prepared_auto/{patient}"),
+        directory("results/{cohort}/prepared_auto/batch_{batch}"),
     log:
-        "logs/{cohort}/prepare_predicted_tumour/{patient}.log",
+        "logs/{cohort}/prepare_predicted_tumour_batch/batch_{batch}.log",
     benchmark:
-        "results/benchmarks/prepare_predicted_tumour/{cohort}/{patient}.tsv"
+        "results/benchmarks/prepare_predicted_tumour_batch/{cohort}/batch_{batch}.tsv"
+    wildcard_constraints:
+        batch=r"\d+",
     conda:
         ENV
-    threads: 1
+    threads: config["imaging"]["batch_threads"]
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=batch_mem_mb,
+        runtime=batch_runtime(1),
     params:
+        patients=batch_patients,
         imaging=config["imaging"],
         modality=lambda wildcards: modality(wildcards.cohort),
     script:
-        "../scripts/prepare_predicted_tumour.py"
+        "../scripts/prepare_predicted_tumour_batch.py"
 
 
 rule segment_evaluate:
     input:
         sheet="results/{cohort}/sheet.tsv",
-        prepared=per_patient("results/{cohort}/prepared/{patient}"),
+        prepared=per_patient("results/{cohort}/prepared/batch_{batch}"),
         masks="results/{cohort}/segment/masks",
         predictions="results/{cohort}/segment/predictions.tsv",
     output:
@@ -134,7 +137,7 @@ rule segment_evaluate:
 rule segment_radiomics:
     input:
         params=radiomics_params,
-        prepared=per_patient("results/{cohort}/prepared/{patient}"),
+        prepared=per_patient("results/{cohort}/prepared/batch_{batch}"),
         masks="results/{cohort}/segment/masks",
         predictions="results/{cohort}/segment/predictions.tsv",
     output:

@@ -13,7 +13,8 @@ set_torch_threads(snakemake.params.deep["threads"], snakemake.threads)
 endpoint = snakemake.wildcards.endpoint
 config = dltr.deep_config(snakemake.params.deep, snakemake.params.seed, progress=True)
 sheet = read_sheet(snakemake.input.sheet)
-# The rule's inputs are the training patients' folders alone: test crops are never read here.
+# The rule's inputs are the training patients' batches; only the training patients' crops are
+# read (cohort_crops below): test crops are never read here.
 folders = dltr.prepared_folders(snakemake.input.prepared)
 crops, excluded = dltr.cohort_crops(folders, list(sheet.index[sheet["split"] == "train"]), config)
 if excluded:

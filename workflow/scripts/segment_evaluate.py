@@ -1,9 +1,8 @@
 """Overlap metrics of network and threshold baseline, their summary, and the head's AUROC."""
 
-from pathlib import Path
-
 from hccrad.cohorts.sheet import read_patients, read_sheet
 from hccrad.core.runlog import log_to
+from hccrad.imaging.batches import patient_folders
 from hccrad.segment.evaluate import head_auroc, metrics_summary, patient_metrics, training_baseline
 from hccrad.segment.network import segment_config
 
@@ -11,7 +10,8 @@ log = log_to(snakemake.log[0])
 config = segment_config(snakemake.params.segment)
 sheet = read_sheet(snakemake.input.sheet)
 predictions = read_patients(snakemake.input.predictions)
-folders = {Path(folder).name: folder for folder in snakemake.input.prepared}
+# One folder per batch, its patients in its manifest (hccrad.imaging.batches).
+folders = patient_folders(snakemake.input.prepared)
 # The baseline's phase and side are chosen on the training patients alone.
 baseline, candidates = training_baseline(folders, sheet, config.phases)
 log.info("threshold baseline: %s\n%s", baseline, candidates)

@@ -5,6 +5,7 @@ from pathlib import Path
 from hccrad.cohorts.sheet import read_sheet, write_table
 from hccrad.core.runlog import log_to
 from hccrad.core.torch_runtime import set_torch_threads
+from hccrad.imaging.batches import patient_folders
 from hccrad.segment.predict import predict_cohort
 from hccrad.segment.train import load_segmenter
 
@@ -12,7 +13,8 @@ log = log_to(snakemake.log[0])
 set_torch_threads(snakemake.params.torch_threads, snakemake.threads)
 model = load_segmenter(snakemake.input.weights, snakemake.input.model)
 sheet = read_sheet(snakemake.input.sheet)
-folders = {Path(folder).name: folder for folder in snakemake.input.prepared}
+# One folder per batch, its patients in its manifest (hccrad.imaging.batches).
+folders = patient_folders(snakemake.input.prepared)
 Path(snakemake.output.masks).mkdir(parents=True, exist_ok=True)
 predictions = predict_cohort(model, folders, sheet, snakemake.output.masks, log)
 write_table(predictions, snakemake.output.predictions)

@@ -1,14 +1,14 @@
 """Radiomic features from the predicted masks, every patient in this one job."""
 
-from pathlib import Path
-
 from hccrad.cohorts.sheet import read_patients
 from hccrad.core.runlog import log_to
+from hccrad.imaging.batches import patient_folders
 from hccrad.segment.evaluate import auto_radiomics
 
 log = log_to(snakemake.log[0])
 predictions = read_patients(snakemake.input.predictions)
-folders = {Path(folder).name: folder for folder in snakemake.input.prepared}
+# One folder per batch, its patients in its manifest (hccrad.imaging.batches).
+folders = patient_folders(snakemake.input.prepared)
 features, left_out = auto_radiomics(
     folders,
     predictions,

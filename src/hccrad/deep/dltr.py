@@ -20,6 +20,7 @@ from hccrad.core.splits import TRAIN
 from hccrad.deep.config import DeepConfig
 from hccrad.deep.crops import CropSet, load_crops
 from hccrad.deep.predict import SCORE_NAME
+from hccrad.imaging.batches import patient_folders
 from hccrad.imaging.prepared import crop_files, read_exclusion
 from hccrad.stats.checks import name_patients
 
@@ -38,8 +39,8 @@ def deep_config(deep_cfg: Mapping[str, Any], seed: int, *, progress: bool = Fals
 
 
 def prepared_folders(folders: Sequence[str | Path]) -> dict[str, Path]:
-    """Prepared patient folders keyed by patient id (the folder name)."""
-    return {Path(folder).name: Path(folder) for folder in folders}
+    """Prepared patient folders keyed by patient id, batch folders opened (imaging.batches)."""
+    return patient_folders(folders)
 
 
 def cohort_crops(

@@ -218,7 +218,7 @@ def split_perturbed(tables: Sequence[pd.DataFrame]) -> dict[str, pd.DataFrame]:
     if not kept:
         raise ValueError(
             "no robustness patient has perturbed features (each was excluded, or PyRadiomics "
-            "could not use its perturbed masks: see logs/<cohort>/patient_perturbed_radiomics/); "
+            "could not use its perturbed masks: see logs/<cohort>/perturbed_radiomics_batch/); "
             "fix their images or raise radiomics.robustness.n_patients"
         )
     stacked = pd.concat(kept)
@@ -253,6 +253,6 @@ def gather_radiomics(
         raise ValueError(
             f"{cohort}: every patient was excluded, so there are no features ({reasons}). "
             f"Fix: correct the files named; each patient's file and fix are in "
-            f"results/{cohort}/radiomics/patients/<patient>_exclusion.tsv"
+            f"results/{cohort}/radiomics/patients/batch_<k>/<patient>_exclusion.tsv"
         )
     return gather_features(kept), gather_diagnostics(diagnostics), excluded

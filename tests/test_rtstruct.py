@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pydicom
 import pytest
 import SimpleITK as sitk  # noqa: N813
@@ -122,3 +123,21 @@ def test_the_sheet_mask_may_be_an_rtstruct_drawn_on_the_phase_series():
             {"portal_venous": str(PHANTOM / "nifti" / "image" / "phantom.nii.gz")},
             str(RTSTRUCT),
         )
+
+
+def test_the_configs_structure_labels_reach_the_mask(default_config, monkeypatch, tmp_path):
+    # imaging.structure_labels is what prepare_patient hands to the RTSTRUCT reader.
+    from hccrad.imaging import prepare
+
+    seen = {}
+
+    def stop_after_load(*args, **kwargs):
+        seen.update(kwargs)
+        return load_patient(*args, **kwargs)
+
+    monkeypatch.setattr(prepare, "load_patient", stop_after_load)
+    imaging = {**default_config["imaging"], "structure_labels": {"^liver$": 1}}
+    row = pd.Series({"image_portal_venous": str(SERIES), "mask": str(RTSTRUCT)})
+    with pytest.raises(ImageQCError, match=r"no ROI matches the structure labels .*'GTV-1'"):
+        prepare.prepare_patient("P007", row, imaging, "ct", tmp_path / "P007")
+    assert seen["structure_labels"] == {"^liver$": 1}

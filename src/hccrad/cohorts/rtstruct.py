@@ -111,8 +111,8 @@ def roi_labels(
             path,
             f"no ROI matches the structure labels {dict(labels)}; its ROIs are "
             f"{sorted(names.values())}",
-            "name the ROI to use (its name or a regex) under the structure labels in the config "
-            "or the sheet, or contour it in the RTSTRUCT",
+            "name the ROI to use (its name or a regex) in imaging.structure_labels of the config, "
+            "or contour it in the RTSTRUCT",
         )
     return mapping
 

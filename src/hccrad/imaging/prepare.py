@@ -108,6 +108,7 @@ def _prepare(
         tolerance=imaging_cfg["geometry_tolerance_mm"],
         plausible=Plausible.from_config(imaging_cfg["plausible"]),
         min_tumour_voxels=min_voxels["original"],
+        structure_labels=imaging_cfg.get("structure_labels"),
     )
     liver = crop_to_liver(volumes, imaging_cfg["roi_margin_mm"])
     # On the acquisition grid, before resampling: the field is the scanner's, not the grid's;

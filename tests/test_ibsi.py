@@ -142,11 +142,18 @@ def test_the_default_run_writes_an_ibsi_tag_sidecar_beside_the_features(tmp_path
     columns = ["arterial_tumour_original_glcm_Idmn", "arterial_tumour_original_shape_MeshVolume"]
     table = pd.DataFrame([[0.9, 5000.0]], columns=columns, index=pd.Index(["P1"], name="id"))
     table.to_parquet(folder / "features.parquet")
-    target = f"results/{cohort}/radiomics/features_ibsi_tags.tsv"
-    run_workflow(tmp_path, config, snakemake_bin, (target,), ("ibsi_feature_tags",))
-    tags = pd.read_csv(tmp_path / target, sep="\t").set_index("column")
-    assert tags.loc[columns[0], "ibsi_tag"] == "cm_inv_diff_mom_norm_3D_avg"
-    assert tags.loc[columns[1], "ibsi_tag"] == "morph_volume"
+    # The segmentation network's feature table gets one too.
+    (tmp_path / "results" / cohort / "segment").mkdir(parents=True)
+    table.to_parquet(tmp_path / "results" / cohort / "segment" / "radiomics_predicted.parquet")
+    targets = (
+        f"results/{cohort}/radiomics/features_ibsi_tags.tsv",
+        f"results/{cohort}/segment/radiomics_predicted_ibsi_tags.tsv",
+    )
+    run_workflow(tmp_path, config, snakemake_bin, targets, ("ibsi_feature_tags",))
+    for target in targets:
+        tags = pd.read_csv(tmp_path / target, sep="\t").set_index("column")
+        assert tags.loc[columns[0], "ibsi_tag"] == "cm_inv_diff_mom_norm_3D_avg"
+        assert tags.loc[columns[1], "ibsi_tag"] == "morph_volume"
     # The default target (rule all) asks for it.
     dry = subprocess.run(
         [*workflow_command(snakemake_bin, tmp_path), "-n", "--quiet", "rules"],
@@ -154,5 +161,6 @@ def test_the_default_run_writes_an_ibsi_tag_sidecar_beside_the_features(tmp_path
         text=True,
         check=False,
     )
-    jobs = [line.split()[0] for line in dry.stdout.splitlines() if line.strip()]
-    assert "ibsi_feature_tags" in jobs, dry.stdout[-2000:] + dry.stderr[-2000:]
+    counts = dict(line.split()[:2] for line in dry.stdout.splitlines() if len(line.split()) == 2)
+    # Both cohorts' feature tables and the predicted masks' table.
+    assert counts.get("ibsi_feature_tags") == "3", dry.stdout[-2000:] + dry.stderr[-2000:]

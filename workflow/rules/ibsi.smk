@@ -5,14 +5,18 @@
 include: "ibsi_common.smk"
 
 
+# Every radiomics feature table of a run: the cohort's (reference masks) and the segmentation
+# network's (predicted masks).
 rule ibsi_feature_tags:
     input:
-        features="results/{cohort}/radiomics/features.parquet",
+        features="results/{cohort}/{table}.parquet",
         params=radiomics_params,
     output:
-        "results/{cohort}/radiomics/features_ibsi_tags.tsv",
+        "results/{cohort}/{table}_ibsi_tags.tsv",
     log:
-        "logs/{cohort}/ibsi_feature_tags.log",
+        "logs/{cohort}/ibsi_feature_tags/{table}.log",
+    wildcard_constraints:
+        table="radiomics/features|segment/radiomics_predicted",
     conda:
         ENV
     threads: 1

@@ -2,12 +2,16 @@
 
 
 def ibsi_targets():
-    """The IBSI tag sidecar of every cohort whose radiomics the default run extracts."""
-    return [
+    """The IBSI tag sidecar of every radiomics feature table the default run writes."""
+    targets = [
         f"results/{cohort}/radiomics/features_ibsi_tags.tsv"
         for cohort in (RESPONSE_COHORT, RADIOGENOMICS_COHORT)
         if has_images(cohort) and has_images(RESPONSE_COHORT)
     ]
+    predicted = f"results/{RESPONSE_COHORT}/segment/radiomics_predicted.parquet"
+    if f"results/{RESPONSE_COHORT}/segment/radiomics_icc.tsv" in segment_targets():
+        targets.append(predicted.replace(".parquet", "_ibsi_tags.tsv"))
+    return targets
 
 
 def ibsi_data(wildcards):

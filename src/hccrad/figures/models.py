@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.gridspec import SubplotSpec
 
 from hccrad.figures.panels import (
     cohort_title,
@@ -60,6 +61,20 @@ def _finish(figure: plt.Figure, axes: Sequence[Axes], title: str) -> plt.Figure:
     return figure
 
 
+def _panel_over_legend(
+    figure: plt.Figure, cell: SubplotSpec, legend_mm: float
+) -> tuple[Axes, Axes]:
+    """A square data panel with its legend's own cell under it (no legend on the curves).
+
+    Each panel has its own numbers (AUCs, calibration slopes); a legend on the curves hid half
+    of them with seven models.
+    """
+    inner = cell.subgridspec(2, 1, height_ratios=[SQUARE_PANEL_MM - 14, legend_mm])
+    ax, legend_ax = figure.add_subplot(inner[0]), figure.add_subplot(inner[1])
+    legend_ax.axis("off")
+    return ax, legend_ax
+
+
 def roc_figure(
     roc_curves: pd.DataFrame,
     auc: pd.DataFrame,
@@ -74,11 +89,7 @@ def roc_figure(
     figure, cells = panel_grid(len(cohorts), SQUARE_PANEL_MM + legend_mm)
     axes = []
     for cell, cohort in zip(cells, cohorts, strict=True):
-        # The legend gets its own cell under the panel: each panel has its own AUCs, and a
-        # legend on the curves hid half of them with seven models.
-        inner = cell.subgridspec(2, 1, height_ratios=[SQUARE_PANEL_MM - 14, legend_mm])
-        ax, legend_ax = figure.add_subplot(inner[0]), figure.add_subplot(inner[1])
-        legend_ax.axis("off")
+        ax, legend_ax = _panel_over_legend(figure, cell, legend_mm)
         axes.append(ax)
         rows = auc[auc["cohort"] == cohort].set_index("model")
         n = int(rows["n"].iloc[0]) if len(rows) else None
@@ -171,10 +182,7 @@ def calibration_figure(
     figure, cells = panel_grid(len(cohorts), SQUARE_PANEL_MM + legend_mm)
     axes = []
     for cell, cohort in zip(cells, cohorts, strict=True):
-        # Like the ROC figure: a legend cell under each panel with that panel's own numbers.
-        inner = cell.subgridspec(2, 1, height_ratios=[SQUARE_PANEL_MM - 14, legend_mm])
-        ax, legend_ax = figure.add_subplot(inner[0]), figure.add_subplot(inner[1])
-        legend_ax.axis("off")
+        ax, legend_ax = _panel_over_legend(figure, cell, legend_mm)
         axes.append(ax)
         summary = calibration[calibration["cohort"] == cohort].set_index("model")
         n = int(summary["n"].iloc[0]) if len(summary) else None

@@ -1,9 +1,15 @@
 """ComBat harmonisation of the features, fitted on the training split only.
 
-Centres with training rows: combatlearn's ComBat (Johnson et al. 2007, parametric empirical
-Bayes) is fitted on the training rows of those centres and applied, with the fitted location and
-scale of each centre, to the same centres' internal-test rows. With a single training centre
+Centres with training rows: ComBat (Johnson et al. 2007, parametric empirical Bayes, no
+covariates) is fitted on the training rows of those centres and applied, with the fitted location
+and scale of each centre, to the same centres' internal-test rows. With a single training centre
 there is no batch effect to estimate among training rows and those centres are left as they are.
+Written here (tests/test_harmonise.py holds it to neuroCombat, the Python port of sva's ComBat,
+within the empirical Bayes tolerance): neuroCombat itself fails on numpy 2 where it needs a
+reference batch and cannot apply a fit to new rows; combatlearn's "johnson" puts its priors
+across centres per feature, not across features per centre as Johnson et al. do, and pulls
+0.3 GB of plotting dependencies; and the empirical Bayes step is needed here anyway for centres
+ComBat never saw.
 
 A centre without training rows (an external centre, any centre of another cohort) is a batch
 that ComBat never saw: no library estimates a batch it was not fitted on (combatlearn refuses,
@@ -20,7 +26,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from combatlearn.core import ComBatModel
 
 # Iterations of the empirical Bayes fixed point and its relative tolerance (sva's ComBat: 1e-4).
 EB_TOLERANCE = 1e-4
@@ -30,12 +35,22 @@ MIN_VARIANCE = 1e-12
 
 
 @dataclass(frozen=True)
+class CentreModel:
+    """ComBat across training centres: the standardisation and each centre's gamma*, delta*."""
+
+    grand_mean: pd.Series
+    pooled_sd: pd.Series
+    gamma: dict[str, np.ndarray]
+    delta: dict[str, np.ndarray]
+
+
+@dataclass(frozen=True)
 class ComBatFit:
     """What ComBat learnt from the training rows: the rows, the per-centre model, the reference."""
 
     fit_rows: pd.Index
     training_centres: tuple[str, ...]
-    model: ComBatModel | None
+    model: CentreModel | None
     reference_mean: pd.Series
     reference_sd: pd.Series
 
@@ -65,7 +80,7 @@ def fit_combat(features: pd.DataFrame, centre: pd.Series, fit_rows: pd.Series) -
     model = None
     reference = train
     if len(counts) > 1:
-        model = ComBatModel(method="johnson", parametric=True).fit(train, batch=labels)
+        model = fit_centres(train, labels)
         reference = _transformed(model, train, labels)
     return ComBatFit(
         fit_rows=train.index,
@@ -76,10 +91,29 @@ def fit_combat(features: pd.DataFrame, centre: pd.Series, fit_rows: pd.Series) -
     )
 
 
-def _transformed(model: ComBatModel, rows: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
-    """combatlearn's transform of ``rows`` (centres ``labels``) with their index and columns."""
-    adjusted = model.transform(rows, batch=labels.loc[rows.index])
-    return pd.DataFrame(np.asarray(adjusted), index=rows.index, columns=rows.columns)
+def fit_centres(train: pd.DataFrame, labels: pd.Series) -> CentreModel:
+    """Johnson's ComBat without covariates on the training rows of several centres."""
+    centre_means = train.groupby(labels).transform("mean")
+    grand_mean = train.mean()
+    # sva's pooled variance: squared residuals from each centre's mean, over all rows (1/n).
+    pooled_sd = np.sqrt(((train - centre_means) ** 2).mean())
+    # A feature constant within every training centre is only shifted, not scaled.
+    pooled_sd = pooled_sd.where(pooled_sd > 0, 1.0)
+    standardised = (train - grand_mean) / pooled_sd
+    gamma, delta = {}, {}
+    for name, rows in standardised.groupby(labels):
+        gamma[str(name)], delta[str(name)] = new_batch_location_scale(rows.to_numpy(dtype=float))
+    return CentreModel(grand_mean, pooled_sd, gamma, delta)
+
+
+def _transformed(model: CentreModel, rows: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
+    """Rows of training centres adjusted with their centre's fitted location and scale."""
+    standardised = (rows - model.grand_mean) / model.pooled_sd
+    adjusted = standardised.copy()
+    for name, index in rows.groupby(labels.loc[rows.index]).groups.items():
+        gamma, delta = model.gamma[str(name)], model.delta[str(name)]
+        adjusted.loc[index] = (standardised.loc[index] - gamma) / np.sqrt(delta)
+    return adjusted * model.pooled_sd + model.grand_mean
 
 
 def new_batch_location_scale(
@@ -91,7 +125,8 @@ def new_batch_location_scale(
     variances an inverse-gamma prior, both fitted across that batch's features by moments.
     """
     # Written here because no maintained ComBat estimates a batch absent from its fit (combatlearn
-    # raises; its reference-batch transform also misplaces the location when scales differ).
+    # raises; its reference-batch transform also misplaces the location when scales differ); the
+    # training centres' fit (fit_centres) uses the same step per centre.
     n = standardised.shape[0]
     gamma_hat = standardised.mean(axis=0)
     delta_hat = np.maximum(standardised.var(axis=0, ddof=1), MIN_VARIANCE)

@@ -12,9 +12,9 @@ import pytest
 import SimpleITK as sitk  # noqa: N813
 from conftest import SHARED, load_default_config
 
-from hccrad.cohorts.rtstruct import label_map_to_seg, read_series, structure_to_mask
 from hccrad.figures.imaging import write_qc_png
 from hccrad.imaging.prepare import prepare_patient
+from hccrad.imaging.rtstruct import label_map_to_seg, read_series, structure_to_mask
 from hccrad.imaging.volumes import load_patient, load_prepared
 from hccrad.radiomics.extract import extract_region, make_extractor, params_path
 

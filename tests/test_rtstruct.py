@@ -9,13 +9,13 @@ import pytest
 import SimpleITK as sitk  # noqa: N813
 from conftest import SHARED
 
-from hccrad.cohorts.rtstruct import (
+from hccrad.imaging.read import ImageQCError
+from hccrad.imaging.rtstruct import (
     StructureError,
     rasterise_roi,
     structure_modality,
     structure_to_mask,
 )
-from hccrad.imaging.read import ImageQCError
 from hccrad.imaging.volumes import load_patient
 
 # The IBSI-1 CT phantom (CC BY-NC 3.0: read from the shared folder, never copied).

@@ -212,6 +212,46 @@ def test_no_module_is_longer_than_the_limit():
     assert not offenders, f"modules over {MAX_MODULE_LINES} lines: {offenders}"
 
 
+def subpackage_imports() -> dict[str, set[str]]:
+    """hccrad subpackage -> the other subpackages its modules import (at any depth)."""
+    edges: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).parts
+        if len(parts) < 2:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                pieces = name.split(".")
+                if pieces[0] == "hccrad" and len(pieces) > 1 and pieces[1] != parts[0]:
+                    edges.setdefault(parts[0], set()).add(pieces[1])
+    return edges
+
+
+def test_subpackages_import_each_other_without_a_cycle():
+    # Issue 29's layering (docs/architecture.md): core at the bottom, figures at the top; a
+    # cycle between two packages (cohorts <-> imaging came back once) means a module sits in
+    # the wrong package.
+    edges = subpackage_imports()
+    assert edges.get("core", set()) == set(), "core imports no other hccrad package"
+
+    def reachable(start: str) -> set[str]:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in edges.get(todo.pop(), set()) - seen:
+                seen.add(nxt)
+                todo.append(nxt)
+        return seen
+
+    cycles = sorted((a, b) for a, targets in edges.items() for b in targets if a in reachable(b))
+    assert not cycles, f"package cycles: {cycles}"
+
+
 def test_only_figures_draw_and_nothing_else_imports_figures():
     # matplotlib is slow to import and drawing is a layer of its own: the computing modules
     # neither draw nor depend on the figures that show their results.

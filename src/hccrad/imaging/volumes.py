@@ -3,7 +3,7 @@
 Data contract (docs/architecture.md): one 3D volume per contrast phase (NIfTI, NRRD or a
 DICOM series folder) and one integer label map per patient: 0 background, 1 liver, 2 tumour;
 several tumours are several connected components of label 2. The mask may also be a DICOM
-RTSTRUCT or SEG drawn on the first phase's DICOM series (hccrad.cohorts.rtstruct).
+RTSTRUCT or SEG drawn on the first phase's DICOM series (hccrad.imaging.rtstruct).
 
 Assumption: the phases are co-registered and share the mask's voxel grid (size, spacing,
 origin, direction). The workflow does not register phases; a sheet whose phases live on
@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk  # noqa: N813  (the name SimpleITK itself documents)
 
-from hccrad.cohorts.rtstruct import StructureError, structure_modality, structure_to_mask
 from hccrad.core.labels import BACKGROUND_LABEL, LIVER_LABEL, TUMOUR_LABEL
 from hccrad.imaging.checks import (
     Plausible,
@@ -32,6 +31,7 @@ from hccrad.imaging.checks import (
 )
 from hccrad.imaging.prepared import prepared_paths
 from hccrad.imaging.read import ImageQCError, is_missing, read_image
+from hccrad.imaging.rtstruct import StructureError, structure_modality, structure_to_mask
 
 MRI_PHASES: tuple[str, ...] = ("arterial", "portal_venous", "hepatobiliary")
 CT_PHASES: tuple[str, ...] = ("arterial", "portal_venous")

@@ -421,7 +421,7 @@ def test_long_table_keeps_each_genes_strongest_pair(tied_inputs) -> None:
 
 
 def test_null_counts_give_correlation_summarys_chance_levels(tied_inputs) -> None:
-    """What correlate_features.py does: correlation_summary without nulls, then the counts."""
+    """correlation_summary's chance levels are the means of null_rule_counts' counts."""
     features, expression = tied_inputs
     expression = expression.iloc[:300]
     settings = {"p_threshold": 0.05, "fdr_threshold": 0.3, "fdr_scope": "per_feature"}

@@ -6,7 +6,6 @@ from hccrad.cohorts.sheet import read_sheet
 from hccrad.core.runlog import log_to
 from hccrad.models.inputs import training_outcome
 from hccrad.radiogenomics.correlate import correlate
-from hccrad.radiogenomics.correlation_null import null_rule_counts
 from hccrad.radiogenomics.expression import read_expression
 from hccrad.radiogenomics.gene_list import correlation_summary, gene_list, long_table
 from hccrad.radiogenomics.imaging_features import assemble_imaging
@@ -59,33 +58,20 @@ if table_max_p is not None and settings["enrichment"]["ranking"] == "dltr_score"
         "radiogenomics.enrichment.ranking 'dltr_score' reads every gene's rho with the DLTR "
         "score from correlations.parquet: set radiogenomics.correlation.table_max_p: null"
     )
-if table_max_p is None:
-    table = long_table(result, symbols)
-else:
-    # Pairs at P <= table_max_p, plus each gene's strongest pair (ORA background, GSEA ranking).
-    table = result.to_long(max_p=table_max_p, strongest_per_gene=True)
-    table = table.rename(columns={"gene": "gene_id"})
-    table.insert(2, "symbol", symbols.reindex(table["gene_id"].astype(str)).to_numpy())
-table.to_parquet(snakemake.output.correlations, index=False)
+long_table(result, symbols, max_p=table_max_p).to_parquet(
+    snakemake.output.correlations, index=False
+)
 rule_settings = {key: list_cfg[key] for key in ("p_threshold", "fdr_threshold", "fdr_scope")}
 genes = gene_list(result, symbols, **rule_settings)
 genes.to_csv(snakemake.output.gene_list, sep="\t", index=False, float_format="%.6g")
-# The chance levels come from counts of passing pairs in permuted data (null_rule_counts, the
-# same permutations correlation_summary draws), not from a full correlation per permutation.
-summary = correlation_summary(result, features, expression, null_permutations=0, **rule_settings)
-n_null = correlation_cfg["null_permutations"]
-null = null_rule_counts(
+summary = correlation_summary(
+    result,
     features,
     expression,
-    method=correlation_cfg["method"],
-    null_permutations=n_null,
+    null_permutations=correlation_cfg["null_permutations"],
     seed=snakemake.params.seed,
     **rule_settings,
 )
-for rule, counts in null.items():
-    if n_null:
-        summary.loc[summary["rule"] == rule, "n_genes_chance"] = counts.mean(axis=0)
-summary["null_permutations"] = n_null
 summary.to_csv(snakemake.output.summary, sep="\t", index=False, float_format="%.6g")
 overall = summary[summary["feature"] == "any"].set_index("rule")
 log.info(

@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 
 from hccrad.core.plan import RadiogenomicsInputError
-from hccrad.radiogenomics.correlate import CorrelationResult, correlate
+from hccrad.radiogenomics.correlate import CorrelationResult
+from hccrad.radiogenomics.correlation_null import null_rule_counts
 from hccrad.radiogenomics.enrich import (
     GeneSetCollection,
     benjamini_hochberg,
@@ -64,9 +65,19 @@ CLASSES: tuple[str, ...] = ("planted", "driven by overlap", "other", "not signif
 # --------------------------------------------------------------------------- gene list
 
 
-def long_table(result: CorrelationResult, symbols: pd.Series) -> pd.DataFrame:
-    """Every feature-gene pair with its gene symbol (feature, gene_id, symbol, rho, p, FDRs)."""
-    table = result.to_long().rename(columns={"gene": "gene_id"})
+def long_table(
+    result: CorrelationResult, symbols: pd.Series, max_p: float | None = None
+) -> pd.DataFrame:
+    """Feature-gene pairs with the gene symbol (feature, gene_id, symbol, rho, p, FDRs).
+
+    ``max_p`` None: every pair. Else the pairs at P <= max_p and each gene's strongest pair,
+    which is all the ORA background and the signed_rho/max_abs_rho GSEA rankings read.
+    """
+    if max_p is None:
+        table = result.to_long()
+    else:
+        table = result.to_long(max_p=max_p, strongest_per_gene=True)
+    table = table.rename(columns={"gene": "gene_id"})
     table.insert(2, "symbol", symbols.reindex(table["gene_id"].astype(str)).to_numpy())
     return table
 
@@ -136,27 +147,25 @@ def correlation_summary(
     to expression broken): what the rule lists when nothing is there.
     """
     observed = _genes_passing(result, p_threshold, fdr_threshold, fdr_scope)
-    rng = np.random.default_rng(seed)
-    null: dict[str, list[np.ndarray]] = {rule: [] for rule in RULES}
-    for _ in range(null_permutations):
-        shuffled = features.iloc[:, rng.permutation(features.shape[1])]
-        shuffled.columns = features.columns
-        permuted = correlate(
-            shuffled, expression, method=result.method, device="numpy", progress=False
-        )
-        for rule, passing in _genes_passing(
-            permuted, p_threshold, fdr_threshold, fdr_scope
-        ).items():
-            null[rule].append(
-                np.append(passing.sum(axis=1), passing.any(axis=0).sum()).astype(float)
-            )
+    # Counts of passing pairs and genes per permutation, not a full correlation per permutation
+    # (null_rule_counts equals one; tests/test_correlate.py holds it).
+    null = null_rule_counts(
+        features,
+        expression,
+        method=result.method,
+        p_threshold=p_threshold,
+        fdr_threshold=fdr_threshold,
+        fdr_scope=fdr_scope,
+        null_permutations=null_permutations,
+        seed=seed,
+    )
     names = [*result.features.astype(str), "any"]
     rows = []
     for rule in RULES:
         passing = observed[rule]
         genes = np.append(passing.sum(axis=1), passing.any(axis=0).sum())
         pairs = np.append(passing.sum(axis=1), passing.sum())
-        chance = np.mean(null[rule], axis=0) if null_permutations else np.full(len(names), np.nan)
+        chance = null[rule].mean(axis=0) if null_permutations else np.full(len(names), np.nan)
         for i, name in enumerate(names):
             rows.append(
                 {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,21 @@ def workflow_command(snakemake_bin: str, workdir: Path, *targets: str) -> list[s
         "--configfile",
         str(workdir / "config.yaml"),
     ]
+
+
+def dry_run_jobs(workdir: Path, config: dict[str, Any], snakemake_bin: str) -> dict[str, int]:
+    """Jobs per rule that a dry run of the default target plans (before any checkpoint)."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    run = subprocess.run(
+        [*workflow_command(snakemake_bin, workdir), "-n"],
+        capture_output=True,
+        encoding="utf-8",
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    stats = run.stdout.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, flags=re.M)}
 
 
 def run_workflow(

@@ -5,13 +5,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import logging
-import re
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from hccrad.cohorts.phantom import PHASES, render_patient, write_nifti
 from hccrad.cohorts.sheet import read_sheet
@@ -252,29 +249,12 @@ def test_perturbed_batch_writes_what_one_patient_per_job_wrote(cohort, batched, 
 # --- the workflow ---------------------------------------------------------------------------
 
 
-def dry_run_counts(workdir: Path, config: dict, snakemake_bin: str) -> dict[str, int]:
-    """Jobs per rule that a dry run of the default target plans (before any checkpoint)."""
-    from conftest import workflow_command
-
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    run = subprocess.run(
-        [*workflow_command(snakemake_bin, workdir), "-n", "--quiet", "rules"],
-        capture_output=True,
-        encoding="utf-8",
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    stats = run.stdout.split("Job stats:")[1].split("total")[0]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, flags=re.M)}
-
-
 @pytest.mark.workflow
 def test_the_default_run_schedules_under_120_jobs(tmp_path, snakemake_bin):
-    from conftest import load_default_config
+    from conftest import dry_run_jobs, load_default_config
 
     config = load_default_config()
-    jobs = dry_run_counts(tmp_path, config, snakemake_bin)
+    jobs = dry_run_jobs(tmp_path, config, snakemake_bin)
     # 180 + 60 patients in batches of 20; after the checkpoint, the 20 robustness patients
     # add one perturbed-mask batch. One job per patient made 590 (issue 30).
     assert jobs["prepare_radiomics_batch"] == 9 + 3
@@ -282,7 +262,7 @@ def test_the_default_run_schedules_under_120_jobs(tmp_path, snakemake_bin):
     assert sum(jobs.values()) + 1 < 120, jobs
     # A cluster run can choose small batches: the jobs follow.
     config["imaging"]["batch_size"] = 7
-    assert dry_run_counts(tmp_path / "small", config, snakemake_bin)[
+    assert dry_run_jobs(tmp_path / "small", config, snakemake_bin)[
         "prepare_radiomics_batch"
     ] == len(range(0, 180, 7)) + len(range(0, 60, 7))
 

@@ -9,8 +9,6 @@ and config/tcga_lihc.yaml offline from the shipped IDC index, without the downlo
 from __future__ import annotations
 
 import copy
-import re
-import subprocess
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -21,7 +19,7 @@ import pytest
 import SimpleITK as sitk  # noqa: N813  (the name SimpleITK itself documents)
 import torch
 import yaml
-from conftest import ROOT, load_default_config, run_workflow, workflow_command
+from conftest import ROOT, dry_run_jobs, load_default_config, run_workflow
 from PIL import Image
 from pydicom.uid import generate_uid
 from snakemake.utils import update_config
@@ -39,21 +37,6 @@ def real_config(name: str) -> dict[str, Any]:
     config = copy.deepcopy(load_default_config())
     update_config(config, yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text()))
     return config
-
-
-def dry_run_jobs(workdir: Path, config: dict[str, Any], snakemake_bin: str) -> dict[str, int]:
-    """Jobs per rule of a dry run of the default target (`snakemake -n`)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    run = subprocess.run(
-        [*workflow_command(snakemake_bin, workdir), "-n"],
-        capture_output=True,
-        encoding="utf-8",
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    stats = run.stdout.split("Job stats:")[1].split("total")[0]
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, flags=re.M)}
 
 
 def medicalnet_resnet18_checkpoint() -> dict[str, torch.Tensor]:

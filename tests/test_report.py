@@ -1,8 +1,8 @@
 """The Snakemake HTML report of the tiny run in headless Chromium, and every figure's pixels.
 
-The report is built from the shared tiny run (fixture `runs` of conftest.py). Chromium is Debian's
-`chromium` package, installed with apt-get when missing (as root); where it cannot be installed,
-the browser tests are skipped with the reason. The screenshot is written beside the report, in
+The report is built from the shared tiny run (fixture `runs` of conftest.py). Chromium comes from
+tests/chromium.py (Debian's package, installed when missing; the browser tests are skipped with
+the reason where it cannot be). The screenshot is written beside the report, in
 the test's temporary folder, and its path printed.
 """
 
@@ -11,9 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import re
-import shutil
 import subprocess
 import tomllib
 from pathlib import Path
@@ -21,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from chromium import chromium, chromium_path
 from conftest import ROOT, load_default_config
 from packaging.requirements import Requirement
 from PIL import Image
@@ -47,18 +46,6 @@ TABLES = (
     "sim_lihc/radiogenomics/ora.tsv",
     "sim_lihc/radiogenomics/gsea.tsv",
     "sim_lihc/radiogenomics/truth_recovery_summary.tsv",
-)
-# Without these, Chromium tries Google's hosts at start, which a closed network refuses.
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
 )
 # Appended to a copy of the report: list what the page holds (at once, into the DOM, which
 # --dump-dom prints), then decode every embedded PNG in the browser and add what decoded.
@@ -106,27 +93,6 @@ def expected_tables(results: Path) -> list[Path]:
     return sorted({results / t.format(endpoint=e) for t in TABLES for e in endpoints})
 
 
-def chromium_path() -> str:
-    """Debian's Chromium, installed with apt-get if missing; skip with the reason otherwise."""
-    found = shutil.which("chromium")
-    if found:
-        return found
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        pytest.skip("chromium is not installed and installing it needs root and apt-get")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    apt = ["apt-get", "-o", "DPkg::Lock::Timeout=120", "-q"]
-    install = [*apt, "install", "-y", "--no-install-recommends", "chromium"]
-    done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=900)
-    if done.returncode != 0:
-        # A fresh machine may have empty package lists: refresh them once and retry.
-        subprocess.run([*apt, "update"], env=env, capture_output=True, text=True, timeout=900)
-        done = subprocess.run(install, env=env, capture_output=True, text=True, timeout=900)
-    found = shutil.which("chromium")
-    if found is None:
-        pytest.skip(f"apt-get could not install chromium: {done.stderr[-1000:]}")
-    return found
-
-
 @pytest.fixture(scope="module")
 def report(runs, snakemake_bin, tmp_path_factory) -> Path:
     """The self-contained HTML report of the tiny run."""
@@ -152,17 +118,6 @@ def report(runs, snakemake_bin, tmp_path_factory) -> Path:
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return out
-
-
-def chromium(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run headless Chromium with a fresh profile folder."""
-    return subprocess.run(
-        [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-        capture_output=True,
-        encoding="utf-8",
-        errors="replace",
-        timeout=180,
-    )
 
 
 @pytest.fixture(scope="module")

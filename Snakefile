@@ -57,6 +57,8 @@ include: "workflow/rules/radiogenomics.smk"
 include: "workflow/rules/ibsi.smk"
 # Last: the figures target gathers the figures of every stage above.
 include: "workflow/rules/figures.smk"
+# After the figures: the checklist waits for every other default target.
+include: "workflow/rules/reporting.smk"
 
 
 rule all:
@@ -66,3 +68,5 @@ rule all:
         ibsi_targets(),
         RULE_GRAPH,
         SOFTWARE_VERSIONS,
+        f"{CHECKLIST}.tsv",
+        f"{CHECKLIST}.md",

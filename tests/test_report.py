@@ -31,6 +31,7 @@ CATEGORIES |= {"Radiogenomics", "Reproducibility", "Segmentation"}
 # Tables flagged for the report ({endpoint} for each endpoint); figures are every PNG of the run.
 TABLES = (
     "workflow/software_versions.tsv",
+    "reporting/tripod_ai_checklist.tsv",
     "sim_tace/table1.tsv",
     "sim_lihc/table1.tsv",
     "sim_tace/radiomics/icc.tsv",

@@ -2,19 +2,15 @@
 # that a run can answer, each pointing at an output of the run or a documentation section, or
 # left for the authors. Included last: it waits for every other default target.
 
-CHECKLIST = "results/reporting/tripod_ai_checklist"
 
-
-def checklist_inputs():
-    """Every other default target, so that the checklist resolves against a finished run."""
-    # A stage whose targets go to `rule all` without all_targets() must be added here too.
-    return all_targets() + ibsi_targets() + [RULE_GRAPH, SOFTWARE_VERSIONS]
+include: "reporting_common.smk"
 
 
 rule reporting_checklist:
     input:
         run=checklist_inputs(),
         checklist=str(BASE / "resources/reporting/checklist.tsv"),
+        # README.md first: the project folder the checklist's doc: references are read from.
         docs=[str(BASE / doc) for doc in ("README.md", "config/README.md")],
     output:
         table=report(
@@ -35,6 +31,5 @@ rule reporting_checklist:
     params:
         cohort=RESPONSE_COHORT,
         endpoints=config["endpoints"],
-        project=str(BASE),
     script:
         "../scripts/reporting_checklist.py"

@@ -15,7 +15,7 @@ log = log_to(snakemake.log[0])
 resolved = resolve_checklist(
     read_checklist(Path(snakemake.input.checklist)),
     run_dir=Path("."),
-    project_dir=Path(snakemake.params.project),
+    project_dir=Path(snakemake.input.docs[0]).parent,
     cohort=snakemake.params.cohort,
     endpoints=snakemake.params.endpoints,
 )

@@ -164,7 +164,7 @@ def _score_frame(report: PatientReport) -> pd.DataFrame:
                 f"{probability_text(r.interval_low)}-{probability_text(r.interval_high)}"
                 for r in report.models
             ],
-            "Prediction set": [textwrap.shorten(r.set_words, 46) for r in report.models],
+            "Prediction set": [textwrap.shorten(r.set_words, 50) for r in report.models],
             "Threshold": [probability_text(r.threshold) for r in report.models],
             "Risk group": [r.risk_group for r in report.models],
         }
@@ -176,7 +176,7 @@ def _flag_frame(report: PatientReport) -> tuple[pd.DataFrame, list[bool]]:
     ordered = sorted(report.flags, key=lambda f: not f.out_of_domain)
     shown = ordered[:MAX_FLAG_ROWS]
     rows = [
-        (f.check, f.value, f.range, textwrap.shorten(f.reason or "within training data", 62))
+        (f.check, f.value, f.range, textwrap.shorten(f.reason or "within training data", 56))
         for f in shown
     ]
     flagged = [f.out_of_domain for f in shown]

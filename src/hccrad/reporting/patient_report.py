@@ -118,7 +118,7 @@ def set_words(prediction_set: str, endpoint: str) -> str:
     words = {
         "1": f"{endpoint} (1)",
         "0": f"no {endpoint} (0)",
-        "0,1": "either outcome (0 or 1): the models cannot tell at this level",
+        "0,1": "either outcome (0 or 1): uncertain at this level",
         "": "empty: neither outcome fits at this level",
     }
     if prediction_set not in words:

@@ -148,7 +148,8 @@ def checklist_markdown(resolved: pd.DataFrame) -> str:
             "| --- | --- | --- | --- |",
         ]
         for row in table.itertuples(index=False):
-            where = row.where or (f"missing: {row.missing}" if row.missing else "")
+            places = [row.where, f"missing: {row.missing}" if row.missing else ""]
+            where = "; ".join(p for p in places if p)
             cells = [row.item, row.topic, row.status, where.replace("|", "\\|")]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

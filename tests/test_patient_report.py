@@ -18,6 +18,7 @@ from hccrad.reporting.patient_report import (
     OUT_OF_DOMAIN_WARNING,
     build_patient_report,
     probability_text,
+    range_text,
     set_words,
 )
 from hccrad.reporting.patient_report import render_patient_report as render_without_drawer
@@ -110,6 +111,7 @@ def test_report_content_in_words():
     assert [row.model for row in report.models] == scores["model"].tolist()
     assert report.out_of_domain and [f.check for f in report.flagged] == ["spacing_z"]
     assert report.flags[-1].check == "overall"
+    assert [f.range for f in report.flags] == ["1 to 5", "-2 to 2", "0 to 3"]
     assert "90% nominal coverage" in report.coverage
     assert report.limits == tuple(MANIFEST["limits"])
     inside = build_patient_report(PATIENT, scores, flags_table(False), MANIFEST)
@@ -124,6 +126,7 @@ def test_bad_inputs_are_refused(tmp_path):
         )
     with pytest.raises(ValueError, match="hccrad_version"):
         build_patient_report(PATIENT, scores, flags_table(False), {"endpoint": "response"})
+    assert range_text("", "2.5") == "up to 2.5" and range_text("", "") == ""
     with pytest.raises(ValueError, match="prediction_set"):
         set_words("2", "response")
     with pytest.raises(ValueError, match="drawer"):

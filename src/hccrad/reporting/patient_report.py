@@ -135,6 +135,15 @@ def _number(value: Any) -> str:
     return str(value)
 
 
+def range_text(low: str, high: str) -> str:
+    """A training range in words; one bound may be missing (a one-sided check)."""
+    if low and high:
+        return f"{low} to {high}"
+    if high:
+        return f"up to {high}"
+    return f"from {low}" if low else ""
+
+
 def _check_columns(table: pd.DataFrame, columns: Sequence[str], name: str) -> None:
     """Stop with the missing columns of an input table named."""
     missing = [c for c in columns if c not in table.columns]
@@ -175,7 +184,7 @@ def flag_rows(flags: pd.DataFrame, patient_id: str) -> tuple[FlagRow, ...]:
         FlagRow(
             check=str(row.check),
             value=_number(row.value),
-            range=f"{_number(row.low)} to {_number(row.high)}".strip(),
+            range=range_text(_number(row.low), _number(row.high)),
             out_of_domain=bool(row.out_of_domain),
             reason="" if pd.isna(row.reason) else str(row.reason),
         )

@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 from chromium import chromium, chromium_path
 from PIL import Image
+from test_figures import drawn_texts
 
-from hccrad.figures.patient import render_patient_report
+from hccrad.figures.patient import chart_figure, page_figure, render_patient_report
+from hccrad.figures.style import MIN_FONT_PT
 from hccrad.reporting.patient_report import (
     OUT_OF_DOMAIN_WARNING,
     build_patient_report,
@@ -181,3 +183,20 @@ def test_report_in_chromium(tmp_path, gradcam, out_of_domain):
         assert "voxel spacing z 12.0 mm outside training" in dom["warning"][0]
     else:
         assert dom["warning"] == []
+
+
+@pytest.mark.parametrize("out_of_domain", [True, False])
+def test_page_and_chart_text_is_at_least_7_pt_and_on_the_page(gradcam, out_of_domain):
+    # Many checks and long reasons: the page's tables shorten them rather than run off the page.
+    flags = pd.concat([flags_table(out_of_domain)] * 6, ignore_index=True)
+    flags["check"] = [f"{c}_{i}" for i, c in enumerate(flags["check"])]
+    flags.loc[flags["out_of_domain"], "reason"] += " and the scanner's intensity far outside too"
+    report = build_patient_report(PATIENT, scores_table(np.random.default_rng(7)), flags, MANIFEST)
+    for figure in (page_figure(report, gradcam), chart_figure(report)):
+        page = figure.bbox
+        texts = drawn_texts(figure)
+        assert texts and min(t.get_fontsize() for t in texts) >= MIN_FONT_PT
+        for text in texts:
+            box = text.get_window_extent()
+            assert page.x0 - 1 <= box.x0 and box.x1 <= page.x1 + 1, text.get_text()
+            assert page.y0 - 1 <= box.y0 and box.y1 <= page.y1 + 1, text.get_text()

@@ -194,8 +194,8 @@ def _flag_frame(report: PatientReport) -> tuple[pd.DataFrame, list[bool]]:
     return frame, flagged
 
 
-def page_pdf(report: PatientReport, gradcam_png: Path | None, path: Path) -> None:
-    """The report as one A4 PDF page."""
+def page_figure(report: PatientReport, gradcam_png: Path | None) -> plt.Figure:
+    """The report drawn on one A4 page."""
     page = _Page()
     page.text(f"TACE response prediction: {report.patient_id}", size=14.0, fontweight="bold")
     meta = f"Endpoint {report.endpoint} · hccrad {report.hccrad_version} bundle"
@@ -249,9 +249,15 @@ def page_pdf(report: PatientReport, gradcam_png: Path | None, path: Path) -> Non
         page.text(f"Limit: {limit}", gap_mm=0.2)
     page.y_mm += 2.0
     page.text(RESEARCH_STATEMENT, size=8.0, fontweight="bold")
+    return page.figure
+
+
+def page_pdf(report: PatientReport, gradcam_png: Path | None, path: Path) -> None:
+    """The report as one A4 PDF page."""
+    figure = page_figure(report, gradcam_png)
     path.parent.mkdir(parents=True, exist_ok=True)
-    page.figure.savefig(path, format="pdf", metadata=METADATA)
-    plt.close(page.figure)
+    figure.savefig(path, format="pdf", metadata=METADATA)
+    plt.close(figure)
 
 
 class _Drawer:

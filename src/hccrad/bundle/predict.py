@@ -76,6 +76,11 @@ def check_new_sheet(bundle: Bundle, sheet: pd.DataFrame) -> pd.DataFrame:
             f"; the bundle's models were trained on phases {phases(bundle)}"
         )
     sheet = sheet.copy()
+    # A covariate left out is a missing value, as an empty cell of the run's sheet: the
+    # clinical model imputes it as it learnt to on training.
+    for covariate in bundle.config["models"]["clinical_covariates"]:
+        if covariate not in sheet.columns:
+            sheet[covariate] = np.nan
     sheet["split"] = NEW_SPLIT
     if "centre" not in sheet.columns:
         sheet["centre"] = NEW_CENTRE

@@ -1,0 +1,268 @@
+"""The model bundle (hccrad.bundle) and `hccrad predict`, on the shared tiny run (`runs`).
+
+The bundle must score a patient exactly as the run did: its predictions are compared with the
+run's predictions.tsv at the precision that table is written with (fit_models: %.6g), for every
+model, from the patients' prepared folders and from one patient's raw images and mask.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import ROOT
+
+from hccrad.bundle.manifest import (
+    FORMAT_VERSION,
+    BundleError,
+    can_honour,
+    check_versions,
+    write_manifest,
+)
+from hccrad.bundle.predict import (
+    SCORE_COLUMNS,
+    check_new_sheet,
+    feature_tables,
+    model_scores,
+    predict_patients,
+)
+from hccrad.bundle.store import load_bundle
+from hccrad.cohorts.sheet import read_sheet
+from hccrad.imaging.batches import patient_folders
+
+COHORT = "sim_tace"
+ENDPOINT = "response"
+# predictions.tsv is written with float_format="%.6g" (workflow/scripts/fit_models.py).
+PRECISION = "{:.6g}"
+
+
+# --------------------------------------------------------------------------- versions
+
+
+@pytest.mark.parametrize(
+    ("written", "installed", "ok"),
+    [
+        ("0.1.0", "0.1.3", True),
+        ("0.1.0", "0.2.0", False),
+        ("0.2.0", "0.1.0", False),
+        ("1.2.0", "1.4.1", True),
+        ("1.4.0", "1.2.0", False),
+        ("1.0.0", "2.0.0", False),
+    ],
+)
+def test_which_hccrad_releases_can_load_a_bundle(written, installed, ok):
+    assert can_honour(written, installed) is ok
+
+
+def test_another_release_is_refused_naming_both_versions():
+    manifest = {"bundle_format": FORMAT_VERSION, "hccrad_version": "0.9.0"}
+    with pytest.raises(BundleError) as refused:
+        check_versions(manifest, installed="0.1.0")
+    message = str(refused.value)
+    assert "0.9.0" in message and "0.1.0" in message and "Fix:" in message
+    check_versions(manifest, installed="0.9.2")  # a patch release honours it
+
+
+def test_another_format_is_refused():
+    with pytest.raises(BundleError, match=r"bundle format 99 .* reads bundle format 1"):
+        check_versions({"bundle_format": 99, "hccrad_version": "0.1.0"}, installed="0.1.0")
+
+
+def test_a_changed_or_missing_file_is_refused(tmp_path):
+    import joblib
+
+    from hccrad import __version__
+
+    joblib.dump({}, tmp_path / "models.joblib")
+    (tmp_path / "thresholds.tsv").write_text("model\tyouden_threshold\n")
+    write_manifest(tmp_path, {"bundle_format": FORMAT_VERSION, "hccrad_version": __version__})
+    assert load_bundle(tmp_path).models == {}
+    (tmp_path / "thresholds.tsv").write_text("model\tyouden_threshold\nclinical\t0.1\n")
+    with pytest.raises(BundleError, match=r"changed since it was written \['thresholds.tsv'\]"):
+        load_bundle(tmp_path)
+    (tmp_path / "thresholds.tsv").unlink()
+    with pytest.raises(BundleError, match=r"missing \['thresholds.tsv'\]"):
+        load_bundle(tmp_path)
+
+
+# --------------------------------------------------------------------------- the tiny run
+
+
+@pytest.fixture(scope="module")
+def results(runs) -> Path:
+    return runs["first"]
+
+
+@pytest.fixture(scope="module")
+def bundle(results):
+    return load_bundle(results / COHORT / "bundle" / ENDPOINT)
+
+
+@pytest.fixture(scope="module")
+def run_predictions(results) -> pd.DataFrame:
+    path = results / COHORT / "models" / ENDPOINT / "predictions.tsv"
+    return pd.read_csv(path, sep="\t", dtype={"patient_id": str})
+
+
+def external_patients(sheet: pd.DataFrame, n: int) -> list[str]:
+    """The first ``n`` external patients of each external centre, in sheet order."""
+    external = sheet.loc[sheet["split"].str.startswith("external")]
+    return [p for _, group in external.groupby("centre") for p in group.index[:n]]
+
+
+def expected_scores(run_predictions: pd.DataFrame, patients: list[str]) -> dict:
+    rows = run_predictions.loc[run_predictions["patient_id"].isin(patients)]
+    return {(r.patient_id, r.model): PRECISION.format(r.score) for r in rows.itertuples()}
+
+
+def got_scores(table: pd.DataFrame, column: str = "score") -> dict:
+    return {(r.patient_id, r.model): PRECISION.format(getattr(r, column)) for r in table.itertuples()}
+
+
+@pytest.mark.workflow
+def test_manifest_describes_the_models_and_checksums_every_file(bundle):
+    manifest = bundle.manifest
+    assert manifest["endpoint"] == ENDPOINT and manifest["bundle_format"] == FORMAT_VERSION
+    assert set(manifest["models"]) == set(bundle.models) >= {"clinical", "radiomics", "DLTR"}
+    clinical = manifest["models"]["clinical"]["training"]
+    assert clinical["n"] == len(bundle.models["clinical"].train_patients)
+    assert 0 < clinical["events"] < clinical["n"] and set(clinical["centres"]) == {"A"}
+    files = {p.relative_to(bundle.folder).as_posix() for p in bundle.folder.rglob("*.*")}
+    assert set(manifest["checksums"]) == files - {"manifest.json"}
+    assert {"dltr/model.pt", "segment/model.pt", "cutoffs.tsv"} <= files
+    assert manifest["software_versions"]["torch"]
+    assert {"imaging", "radiomics", "deep", "models"} <= set(manifest["config"])
+
+
+@pytest.mark.workflow
+def test_bundle_of_another_release_is_refused_on_load(bundle, tmp_path):
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle.folder, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["hccrad_version"] = "99.0.0"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"hccrad 99\.0\.0 cannot be loaded by hccrad"):
+        load_bundle(copy)
+
+
+@pytest.mark.workflow
+def test_bundle_scores_prepared_external_patients_as_the_run(
+    bundle, results, run_predictions, tmp_path
+):
+    sheet = read_sheet(results / COHORT / "sheet.tsv")
+    patients = external_patients(sheet, 2)
+    folders = patient_folders(sorted((results / COHORT / "prepared").glob("batch_*")))
+    new = check_new_sheet(bundle, sheet.loc[patients])
+    features = feature_tables(bundle, new, {p: folders[p] for p in patients}, tmp_path)
+    scores = model_scores(bundle, new, features)
+    expected = expected_scores(run_predictions, patients)
+    assert len(expected) == len(patients) * len(bundle.models)
+    assert got_scores(scores) == expected
+
+
+def raw_patient(results: Path, patient: str) -> pd.DataFrame:
+    """One patient's sheet row with its raw images and mask as absolute paths."""
+    sheet = read_sheet(results / COHORT / "sheet.tsv").loc[[patient]]
+    for column in [c for c in sheet.columns if c.startswith("image_")] + ["mask"]:
+        sheet[column] = str(results.parent / sheet.at[patient, column])
+    return sheet.drop(columns=["split"])
+
+
+@pytest.mark.workflow
+def test_bundle_scores_a_patient_from_raw_images_as_the_run(
+    bundle, results, run_predictions, tmp_path
+):
+    sheet = read_sheet(results / COHORT / "sheet.tsv")
+    patient = external_patients(sheet, 1)[-1]
+    drawn = []
+    scored = predict_patients(
+        bundle,
+        raw_patient(results, patient),
+        tmp_path,
+        draw_gradcam=lambda panels, png: drawn.append(panels),
+        report=False,
+    )
+    assert list(scored.columns) == list(SCORE_COLUMNS)
+    assert got_scores(scored, "probability") == expected_scores(run_predictions, [patient])
+    written = pd.read_csv(tmp_path / patient / "predictions.tsv", sep="\t")
+    assert list(written.columns) == list(SCORE_COLUMNS) and len(written) == len(bundle.models)
+    assert set(written["risk_group"]) <= {"high", "low"}
+    assert (tmp_path / patient / "domain_flags.tsv").is_file()
+    assert len(drawn) == 1 and drawn[0].patients == (patient,)
+
+
+def cli(bundle, results, patient: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    sheet = raw_patient(results, patient)
+    row = sheet.iloc[0]
+    phases = [f"{p}={row[f'image_{p}']}" for p in bundle.manifest["phases"]]
+    covariates = bundle.config["models"]["clinical_covariates"]
+    clinical = [f"{c}={row[c]}" for c in covariates if pd.notna(row[c])]
+    command = [sys.executable, "-m", "hccrad.cli.main", "predict", str(bundle.folder)]
+    command += ["--patient-id", patient, "--mask", row["mask"], "--out", str(out)]
+    command += [arg for phase in phases for arg in ("--phase", phase)]
+    command += ["--clinical", *clinical, *extra]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
+
+
+@pytest.mark.workflow
+def test_hccrad_predict_command_scores_a_patient(bundle, results, run_predictions, tmp_path):
+    sheet = read_sheet(results / COHORT / "sheet.tsv")
+    patient = external_patients(sheet, 1)[0]
+    run = cli(bundle, results, patient, tmp_path, "--no-report")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"{patient} DLTR: p = " in run.stdout
+    written = pd.read_csv(tmp_path / patient / "predictions.tsv", sep="\t")
+    assert got_scores(written.assign(patient_id=patient), "probability") == expected_scores(
+        run_predictions, [patient]
+    )
+    assert (tmp_path / patient / "gradcam.png").stat().st_size > 0
+
+
+@pytest.mark.workflow
+def test_hccrad_predict_refuses_a_bundle_of_another_release(bundle, results, tmp_path):
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle.folder, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["hccrad_version"] = "99.0.0"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    run = subprocess.run(
+        [sys.executable, "-m", "hccrad.cli.main", "predict", str(copy), "--mask", "m.nii.gz"]
+        + ["--patient-id", "X", "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2 and "hccrad 99.0.0 cannot be loaded" in run.stderr
+
+
+@pytest.mark.workflow
+def test_hccrad_predict_writes_the_report(bundle, results, tmp_path):
+    pytest.importorskip("hccrad.reporting.patient_report")  # issue 33, helper "report"
+    sheet = read_sheet(results / COHORT / "sheet.tsv")
+    patient = external_patients(sheet, 1)[0]
+    run = cli(bundle, results, patient, tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    html = (tmp_path / patient / "report.html").read_text()
+    assert patient in html
+    assert (tmp_path / patient / "report.pdf").stat().st_size > 0
+
+
+def test_console_script_and_help():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["hccrad"] == "hccrad.cli.main:main"
+    run = subprocess.run(
+        [sys.executable, "-m", "hccrad.cli.main", "predict", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0
+    for words in ("DICOM series folder", "--liver-mask", "RTSTRUCT", "report.html"):
+        assert words in run.stdout

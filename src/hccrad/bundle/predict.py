@@ -54,8 +54,9 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "coverage_nominal",
 )
 # The workflow's scores.tsv holds the DLTR score with 6 decimals (deep_predict), and the models
-# read it back from there: the bundle rounds the same way to score what the models were fed.
-DLTR_DECIMALS = 6
+# read it back from there: the bundle writes and parses it the same way, so that the models get
+# the very float they got in the run (np.round can differ from printf in the last bit).
+DLTR_FORMAT = "{:.6f}"
 Masks = str  # "reference" (the sheet's mask has the tumour) or "liver_only" (the network's)
 
 
@@ -185,7 +186,11 @@ def radiomics_features(
 
 def dltr_networks(bundle: Bundle, device: str = "cpu") -> list[DeepModel]:
     """The refitted DLTR network first, then the fold networks it is averaged with."""
-    members = [load_model(bundle.path(f"{DLTR}/model.pt"), bundle.path(f"{DLTR}/model.json"))]
+    members = [
+        load_model(
+            bundle.path(f"{DLTR}/model.pt"), bundle.path(f"{DLTR}/model.json"), device=device
+        )
+    ]
     for weights in bundle.manifest["dltr_ensemble"]:
         if weights != "model.pt":
             description = weights.removesuffix(".pt") + ".json"
@@ -204,7 +209,7 @@ def dltr_scores(bundle: Bundle, folders: Mapping[str, Path], patients: Sequence[
     config = dltr.deep_config(bundle.config["deep"], int(bundle.manifest["created"]["seed"]))
     crops, _ = dltr.cohort_crops(folders, list(patients), config)
     scores = predict_ensemble(dltr_networks(bundle, config.device), crops, device=config.device)
-    return scores.round(DLTR_DECIMALS)
+    return scores.map(lambda score: float(DLTR_FORMAT.format(score)))
 
 
 def feature_tables(

@@ -121,7 +121,8 @@ def expected_scores(run_predictions: pd.DataFrame, patients: list[str]) -> dict:
 
 
 def got_scores(table: pd.DataFrame, column: str = "score") -> dict:
-    return {(r.patient_id, r.model): PRECISION.format(getattr(r, column)) for r in table.itertuples()}
+    rows = table.itertuples()
+    return {(r.patient_id, r.model): PRECISION.format(getattr(r, column)) for r in rows}
 
 
 @pytest.mark.workflow
@@ -230,9 +231,9 @@ def test_hccrad_predict_refuses_a_bundle_of_another_release(bundle, results, tmp
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["hccrad_version"] = "99.0.0"
     (copy / "manifest.json").write_text(json.dumps(manifest))
+    command = [sys.executable, "-m", "hccrad.cli.main", "predict", str(copy)]
     run = subprocess.run(
-        [sys.executable, "-m", "hccrad.cli.main", "predict", str(copy), "--mask", "m.nii.gz"]
-        + ["--patient-id", "X", "--out", str(tmp_path / "out")],
+        [*command, "--mask", "m.nii.gz", "--patient-id", "X", "--out", str(tmp_path / "out")],
         capture_output=True,
         text=True,
         timeout=120,

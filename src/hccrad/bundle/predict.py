@@ -294,14 +294,23 @@ def annotate(
     return table.reset_index()[list(SCORE_COLUMNS)]
 
 
-def raw_geometry(bundle: Bundle, sheet: pd.DataFrame) -> pd.DataFrame:
+def raw_geometry(bundle: Bundle, sheet: pd.DataFrame, masks: Masks = "reference") -> pd.DataFrame:
     """Each patient's raw spacing and intensities per phase (the domain checks' input)."""
     from hccrad.models.domain import raw_geometry_row  # issue 33, helper "trust"
 
+    imaging = bundle.config["imaging"]
     rows = []
     for patient, row in sheet.iterrows():
         images = {p: row[f"image_{p}"] for p in phases(bundle)}
-        volumes = load_patient(str(patient), images, row["mask"], liver_only=True)
+        # Read and checked as preparation reads them (it has accepted them already).
+        volumes = load_patient(
+            str(patient),
+            images,
+            row["mask"],
+            liver_only=masks == "liver_only",
+            tolerance=imaging["geometry_tolerance_mm"],
+            structure_labels=imaging.get("structure_labels"),
+        )
         rows += [
             raw_geometry_row(str(patient), phase, image, volumes.mask)
             for phase, image in volumes.images.items()
@@ -405,7 +414,7 @@ def predict_patients(
     features = feature_tables(bundle, kept, folders, work / "radiomics")
     scores = model_scores(bundle, kept, features)
     annotated = annotate(bundle, scores, risk_outcome_name)
-    geometry = raw_geometry(bundle, kept) if bundle.json_or_none(DOMAIN) else None
+    geometry = raw_geometry(bundle, kept, masks) if bundle.json_or_none(DOMAIN) else None
     flags = domain_check(bundle, geometry, features[RADIOMICS])
     panels = gradcam(bundle, folders, kept, scores)
     for patient in kept.index:

@@ -8,6 +8,7 @@ model, from the patients' prepared folders and from one patient's raw images and
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -35,6 +36,8 @@ from hccrad.bundle.store import load_bundle
 from hccrad.cohorts.sheet import read_sheet
 from hccrad.imaging.batches import patient_folders
 
+# The command runs this clone's hccrad, installed or not.
+ENV = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
 COHORT = "sim_tace"
 ENDPOINT = "response"
 # predictions.tsv is written with float_format="%.6g" (workflow/scripts/fit_models.py).
@@ -207,7 +210,7 @@ def cli(bundle, results, patient: str, out: Path, *extra: str) -> subprocess.Com
     command += ["--patient-id", patient, "--mask", row["mask"], "--out", str(out)]
     command += [arg for phase in phases for arg in ("--phase", phase)]
     command += ["--clinical", *clinical, *extra]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    return subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=ROOT, env=ENV)
 
 
 @pytest.mark.workflow
@@ -237,6 +240,7 @@ def test_hccrad_predict_refuses_a_bundle_of_another_release(bundle, results, tmp
         capture_output=True,
         text=True,
         timeout=120,
+        env=ENV,
     )
     assert run.returncode == 2 and "hccrad 99.0.0 cannot be loaded" in run.stderr
 
@@ -263,7 +267,49 @@ def test_console_script_and_help():
         capture_output=True,
         text=True,
         timeout=120,
+        env=ENV,
     )
     assert run.returncode == 0
     for words in ("DICOM series folder", "--liver-mask", "RTSTRUCT", "report.html"):
         assert words in run.stdout
+
+
+@pytest.mark.workflow
+def test_predict_target_scores_a_sheet_of_new_patients(
+    results, run_predictions, snakemake_bin, tmp_path
+):
+    import yaml
+    from conftest import tiny_config, workflow_command
+
+    sheet = read_sheet(results / COHORT / "sheet.tsv")
+    patients = external_patients(sheet, 1)
+    new = pd.concat([raw_patient(results, p) for p in patients])
+    new.to_csv(tmp_path / "new_patients.tsv", sep="\t")
+    # The run's cohort folders seen from a fresh working directory: only the new target runs,
+    # and the shared run's results stay as they were (test_workflow compares their checksums).
+    (tmp_path / "results").mkdir()
+    for name in (COHORT, "workflow"):
+        (tmp_path / "results" / name).symlink_to(results / name)
+    config = tiny_config()
+    config["predict"] |= {"sheet": str(tmp_path / "new_patients.tsv"), "report": False}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    target = f"results/predict/{ENDPOINT}/predictions.tsv"
+    run = subprocess.run(
+        [
+            *workflow_command(snakemake_bin, tmp_path, target),
+            "--cores",
+            "1",
+            "--allowed-rules",
+            "predict_patients",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=ENV,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    scored = pd.read_csv(tmp_path / target, sep="\t", dtype={"patient_id": str})
+    assert got_scores(scored, "probability") == expected_scores(run_predictions, patients)
+    for patient in patients:
+        folder = tmp_path / f"results/predict/{ENDPOINT}/patients/{patient}"
+        assert (folder / "gradcam.png").stat().st_size > 0

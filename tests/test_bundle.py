@@ -137,7 +137,7 @@ def test_manifest_describes_the_models_and_checksums_every_file(bundle):
     assert clinical["n"] == len(bundle.models["clinical"].train_patients)
     assert 0 < clinical["events"] < clinical["n"] and set(clinical["centres"]) == {"A"}
     files = {p.relative_to(bundle.folder).as_posix() for p in bundle.folder.rglob("*.*")}
-    assert set(manifest["checksums"]) == files - {"manifest.json"}
+    assert set(manifest["checksums"]) == files - {"manifest.json", ".snakemake_timestamp"}
     assert {"dltr/model.pt", "segment/model.pt", "cutoffs.tsv"} <= files
     assert manifest["software_versions"]["torch"]
     assert {"imaging", "radiomics", "deep", "models"} <= set(manifest["config"])

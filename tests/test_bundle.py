@@ -313,3 +313,21 @@ def test_predict_target_scores_a_sheet_of_new_patients(
     for patient in patients:
         folder = tmp_path / f"results/predict/{ENDPOINT}/patients/{patient}"
         assert (folder / "gradcam.png").stat().st_size > 0
+
+
+@pytest.mark.workflow
+def test_without_a_tumour_mask_the_bundles_network_draws_it(bundle, results, tmp_path):
+    sheet = read_sheet(results / COHORT / "sheet.tsv")
+    patient = external_patients(sheet, 1)[0]
+    # The sheet's mask read as liver only (its tumour label becomes liver), as for a cohort
+    # with masks: liver_only; the tiny run's two-epoch network may find no tumour: then the
+    # patient is excluded with the reason, never scored.
+    scored = predict_patients(
+        bundle, raw_patient(results, patient), tmp_path, masks="liver_only", report=False
+    )
+    assert (tmp_path / "work" / "masks" / f"{patient}.nii.gz").is_file()
+    if scored.empty:
+        reason = pd.read_csv(tmp_path / patient / "exclusion.tsv", sep="\t")["reason"].iloc[0]
+        assert "segmentation model found no tumour" in reason
+    else:
+        assert set(scored["model"]) == set(bundle.models)

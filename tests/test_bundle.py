@@ -195,7 +195,12 @@ def test_bundle_scores_a_patient_from_raw_images_as_the_run(
     assert got_scores(scored, "probability") == expected_scores(run_predictions, [patient])
     written = pd.read_csv(tmp_path / patient / "predictions.tsv", sep="\t")
     assert list(written.columns) == list(SCORE_COLUMNS) and len(written) == len(bundle.models)
-    assert set(written["risk_group"]) <= {"high", "low"}
+    # The risk group by the first stratified outcome's training cut-off, as survival_tables.
+    groups = pd.read_csv(results / COHORT / "survival" / ENDPOINT / "risk_groups.tsv", sep="\t")
+    run_groups = groups.loc[(groups["patient_id"] == patient) & (groups["outcome"] == "pfs")]
+    assert dict(zip(written["model"], written["risk_group"], strict=True)) == dict(
+        zip(run_groups["model"], run_groups["risk_group"], strict=True)
+    )
     assert (tmp_path / patient / "domain_flags.tsv").is_file()
     assert len(drawn) == 1 and drawn[0].patients == (patient,)
 

@@ -330,7 +330,7 @@ def test_without_a_tumour_mask_the_bundles_network_draws_it(bundle, results, tmp
     scored = predict_patients(
         bundle, raw_patient(results, patient), tmp_path, masks="liver_only", report=False
     )
-    assert (tmp_path / "work" / "masks" / f"{patient}.nii.gz").is_file()
+    assert (tmp_path / "_work" / "masks" / f"{patient}.nii.gz").is_file()
     if scored.empty:
         reason = pd.read_csv(tmp_path / patient / "exclusion.tsv", sep="\t")["reason"].iloc[0]
         assert "segmentation model found no tumour" in reason

@@ -5,6 +5,7 @@ from hccrad.bundle.store import load_bundle
 from hccrad.cohorts.sheet import read_sheet
 from hccrad.core.runlog import log_to
 from hccrad.figures.deep import grad_cam_figure
+from hccrad.figures.imaging import write_qc_png
 from hccrad.figures.style import save_figure
 
 log = log_to(snakemake.log[0])
@@ -15,6 +16,7 @@ scores = predict_patients(
     masks=snakemake.params.masks,
     risk_outcome_name=snakemake.params.risk_outcome,
     draw_gradcam=lambda panels, png: save_figure(grad_cam_figure(panels), png),
+    draw_qc=write_qc_png,
     report=snakemake.params.report,
     threads=snakemake.threads,
     log=log,

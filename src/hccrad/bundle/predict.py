@@ -40,6 +40,9 @@ from hccrad.radiomics.batch import (
 from hccrad.stats.survival import HIGH, LOW
 
 NEW_SPLIT = "new"
+# The folder of intermediate files (prepared patients, masks, radiomics) beside the patients'
+# folders: a patient id cannot start with "_" (the sheet schema), so it never clashes.
+WORK = "_work"
 NEW_CENTRE = "new"
 # The interface of issue 33: the per-patient scores that the report reads (plus patient_id).
 SCORE_COLUMNS: tuple[str, ...] = (
@@ -386,6 +389,7 @@ def predict_patients(
     masks: Masks = "reference",
     risk_outcome_name: str | None = None,
     draw_gradcam: PanelDrawer | None = None,
+    draw_qc: QCDrawer | None = None,
     report: bool = True,
     threads: int = 1,
     log: logging.Logger | None = None,
@@ -394,12 +398,15 @@ def predict_patients(
 
     ``out/<patient>/``: predictions.tsv (patient_id and the report's score columns),
     domain_flags.tsv, gradcam.png (drawn by ``draw_gradcam``), report.html/.pdf; a patient
-    that preparation excluded gets exclusion.tsv instead, never a score.
+    that preparation excluded gets exclusion.tsv instead, never a score. ``out/_work/`` keeps
+    the prepared patients (with qc.png, drawn by ``draw_qc``), masks and radiomics.
     """
     out, log = Path(out), log or logging.getLogger(__name__)
     sheet = check_new_sheet(bundle, sheet)
-    work = out / "work"
-    folders = prepare_new(bundle, sheet, work, masks=masks, threads=threads, log=log)
+    work = out / WORK
+    folders = prepare_new(
+        bundle, sheet, work, masks=masks, draw_qc=draw_qc, threads=threads, log=log
+    )
     dropped = excluded(folders)
     for patient, reason in dropped.items():
         (out / patient).mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from hccrad.bundle.manifest import BundleError
-from hccrad.bundle.predict import describe, options, predict_patients
+from hccrad.bundle.predict import WORK, describe, options, predict_patients
 from hccrad.bundle.store import load_bundle
 from hccrad.cohorts.sheet import read_patients, read_sheet
 from hccrad.imaging.read import ImageQCError
@@ -111,10 +111,17 @@ def draw_gradcam(panels: object, png: Path) -> None:
     save_figure(grad_cam_figure(panels), png)
 
 
+def draw_qc(*args: object, **kwargs: object) -> object:
+    """The workflow's preparation QC image (hccrad.figures, imported on use)."""
+    from hccrad.figures.imaging import write_qc_png
+
+    return write_qc_png(*args, **kwargs)
+
+
 def predict(args: argparse.Namespace) -> int:
     """Run ``hccrad predict``; print one line per model."""
     bundle = load_bundle(args.bundle)
-    sheet = patient_sheet(args, bundle.manifest["phases"], args.out / "work")
+    sheet = patient_sheet(args, bundle.manifest["phases"], args.out / WORK)
     scores = predict_patients(
         bundle,
         sheet,
@@ -122,6 +129,7 @@ def predict(args: argparse.Namespace) -> int:
         masks="liver_only" if args.liver_mask else "reference",
         risk_outcome_name=args.risk_outcome,
         draw_gradcam=draw_gradcam,
+        draw_qc=draw_qc,
         report=not args.no_report,
         threads=args.threads,
     )

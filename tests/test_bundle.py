@@ -336,3 +336,55 @@ def test_without_a_tumour_mask_the_bundles_network_draws_it(bundle, results, tmp
         assert "segmentation model found no tumour" in reason
     else:
         assert set(scored["model"]) == set(bundle.models)
+
+
+def write_dicom_series(image, folder: Path, patient: str) -> None:
+    """A volume as one int16 MR DICOM file per slice, with what a SEG of it needs."""
+    import SimpleITK as sitk  # noqa: N813
+
+    folder.mkdir(parents=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    direction = image.GetDirection()
+    orientation = "\\".join(str(v) for v in (*direction[0:7:3], *direction[1:8:3]))
+    for k in range(image.GetDepth()):
+        slice_ = sitk.Cast(image[:, :, k], sitk.sitkInt16)
+        position = image.TransformIndexToPhysicalPoint((0, 0, k))
+        tags = {
+            "0008|0060": "MR",
+            "0010|0020": patient,
+            "0020|000d": "1.2.826.0.1.3680043.2.1125.33",
+            "0020|000e": "1.2.826.0.1.3680043.2.1125.33.1",
+            "0020|0052": "1.2.826.0.1.3680043.2.1125.33.2",
+            "0020|0037": orientation,
+            "0020|0032": "\\".join(str(v) for v in position),
+            "0020|0013": str(k + 1),
+            "0018|0050": str(image.GetSpacing()[2]),
+        }
+        for tag, value in tags.items():
+            slice_.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
+        writer.Execute(slice_)
+
+
+@pytest.mark.workflow
+def test_a_dicom_series_with_a_seg_mask_scores_as_the_run(
+    bundle, results, run_predictions, tmp_path
+):
+    import SimpleITK as sitk  # noqa: N813
+
+    from hccrad.imaging.rtstruct import label_map_to_seg
+
+    sheet = read_sheet(results / COHORT / "sheet.tsv")
+    patient = external_patients(sheet, 1)[0]
+    row = raw_patient(results, patient)
+    # The simulated phases are int16 NIfTI: as an int16 DICOM series the arterial phase keeps
+    # every value, and the mask as a DICOM SEG of that series every label; the scores must too.
+    series = tmp_path / "arterial"
+    write_dicom_series(sitk.ReadImage(row.at[patient, "image_arterial"]), series, patient)
+    seg = tmp_path / "mask_seg.dcm"
+    mask = sitk.ReadImage(row.at[patient, "mask"])
+    label_map_to_seg(mask, series, {1: "Liver", 2: "Tumour"}, patient).save_as(seg)
+    row["image_arterial"], row["mask"] = str(series), str(seg)
+    scored = predict_patients(bundle, row, tmp_path / "out", report=False)
+    assert got_scores(scored, "probability") == expected_scores(run_predictions, [patient])

@@ -55,6 +55,7 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/crossval.smk"
 include: "workflow/rules/radiogenomics.smk"
 include: "workflow/rules/ibsi.smk"
+include: "workflow/rules/bundle.smk"
 # Last: the figures target gathers the figures of every stage above.
 include: "workflow/rules/figures.smk"
 # After the figures: the checklist waits for every other default target.
@@ -66,6 +67,8 @@ rule all:
     input:
         all_targets(),
         ibsi_targets(),
+        bundle_targets(),
+        predict_targets(),
         RULE_GRAPH,
         SOFTWARE_VERSIONS,
         f"{CHECKLIST}.tsv",

@@ -17,7 +17,8 @@ def grad_cam_figure(panels: GradCamPanels) -> plt.Figure:
     n = len(panels.patients)
     # A column of two images per patient across a double column, the colour bar at the right.
     cell_mm = min((DOUBLE_COLUMN_MM - 30.0) / n, 40.0)
-    figure, axes = journal_subplots(2, 2 * cell_mm + 30.0, 2, n)
+    # One patient (hccrad predict's report) fits a single column.
+    figure, axes = journal_subplots(1 if n == 1 else 2, 2 * cell_mm + 30.0, 2, n)
     shown = None
     for column in range(n):
         image, extent = panels.images[column], tuple(panels.extents_mm[column])
@@ -45,9 +46,14 @@ def grad_cam_figure(panels: GradCamPanels) -> plt.Figure:
     axes[1, 0].set_ylabel("Grad-CAM overlay")
     if panels.has_spacing:
         _scale_bar(axes[0, 0])
-    colorbar = figure.colorbar(shown, ax=axes[1, :].tolist(), shrink=0.9)
+    # One patient (hccrad predict): a bar beside the lower panel alone narrows it and the
+    # constrained layout sets the two panels diagonally; beside both it keeps them in a column.
+    beside = axes[1, :].tolist() if n > 1 else axes[:, 0].tolist()
+    colorbar = figure.colorbar(shown, ax=beside, shrink=0.9)
     colorbar.set_label(f"Grad-CAM, {panels.architecture} {panels.layer}\n(0-1 per patient)")
-    figure.suptitle("Where the network looks: mid-tumour axial slice, tumour outlined")
+    # On two lines in a single column, where one line would run off the page.
+    breaking = "\n" if n == 1 else " "
+    figure.suptitle(f"Where the network looks:{breaking}mid-tumour axial slice, tumour outlined")
     return figure
 
 

@@ -189,7 +189,7 @@ def test_bundle_scores_a_patient_from_raw_images_as_the_run(
         raw_patient(results, patient),
         tmp_path,
         draw_gradcam=lambda panels, png: drawn.append(panels),
-        report=False,
+        render_report=None,
     )
     assert list(scored.columns) == list(SCORE_COLUMNS)
     assert got_scores(scored, "probability") == expected_scores(run_predictions, [patient])
@@ -328,7 +328,7 @@ def test_without_a_tumour_mask_the_bundles_network_draws_it(bundle, results, tmp
     # with masks: liver_only; the tiny run's two-epoch network may find no tumour: then the
     # patient is excluded with the reason, never scored.
     scored = predict_patients(
-        bundle, raw_patient(results, patient), tmp_path, masks="liver_only", report=False
+        bundle, raw_patient(results, patient), tmp_path, masks="liver_only", render_report=None
     )
     assert (tmp_path / "_work" / "masks" / f"{patient}.nii.gz").is_file()
     if scored.empty:
@@ -386,5 +386,5 @@ def test_a_dicom_series_with_a_seg_mask_scores_as_the_run(
     mask = sitk.ReadImage(row.at[patient, "mask"])
     label_map_to_seg(mask, series, {1: "Liver", 2: "Tumour"}, patient).save_as(seg)
     row["image_arterial"], row["mask"] = str(series), str(seg)
-    scored = predict_patients(bundle, row, tmp_path / "out", report=False)
+    scored = predict_patients(bundle, row, tmp_path / "out", render_report=None)
     assert got_scores(scored, "probability") == expected_scores(run_predictions, [patient])

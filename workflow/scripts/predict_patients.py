@@ -6,6 +6,7 @@ from hccrad.cohorts.sheet import read_sheet
 from hccrad.core.runlog import log_to
 from hccrad.figures.deep import grad_cam_figure
 from hccrad.figures.imaging import write_qc_png
+from hccrad.figures.patient import render_patient_report
 from hccrad.figures.style import save_figure
 
 log = log_to(snakemake.log[0])
@@ -17,7 +18,7 @@ scores = predict_patients(
     risk_outcome_name=snakemake.params.risk_outcome,
     draw_gradcam=lambda panels, png: save_figure(grad_cam_figure(panels), png),
     draw_qc=write_qc_png,
-    report=snakemake.params.report,
+    render_report=render_patient_report if snakemake.params.report else None,
     threads=snakemake.threads,
     log=log,
 )

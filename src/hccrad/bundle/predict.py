@@ -379,6 +379,9 @@ def gradcam(
 
 
 PanelDrawer = Callable[[GradCamPanels, Path], object]
+# hccrad.figures.patient.render_patient_report: (patient_id, scores, flags, manifest, out_dir,
+# gradcam_png) -> report.html; passed in because the library does not import hccrad.figures.
+ReportRenderer = Callable[[str, pd.DataFrame, pd.DataFrame, dict, Path, Path | None], Path]
 
 
 def predict_patients(
@@ -390,14 +393,15 @@ def predict_patients(
     risk_outcome_name: str | None = None,
     draw_gradcam: PanelDrawer | None = None,
     draw_qc: QCDrawer | None = None,
-    report: bool = True,
+    render_report: ReportRenderer | None = None,
     threads: int = 1,
     log: logging.Logger | None = None,
 ) -> pd.DataFrame:
     """Prepare, score, annotate and explain new patients; one folder of outputs per patient.
 
     ``out/<patient>/``: predictions.tsv (patient_id and the report's score columns),
-    domain_flags.tsv, gradcam.png (drawn by ``draw_gradcam``), report.html/.pdf; a patient
+    domain_flags.tsv, gradcam.png (drawn by ``draw_gradcam``), report.html/.pdf (by
+    ``render_report``, none without it); a patient
     that preparation excluded gets exclusion.tsv instead, never a score. ``out/_work/`` keeps
     the prepared patients (with qc.png, drawn by ``draw_qc``), masks and radiomics.
     """
@@ -426,7 +430,7 @@ def predict_patients(
     panels = gradcam(bundle, folders, kept, scores)
     for patient in kept.index:
         write_patient(
-            bundle, patient, annotated, flags, panels[patient], out / patient, draw_gradcam, report
+            bundle, patient, annotated, flags, panels[patient], out / patient, draw_gradcam, render_report
         )
     return annotated
 
@@ -439,7 +443,7 @@ def write_patient(
     panels: GradCamPanels,
     folder: Path,
     draw_gradcam: PanelDrawer | None,
-    report: bool,
+    render_report: ReportRenderer | None,
 ) -> Path:
     """One patient's outputs: predictions.tsv, domain_flags.tsv, gradcam.png, the report."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -452,10 +456,8 @@ def write_patient(
     if draw_gradcam is not None:
         png = folder / "gradcam.png"
         draw_gradcam(panels, png)
-    if report:
-        from hccrad.reporting.patient_report import render_patient_report  # issue 33, "report"
-
-        render_patient_report(
+    if render_report is not None:
+        render_report(
             patient, own.drop(columns="patient_id"), own_flags, bundle.manifest, folder, png
         )
     return folder

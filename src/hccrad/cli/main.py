@@ -111,6 +111,13 @@ def draw_gradcam(panels: object, png: Path) -> None:
     save_figure(grad_cam_figure(panels), png)
 
 
+def render_patient_report(*args: object, **kwargs: object) -> Path:
+    """The one-page patient report, HTML and PDF (hccrad.figures, imported on use)."""
+    from hccrad.figures.patient import render_patient_report as render
+
+    return render(*args, **kwargs)
+
+
 def draw_qc(*args: object, **kwargs: object) -> object:
     """The workflow's preparation QC image (hccrad.figures, imported on use)."""
     from hccrad.figures.imaging import write_qc_png
@@ -130,7 +137,7 @@ def predict(args: argparse.Namespace) -> int:
         risk_outcome_name=args.risk_outcome,
         draw_gradcam=draw_gradcam,
         draw_qc=draw_qc,
-        report=not args.no_report,
+        render_report=None if args.no_report else render_patient_report,
         threads=args.threads,
     )
     for line in describe(scores):

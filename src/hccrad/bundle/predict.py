@@ -430,7 +430,14 @@ def predict_patients(
     panels = gradcam(bundle, folders, kept, scores)
     for patient in kept.index:
         write_patient(
-            bundle, patient, annotated, flags, panels[patient], out / patient, draw_gradcam, render_report
+            bundle,
+            patient,
+            annotated,
+            flags,
+            panels[patient],
+            out / patient,
+            draw_gradcam,
+            render_report,
         )
     return annotated
 

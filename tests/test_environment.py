@@ -133,12 +133,15 @@ def test_make_installs_from_the_lock() -> None:
 
 
 def test_release_metadata_agree() -> None:
-    """One version in pyproject.toml, CITATION.cff and a CHANGELOG section; an SPDX licence."""
+    """One version in pyproject.toml, hccrad.__version__ (bundles record it), CITATION.cff and
+    a CHANGELOG section; an SPDX licence."""
+    import hccrad
+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     citation = yaml.safe_load((ROOT / "CITATION.cff").read_text())
     assert project["license"] == citation["license"] == "MIT"
     assert project["license-files"] == ["LICENSE"]
-    assert str(citation["version"]) == project["version"]
+    assert str(citation["version"]) == project["version"] == hccrad.__version__
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert re.search(
         rf"^## \[{re.escape(project['version'])}\] - \d{{4}}-\d\d-\d\d$", changelog, re.M

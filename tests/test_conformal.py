@@ -16,12 +16,12 @@ from test_models import CONFIG, ENDPOINT, SEED, corrupt_non_training_rows, synth
 from hccrad.cohorts.simulate import simulate_cohort
 from hccrad.models.conformal import (
     conformal_intervals,
-    coverage_table,
     fit_conformal,
     held_out_scores,
     min_calibration_size,
 )
 from hccrad.models.fit import fit_all, predict_all
+from hccrad.reporting.conformal import coverage_table
 
 # Fewer penalties and inner folds than the default: the folds' refits are what is tested.
 SMALL_MODELS = {"cv_folds": 3, "n_cs": 5, "mlp_alphas": [1.0]}

@@ -39,7 +39,6 @@ from hccrad.core.splits import SPLIT_COLUMN, TRAIN
 from hccrad.models.base import plain
 from hccrad.models.fit import fit_all, predict_all
 from hccrad.models.inputs import training_outcome
-from hccrad.reporting.evaluation import evaluation_cohorts
 from hccrad.stats.checks import require_columns
 
 HELD_OUT_COLUMNS: tuple[str, ...] = ("patient_id", "model", "score", "outcome", "fold")
@@ -48,19 +47,6 @@ INTERVAL_COLUMNS: tuple[str, ...] = (
     "interval_high",
     "prediction_set",
     "coverage_nominal",
-)
-COVERAGE_COLUMNS: tuple[str, ...] = (
-    "model",
-    "cohort",
-    "n",
-    "covered",
-    "coverage",
-    "coverage_nominal",
-    "set_0",
-    "set_1",
-    "set_both",
-    "set_empty",
-    "mean_interval_width",
 )
 # The fold split's name, outside every other named stream of the run.
 FOLD_STREAM = "conformal"
@@ -226,56 +212,3 @@ def conformal_intervals(calibration: Mapping[str, Any], scores: pd.DataFrame) ->
         out.loc[rows.index, "prediction_set"] = [_set_text(s) for s in sets[:, :, 0]]
     out["coverage_nominal"] = float(calibration["coverage_nominal"])
     return out
-
-
-# --------------------------------------------------------------------------- coverage
-
-
-def covered(prediction_set: pd.Series, outcome: pd.Series) -> pd.Series:
-    """Whether each patient's prediction set holds its observed outcome."""
-    labels = pd.to_numeric(outcome, errors="coerce")
-    return pd.Series(
-        [
-            pd.notna(y) and str(int(y)) in ("" if pd.isna(s) else str(s)).split(",")
-            for s, y in zip(prediction_set, labels, strict=True)
-        ],
-        index=prediction_set.index,
-    )
-
-
-def coverage_table(intervals: pd.DataFrame) -> pd.DataFrame:
-    """Empirical coverage per model and evaluated cohort, beside the nominal level.
-
-    ``intervals``: conformal_intervals on fit_models' predictions (patient_id, split, centre,
-    model, score, outcome, ...). The training split is left out: its scores are in-sample.
-    Patients without an observed outcome are not counted.
-    """
-    require_columns(intervals, ["patient_id", "split", "centre", "outcome"], "intervals")
-    rows = []
-    for name, table in intervals.groupby("model", sort=False):
-        table = table[pd.to_numeric(table["outcome"], errors="coerce").notna()]
-        patients = table.set_index("patient_id")
-        for cohort, members in evaluation_cohorts(patients).items():
-            if cohort == TRAIN:
-                continue
-            part = patients.loc[members]
-            hit = covered(part["prediction_set"], part["outcome"])
-            sets = part["prediction_set"].astype(str)
-            rows.append(
-                {
-                    "model": name,
-                    "cohort": cohort,
-                    "n": len(part),
-                    "covered": int(hit.sum()),
-                    "coverage": float(hit.mean()) if len(part) else np.nan,
-                    "coverage_nominal": float(part["coverage_nominal"].iloc[0]),
-                    "set_0": int((sets == "0").sum()),
-                    "set_1": int((sets == "1").sum()),
-                    "set_both": int((sets == "0,1").sum()),
-                    "set_empty": int((sets == "").sum()),
-                    "mean_interval_width": float(
-                        (part["interval_high"] - part["interval_low"]).mean()
-                    ),
-                }
-            )
-    return pd.DataFrame(rows, columns=list(COVERAGE_COLUMNS))

@@ -137,6 +137,8 @@ rule model_card:
         delong=f"{EVALUATION}/delong.tsv",
         logrank=f"{SURVIVAL}/logrank.tsv",
         cox=f"{SURVIVAL}/cox.tsv",
+        # trust.smk: the conformal sets' coverage on the test and external patients.
+        conformal_coverage=f"{EVALUATION}/conformal_coverage.tsv",
     output:
         report(
             f"{MODELS}/model_card.md",

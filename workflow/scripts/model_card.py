@@ -36,6 +36,7 @@ card = model_card(
     settings=snakemake.params.settings,
     seed=snakemake.params.seed,
     survival_models=snakemake.params.survival_models,
+    conformal_coverage=table(snakemake.input.conformal_coverage),
 )
 Path(snakemake.output[0]).write_text(card)
 log.info("model card of %s: %d lines", snakemake.wildcards.endpoint, card.count("\n"))

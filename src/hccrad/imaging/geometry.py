@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk  # noqa: N813  (the name SimpleITK itself documents)
 
+from hccrad.cohorts.sheet import read_patients
 from hccrad.core.labels import BACKGROUND_LABEL, TUMOUR_LABEL
 from hccrad.imaging.batches import patient_folders
 from hccrad.imaging.checks import geometry_mismatch
@@ -94,7 +95,7 @@ def gather_raw_geometry(batches: Sequence[str | Path]) -> pd.DataFrame:
     for patient, folder in patient_folders(batches).items():
         path = folder / RAW_GEOMETRY_FILE
         if path.is_file():
-            frames.append(pd.read_csv(path, sep="\t", dtype={"patient_id": str, "phase": str}))
+            frames.append(read_patients(path, index=False, dtype={"phase": str}))
         elif not len(read_exclusion(folder)):
             lacking.append(patient)
     if lacking:

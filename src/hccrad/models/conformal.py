@@ -192,11 +192,12 @@ def conformal_intervals(calibration: Mapping[str, Any], scores: pd.DataFrame) ->
             f"no conformal calibration for model(s) {unknown}; calibrated: {sorted(known)}"
         )
     alpha = float(calibration["alpha"])
-    out = scores.copy()
+    # Rows are matched by position below: a caller's index (repeated ids, say) must not matter.
+    out = scores.reset_index(drop=True)
     for column in INTERVAL_COLUMNS:
         out[column] = np.nan
     out["prediction_set"] = ""
-    for name, rows in scores.groupby("model", sort=False):
+    for name, rows in out.groupby("model", sort=False):
         entry = known[name]
         p = rows["score"].to_numpy(dtype=float)[:, None]
         _, sets = _split_conformal(entry["scores"], entry["outcomes"], alpha).predict_set(p)

@@ -167,3 +167,13 @@ def test_scores_of_an_uncalibrated_model_are_refused():
         conformal_intervals(
             calibration, pd.DataFrame({"patient_id": ["a"], "model": ["x"], "score": [0.3]})
         )
+
+
+def test_a_fold_too_small_to_fit_names_the_conformal_folds(cohort):
+    sheet = cohort["sheet"]
+    train = sheet.index[sheet["split"] == "train"]
+    # Three responders in training: a fold's other folds hold two, below models.cv_folds = 3.
+    responders = train[sheet.loc[train, ENDPOINT] == 1]
+    kept = sheet.drop(index=responders[3:])
+    with pytest.raises(ValueError, match=r"conformal calibration, fold .* lower conformal\.folds"):
+        held_out_scores(kept, cohort["features"], ENDPOINT, SEED, SMALL_MODELS, folds=3)

@@ -90,7 +90,13 @@ def held_out_scores(
         fold_sheet = train_sheet.assign(
             **{SPLIT_COLUMN: np.where(is_held, f"held_out_{fold}", TRAIN)}
         )
-        models = fit_all(fold_sheet, train_features, endpoint, seed, cfg)
+        try:
+            models = fit_all(fold_sheet, train_features, endpoint, seed, cfg)
+        except ValueError as error:
+            raise ValueError(
+                f"conformal calibration, fold {fold} of {folds} (the other folds' "
+                f"{len(y) - len(held)} training patients): {error} Or lower conformal.folds."
+            ) from error
         scored = predict_all(models, fold_sheet.iloc[held], train_features)
         frames.append(scored.assign(fold=fold))
     table = pd.concat(frames, ignore_index=True)

@@ -18,6 +18,7 @@ from hccrad.models.domain import (
     raw_geometry_row,
     training_reference,
 )
+from hccrad.reporting.conformal import ACQUISITION_CHECK, domain_summary
 
 PHASES = ("arterial", "portal_venous")
 N_FEATURES = 12
@@ -180,3 +181,27 @@ def test_gather_reads_each_prepared_patient_and_names_a_missing_table(tmp_path):
     write_raw_geometry(batch / "b", raw_geometry_table("b", images, mask))
     table = gather_raw_geometry([batch])
     assert list(table["patient_id"]) == ["a", "a", "b", "b"]
+
+
+def test_domain_summary_counts_flagged_patients_per_cohort(reference):
+    raw_in, radiomics_in = cohort(10, 3, "A")
+    raw_out, radiomics_out = cohort(11, 2, "B", spacing=(0.8, 0.8, 12.5))
+    flags = flags_of(
+        reference,
+        pd.concat([raw_in, raw_out], ignore_index=True),
+        pd.concat([radiomics_in, radiomics_out]),
+    )
+    patients = pd.DataFrame(
+        {"split": ["internal_test"] * 3 + ["external_B"] * 2, "centre": ["A"] * 3 + ["B"] * 2},
+        index=[*radiomics_in.index, *radiomics_out.index],
+    )
+    summary = domain_summary(flags, patients).set_index("cohort")
+    assert summary.loc["external", "patients"] == 2
+    assert summary.loc["external", "acquisition"] == 2
+    assert summary.loc["internal_test", "acquisition"] == 0
+    # Against an independent count of the flag rows.
+    overall = flags[flags["check"] == "overall"].set_index("patient_id")["out_of_domain"]
+    assert summary.loc["external", "overall"] == overall[radiomics_out.index].sum()
+    features = flags[~flags["check"].str.contains(ACQUISITION_CHECK + "|^overall$")]
+    per_patient = features.groupby("patient_id")["out_of_domain"].any()
+    assert summary.loc["internal_test", "radiomic_feature"] == per_patient[radiomics_in.index].sum()

@@ -66,6 +66,8 @@ def check_domain(results: Path, endpoint: str) -> None:
     overall = flags[flags["check"] == "overall"]
     assert set(overall["patient_id"]) == set(sheet.index.difference(excluded))
     assert flags["reason"].str.len().gt(0).all()
+    card = (results / COHORT / "models" / endpoint / "model_card.md").read_text()
+    assert "## Out-of-domain flags" in card
     raw = read_patients(results / COHORT / "raw_geometry.tsv", index=False)
     # The tiny config's centres all scan at 5 x 5 x 10 mm.
     assert (raw[["spacing_x", "spacing_y", "spacing_z"]] == [5.0, 5.0, 10.0]).all().all()

@@ -127,6 +127,7 @@ rule survival_tables:
 
 rule model_card:
     input:
+        unpack(domain_card_inputs),
         sheet=f"results/{RESPONSE_COHORT}/sheet.tsv",
         exclusions=RESPONSE_EXCLUSIONS,
         described=f"{MODELS}/models.json",

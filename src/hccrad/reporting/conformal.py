@@ -1,7 +1,8 @@
-"""The conformal coverage table: each model's prediction sets against the observed outcomes.
+"""How far the predictions can be trusted, per evaluated cohort: conformal coverage, domain flags.
 
 The sets and intervals come from ``hccrad.models.conformal`` (calibrated on training data only);
-here they meet the outcomes of the internal-test and external patients, per evaluated cohort.
+here they meet the outcomes of the internal-test and external patients. The out-of-domain flags
+(``hccrad.models.domain``) are counted per cohort the same way.
 """
 
 from __future__ import annotations
@@ -76,3 +77,47 @@ def coverage_table(intervals: pd.DataFrame) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows, columns=list(COVERAGE_COLUMNS))
+
+
+DOMAIN_SUMMARY_COLUMNS: tuple[str, ...] = (
+    "cohort",
+    "patients",
+    "overall",
+    "acquisition",
+    "radiomic_feature",
+)
+# Checks of the raw acquisition and the tumour (the rest are radiomic features).
+ACQUISITION_CHECK = r"^spacing_|_intensity_p\d+$|^tumour_volume_ml$"
+
+
+def domain_summary(flags: pd.DataFrame, patients: pd.DataFrame) -> pd.DataFrame:
+    """Patients flagged per cohort: overall, on an acquisition check, on a radiomic feature.
+
+    ``flags``: hccrad.models.domain.domain_flags; ``patients``: split and centre, index
+    patient_id (the sheet).
+    """
+    require_columns(flags, ["patient_id", "check", "out_of_domain"], "domain flags")
+    flagged = flags.assign(
+        part=np.where(
+            flags["check"] == "overall",
+            "overall",
+            np.where(
+                flags["check"].str.contains(ACQUISITION_CHECK), "acquisition", "radiomic_feature"
+            ),
+        )
+    )
+    per_patient = (
+        flagged.groupby(["patient_id", "part"])["out_of_domain"].any().unstack(fill_value=False)
+    )
+    known = patients.loc[patients.index.intersection(per_patient.index, sort=False)]
+    rows = []
+    for cohort, members in evaluation_cohorts(known).items():
+        part = per_patient.loc[members]
+        rows.append(
+            {"cohort": cohort, "patients": len(members)}
+            | {
+                name: int(part[name].sum()) if name in part else 0
+                for name in DOMAIN_SUMMARY_COLUMNS[2:]
+            }
+        )
+    return pd.DataFrame(rows, columns=list(DOMAIN_SUMMARY_COLUMNS))

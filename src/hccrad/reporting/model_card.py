@@ -135,10 +135,12 @@ def model_card(
     seed: int,
     survival_models: Sequence[str] = (),
     conformal_coverage: pd.DataFrame | None = None,
+    domain_summary: pd.DataFrame | None = None,
 ) -> str:
     """The model card of one endpoint as markdown.
 
-    ``conformal_coverage``: hccrad.reporting.conformal.coverage_table (a section when given).
+    ``conformal_coverage``: hccrad.reporting.conformal.coverage_table, ``domain_summary``:
+    hccrad.reporting.conformal.domain_summary (a section each when given).
     """
     splits = split_summary(sheet, endpoint)
     train = splits[splits["split"] == "train"]
@@ -214,6 +216,18 @@ def model_card(
     ]
     if conformal_coverage is not None:
         lines += _conformal_section(conformal_coverage)
+    if domain_summary is not None:
+        lines += [
+            "## Out-of-domain flags",
+            "",
+            "Patients per cohort flagged against the training patients (domain_reference.json; "
+            "each check and its reason in domain_flags.tsv): `overall` by the Mahalanobis "
+            "distance on the robust radiomic features, `acquisition` on voxel spacing, liver "
+            "intensities or tumour volume, `radiomic_feature` on at least one feature's range.",
+            "",
+            markdown_table(domain_summary),
+            "",
+        ]
     if len(logrank):
         lines += [
             "## Survival stratification (cutoff fixed on training)",

@@ -43,7 +43,11 @@ def domain_card_inputs(wildcards):
     """The out-of-domain flags for the model card, where the response cohort has images."""
     if not has_images(RESPONSE_COHORT):
         return {}
-    return {"domain_flags": f"{EVALUATION}/domain_flags.tsv".format(endpoint=wildcards.endpoint)}
+    return {
+        "domain_flags": f"{EVALUATION}/domain_flags.tsv".format(
+            endpoint=wildcards.endpoint
+        )
+    }
 
 
 def survival_outcomes(endpoint):

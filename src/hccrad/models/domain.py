@@ -69,8 +69,10 @@ METHOD = (
 
 
 def describe_patients(raw_geometry: pd.DataFrame, radiomics: pd.DataFrame) -> pd.DataFrame:
-    """One row per patient (index patient_id): spacing, intensities per phase, tumour volume,
-    then the robust radiomic features (``radiomics``: patients x features, index patient_id).
+    """One row per patient (index patient_id): raw geometry, tumour volume, radiomic features.
+
+    Spacing per axis, ``<phase>_intensity_p01/p50/p99``, ``tumour_volume_ml`` (the raw mask's,
+    else the radiomics' tumour VoxelVolume), then ``radiomics`` (patients x robust features).
     """
     require_columns(raw_geometry, list(RAW_GEOMETRY_COLUMNS[:8]), "raw geometry")
     raw = raw_geometry.assign(patient_id=raw_geometry["patient_id"].astype(str))

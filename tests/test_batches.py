@@ -185,6 +185,23 @@ def test_batch_writes_what_one_patient_per_job_wrote(batched):
     assert read_manifest(batch / "radiomics") == batched["patients"]
 
 
+def test_preparation_records_the_raw_geometry_of_the_images_as_read(cohort, batched):
+    # What the out-of-domain checks compare: the sheet's own images, before any resampling.
+    import SimpleITK as sitk  # noqa: N813
+
+    from hccrad.imaging.geometry import raw_geometry_table
+
+    first = batched["patients"][0]
+    row = cohort["sheet"].loc[first]
+    images = {p: sitk.ReadImage(row[f"image_{p}"]) for p in PHASES["mri"]}
+    expected = raw_geometry_table(first, images, sitk.ReadImage(row["mask"]))
+    for where in ("single", "batch"):
+        path = batched["base"] / where / "prepared" / first / "raw_geometry.tsv"
+        recorded = pd.read_csv(path, sep="\t", dtype={"patient_id": str})
+        pd.testing.assert_frame_equal(recorded, expected, rtol=1e-5, check_dtype=False)
+    assert not (batched["base"] / "batch" / "prepared" / BAD / "raw_geometry.tsv").exists()
+
+
 def test_a_failed_patient_is_its_own_exclusion_row(batched):
     batch = batched["base"] / "batch"
     record = pd.read_csv(batch / "prepared" / BAD / "exclusion.tsv", sep="\t", dtype=str)

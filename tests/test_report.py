@@ -39,6 +39,7 @@ TABLES = (
     "sim_tace/models/{endpoint}/clinical_odds_ratios.tsv",
     "sim_tace/models/{endpoint}/model_card.md",
     "sim_tace/evaluation/{endpoint}/auc.tsv",
+    "sim_tace/evaluation/{endpoint}/conformal_coverage.tsv",
     "sim_tace/survival/{endpoint}/logrank.tsv",
     "sim_tace/survival/{endpoint}/cox.tsv",
     "sim_lihc/radiogenomics/gene_list.tsv",

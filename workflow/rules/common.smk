@@ -315,5 +315,9 @@ def all_targets():
         else []
     )
     # A single-centre cohort (crossval.run) is evaluated by repeated cross-validation instead.
-    models = crossval_targets() if config["crossval"]["run"] else model_targets()
+    models = (
+        crossval_targets()
+        if config["crossval"]["run"]
+        else model_targets() + trust_targets()
+    )
     return targets + imaging + models

@@ -127,6 +127,7 @@ rule survival_tables:
 
 rule model_card:
     input:
+        unpack(domain_card_inputs),
         sheet=f"results/{RESPONSE_COHORT}/sheet.tsv",
         exclusions=RESPONSE_EXCLUSIONS,
         described=f"{MODELS}/models.json",
@@ -137,6 +138,8 @@ rule model_card:
         delong=f"{EVALUATION}/delong.tsv",
         logrank=f"{SURVIVAL}/logrank.tsv",
         cox=f"{SURVIVAL}/cox.tsv",
+        # trust.smk: the conformal sets' coverage on the test and external patients.
+        conformal_coverage=f"{EVALUATION}/conformal_coverage.tsv",
     output:
         report(
             f"{MODELS}/model_card.md",

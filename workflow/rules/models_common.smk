@@ -39,6 +39,17 @@ def imaging_feature_inputs(wildcards):
     }
 
 
+def domain_card_inputs(wildcards):
+    """The out-of-domain flags for the model card, where the response cohort has images."""
+    if not has_images(RESPONSE_COHORT):
+        return {}
+    return {
+        "domain_flags": f"{EVALUATION}/domain_flags.tsv".format(
+            endpoint=wildcards.endpoint
+        )
+    }
+
+
 def survival_outcomes(endpoint):
     """Time-to-event outcomes that an endpoint's scores stratify (survival.stratify)."""
     section = config["survival"]

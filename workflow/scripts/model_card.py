@@ -8,6 +8,7 @@ import pandas as pd
 from hccrad.cohorts.sheet import read_patients, read_sheet
 from hccrad.core.runlog import log_to
 from hccrad.models.inputs import without_exclusions
+from hccrad.reporting.conformal import domain_summary
 from hccrad.reporting.model_card import model_card
 
 log = log_to(snakemake.log[0])
@@ -36,6 +37,12 @@ card = model_card(
     settings=snakemake.params.settings,
     seed=snakemake.params.seed,
     survival_models=snakemake.params.survival_models,
+    conformal_coverage=table(snakemake.input.conformal_coverage),
+    domain_summary=(
+        domain_summary(read_patients(snakemake.input.domain_flags, index=False), sheet)
+        if hasattr(snakemake.input, "domain_flags")
+        else None
+    ),
 )
 Path(snakemake.output[0]).write_text(card)
 log.info("model card of %s: %d lines", snakemake.wildcards.endpoint, card.count("\n"))

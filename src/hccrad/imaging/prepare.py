@@ -28,6 +28,7 @@ from hccrad.imaging.exclusions import (
     call_or_exclude,
     write_exclusion,
 )
+from hccrad.imaging.geometry import raw_geometry_table, write_raw_geometry
 from hccrad.imaging.prepared import prepared_paths, read_exclusion
 from hccrad.imaging.read import read_image
 from hccrad.imaging.transform import (
@@ -110,6 +111,9 @@ def _prepare(
         min_tumour_voxels=min_voxels["original"],
         structure_labels=imaging_cfg.get("structure_labels"),
     )
+    # The acquisition as read, for the out-of-domain checks (hccrad.models.domain): here,
+    # where the raw images are in memory anyway, rather than reading every scan again.
+    write_raw_geometry(folder, raw_geometry_table(patient_id, volumes.images, volumes.mask))
     liver = crop_to_liver(volumes, imaging_cfg["roi_margin_mm"])
     # On the acquisition grid, before resampling: the field is the scanner's, not the grid's;
     # and the blur is defined against each acquisition's own voxel size.

@@ -134,8 +134,14 @@ def model_card(
     settings: Mapping[str, Any],
     seed: int,
     survival_models: Sequence[str] = (),
+    conformal_coverage: pd.DataFrame | None = None,
+    domain_summary: pd.DataFrame | None = None,
 ) -> str:
-    """The model card of one endpoint as markdown."""
+    """The model card of one endpoint as markdown.
+
+    ``conformal_coverage``: hccrad.reporting.conformal.coverage_table, ``domain_summary``:
+    hccrad.reporting.conformal.domain_summary (a section each when given).
+    """
     splits = split_summary(sheet, endpoint)
     train = splits[splits["split"] == "train"]
     clinical = described.get("clinical", {})
@@ -208,6 +214,20 @@ def model_card(
         markdown_table(_delong_summary(delong)),
         "",
     ]
+    if conformal_coverage is not None:
+        lines += _conformal_section(conformal_coverage)
+    if domain_summary is not None:
+        lines += [
+            "## Out-of-domain flags",
+            "",
+            "Patients per cohort flagged against the training patients (domain_reference.json; "
+            "each check and its reason in domain_flags.tsv): `overall` by the Mahalanobis "
+            "distance on the robust radiomic features, `acquisition` on voxel spacing, liver "
+            "intensities or tumour volume, `radiomic_feature` on at least one feature's range.",
+            "",
+            markdown_table(domain_summary),
+            "",
+        ]
     if len(logrank):
         lines += [
             "## Survival stratification (cutoff fixed on training)",
@@ -227,6 +247,34 @@ def model_card(
         "",
     ]
     return "\n".join(lines)
+
+
+def _conformal_section(coverage: pd.DataFrame) -> list[str]:
+    """Empirical coverage of the conformal sets per model and cohort, beside the nominal level."""
+    if coverage.empty:
+        return ["## Conformal prediction sets", "", "_(no test or external patients)_", ""]
+    nominal = float(coverage["coverage_nominal"].iloc[0])
+    shown = coverage.assign(
+        covered=[f"{c}/{n}" for c, n in zip(coverage["covered"], coverage["n"], strict=True)],
+        sets=[
+            f"{a} / {b} / {both} / {e}"
+            for a, b, both, e in coverage[["set_0", "set_1", "set_both", "set_empty"]].to_numpy()
+        ],
+    )
+    columns = ["model", "cohort", "covered", "coverage", "coverage_nominal", "sets"]
+    return [
+        "## Conformal prediction sets: coverage",
+        "",
+        f"Each patient's prediction set should hold the observed outcome with probability "
+        f">= {nominal:.2f} (nominal). Calibrated on out-of-fold scores of the training split "
+        "only (held_out_scores.tsv, conformal.json); empirical coverage per cohort below "
+        "(conformal_coverage.tsv). Sets: number of {0} / {1} / {0, 1} / empty sets. The "
+        "guarantee assumes patients exchangeable with the training ones; an external centre "
+        "below nominal is a shift the calibration did not see.",
+        "",
+        markdown_table(shown[columns].rename(columns={"sets": "sets {0} / {1} / {0,1} / {}"})),
+        "",
+    ]
 
 
 def _threshold_matrix(table: pd.DataFrame) -> pd.DataFrame:

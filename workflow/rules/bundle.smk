@@ -1,8 +1,8 @@
 # The trained model bundle per endpoint (issue 33): the response cohort's fitted models, DLTR and
 # segmentation networks, thresholds, cut-offs and calibration with a manifest (hccrad.bundle);
 # and the scoring of a sheet of new patients with it (config predict:), as `hccrad predict`
-# scores one patient. The conformal calibration and domain reference (issue 33, helper "trust")
-# join the bundle through bundle_inputs in bundle_common.smk (one marked block, commented out).
+# scores one patient. The conformal calibration and the out-of-domain reference (trust.smk) are
+# packed with the models, so a new patient gets an interval and flags by the training data.
 
 
 include: "bundle_common.smk"

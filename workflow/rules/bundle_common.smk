@@ -19,12 +19,11 @@ def bundle_inputs(wildcards):
         # The segmentation network: trained by every run with images (segment_targets).
         "segment_weights": f"results/{RESPONSE_COHORT}/segment/model.pt",
         "segment_model": f"results/{RESPONSE_COHORT}/segment/model.json",
-        # ---- issue 33, helper "trust": enabled by the lead when conformal/domain merge ----
-        # "conformal": f"{MODELS}/conformal.json".format(endpoint=wildcards.endpoint),
-        # "domain_reference": f"{MODELS}/domain_reference.json".format(
-        #     endpoint=wildcards.endpoint
-        # ),
-        # ---- end of the issue-33 inputs ----
+        # The conformal calibration and the out-of-domain reference (trust.smk).
+        "conformal": f"{MODELS}/conformal.json".format(endpoint=wildcards.endpoint),
+        "domain_reference": f"{MODELS}/domain_reference.json".format(
+            endpoint=wildcards.endpoint
+        ),
     }
     return inputs | dltr_network(wildcards)
 

@@ -26,8 +26,10 @@ from hccrad.deep.explain import GradCamPanels, grad_cam_panels
 from hccrad.deep.networks import DeepModel, load_model
 from hccrad.deep.predict import predict_ensemble
 from hccrad.imaging.batches import patient_folders
+from hccrad.imaging.geometry import read_raw_geometry
 from hccrad.imaging.prepare import QCDrawer
-from hccrad.imaging.volumes import load_patient
+from hccrad.models.conformal import conformal_intervals
+from hccrad.models.domain import describe_patients, domain_flags
 from hccrad.models.fit import predict_all
 from hccrad.models.inputs import DEEP, RADIOMICS, deep_score_table
 from hccrad.models.settings import model_settings
@@ -44,7 +46,7 @@ NEW_SPLIT = "new"
 # folders: a patient id cannot start with "_" (the sheet schema), so it never clashes.
 WORK = "_work"
 NEW_CENTRE = "new"
-# The interface of issue 33: the per-patient scores that the report reads (plus patient_id).
+# The per-patient scores that the report reads (plus patient_id).
 SCORE_COLUMNS: tuple[str, ...] = (
     "patient_id",
     "model",
@@ -276,8 +278,6 @@ def conformal(bundle: Bundle, scores: pd.DataFrame) -> pd.DataFrame:
             interval_low=np.nan, interval_high=np.nan, prediction_set=pd.NA,
             coverage_nominal=np.nan,
         )  # fmt: skip
-    from hccrad.models.conformal import conformal_intervals  # issue 33, helper "trust"
-
     return conformal_intervals(calibration, scores[["patient_id", "model", "score"]])
 
 
@@ -297,28 +297,9 @@ def annotate(
     return table.reset_index()[list(SCORE_COLUMNS)]
 
 
-def raw_geometry(bundle: Bundle, sheet: pd.DataFrame, masks: Masks = "reference") -> pd.DataFrame:
-    """Each patient's raw spacing and intensities per phase (the domain checks' input)."""
-    from hccrad.models.domain import raw_geometry_row  # issue 33, helper "trust"
-
-    imaging = bundle.config["imaging"]
-    rows = []
-    for patient, row in sheet.iterrows():
-        images = {p: row[f"image_{p}"] for p in phases(bundle)}
-        # Read and checked as preparation reads them (it has accepted them already).
-        volumes = load_patient(
-            str(patient),
-            images,
-            row["mask"],
-            liver_only=masks == "liver_only",
-            tolerance=imaging["geometry_tolerance_mm"],
-            structure_labels=imaging.get("structure_labels"),
-        )
-        rows += [
-            raw_geometry_row(str(patient), phase, image, volumes.mask)
-            for phase, image in volumes.images.items()
-        ]
-    return pd.DataFrame(rows)
+def raw_geometry(folders: Mapping[str, Path], patients: Sequence[str]) -> pd.DataFrame:
+    """Each patient's raw spacing and intensities per phase, as preparation recorded them."""
+    return pd.concat([read_raw_geometry(folders[p]) for p in patients], ignore_index=True)
 
 
 def domain_check(
@@ -327,11 +308,7 @@ def domain_check(
     """Out-of-domain flags per patient; without a reference, one row per patient saying so."""
     reference = bundle.json_or_none(DOMAIN)
     if reference is None or geometry is None:
-        why = (
-            "the bundle has no domain reference"
-            if reference is None
-            else "no raw images given (prepared inputs only)"
-        )
+        why = "the bundle has no domain reference"
         return pd.DataFrame(
             {
                 "patient_id": list(radiomics.index),
@@ -343,8 +320,6 @@ def domain_check(
                 "reason": f"not checked: {why}",
             }
         )
-    from hccrad.models.domain import describe_patients, domain_flags  # issue 33, "trust"
-
     return domain_flags(reference, describe_patients(geometry, radiomics))
 
 
@@ -425,7 +400,7 @@ def predict_patients(
     features = feature_tables(bundle, kept, folders, work / "radiomics")
     scores = model_scores(bundle, kept, features)
     annotated = annotate(bundle, scores, risk_outcome_name)
-    geometry = raw_geometry(bundle, kept, masks) if bundle.json_or_none(DOMAIN) else None
+    geometry = raw_geometry(folders, list(kept.index)) if bundle.json_or_none(DOMAIN) else None
     flags = domain_check(bundle, geometry, features[RADIOMICS])
     panels = gradcam(bundle, folders, kept, scores)
     for patient in kept.index:

@@ -85,6 +85,17 @@ def write_raw_geometry(folder: str | Path, table: pd.DataFrame) -> Path:
     return path
 
 
+def read_raw_geometry(folder: str | Path) -> pd.DataFrame:
+    """A prepared patient folder's raw_geometry.tsv (ids and phases kept as written)."""
+    path = Path(folder) / RAW_GEOMETRY_FILE
+    if not path.is_file():
+        raise ValueError(
+            f"{path}: missing (prepared before hccrad recorded the raw geometry); prepare the "
+            "patient again"
+        )
+    return read_patients(path, index=False, dtype={"phase": str})[list(RAW_GEOMETRY_COLUMNS)]
+
+
 def gather_raw_geometry(batches: Sequence[str | Path]) -> pd.DataFrame:
     """Every prepared patient's raw_geometry.tsv, in batch order (excluded patients may lack one).
 
@@ -95,7 +106,7 @@ def gather_raw_geometry(batches: Sequence[str | Path]) -> pd.DataFrame:
     for patient, folder in patient_folders(batches).items():
         path = folder / RAW_GEOMETRY_FILE
         if path.is_file():
-            frames.append(read_patients(path, index=False, dtype={"phase": str}))
+            frames.append(read_raw_geometry(folder))
         elif not len(read_exclusion(folder)):
             lacking.append(patient)
     if lacking:

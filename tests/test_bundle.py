@@ -252,7 +252,6 @@ def test_hccrad_predict_refuses_a_bundle_of_another_release(bundle, results, tmp
 
 @pytest.mark.workflow
 def test_hccrad_predict_writes_the_report(bundle, results, tmp_path):
-    pytest.importorskip("hccrad.reporting.patient_report")  # issue 33, helper "report"
     sheet = read_sheet(results / COHORT / "sheet.tsv")
     patient = external_patients(sheet, 1)[0]
     run = cli(bundle, results, patient, tmp_path)

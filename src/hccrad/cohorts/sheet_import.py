@@ -22,8 +22,10 @@ from hccrad.cohorts.column_map import (
     TEXT_COLUMNS,
     check_column_map,
     column_sources,
+    is_threshold,
     load_column_map,
     map_column,
+    threshold_column,
 )
 from hccrad.cohorts.sheet import ID_COLUMN, SheetError, json_ready
 from hccrad.cohorts.tables import TABLE_ROW, read_mapped_table
@@ -70,7 +72,8 @@ def assign_splits(
     if fraction <= 0:
         return splits
     stratify = split.get("stratify")
-    labels = sheet[stratify].astype(int) if stratify else None
+    # Patients without the label (kept for survival) are a stratum of their own.
+    labels = sheet[stratify].astype(float).fillna(-1).astype(int) if stratify else None
     if labels is not None and labels.value_counts().min() < 2:
         raise SheetError(f"{source}: split.stratify = {stratify!r} has a class of < 2 patients")
     _, test = train_test_split(
@@ -143,8 +146,15 @@ def import_sheet(
     sheet = pd.DataFrame(index=indexed.index)
     for name, value in column_map.get("constants", {}).items():
         sheet[name] = value
-    for target, spec in column_map.get("columns", {}).items():
-        sheet[target] = map_column(indexed, target, spec, source, rows)
+    columns = column_map.get("columns", {})
+    for target, spec in columns.items():
+        if not is_threshold(spec):
+            sheet[target] = map_column(indexed, target, spec, source, rows)
+    # Threshold endpoints come from mapped sheet columns (times already in months).
+    for target, spec in columns.items():
+        if is_threshold(spec):
+            sheet[target], reasons = threshold_column(sheet, target, spec["threshold"])
+            sheet[reasons.name] = reasons.replace("", None)
     if "mask" not in sheet:
         sheet["mask"] = None
     split = dict(column_map.get("split", {}))
@@ -183,9 +193,10 @@ def import_sheet(
 
 def _describe(column_map: Mapping[str, Any], target: str) -> str:
     """Where a sheet column comes from, for exclusion reasons."""
-    return "missing in " + ", ".join(
-        map(str, column_sources(column_map["columns"].get(target, target)))
-    )
+    spec = column_map["columns"].get(target, target)
+    if is_threshold(spec):
+        return f"{spec['threshold']['event']} censored before the threshold, or missing"
+    return "missing in " + ", ".join(map(str, column_sources(spec)))
 
 
 def _typed(sheet: pd.DataFrame, floats: Sequence[str] = ()) -> pd.DataFrame:

@@ -273,11 +273,11 @@ def threshold_column(
     values[~late & (event == 1)] = 0.0
     reasons = pd.Series("", index=sheet.index, name=target + MISSING_SUFFIX, dtype=object)
     censored = ~late & (event == 0) & time.notna()
-    reasons[censored] = [
-        f"censored at {t:.1f} {unit} ({rule['time']}), before the {at:g}-{unit[:-1]} "
-        f"threshold of {target}"
-        for t in shown[censored]
-    ]
+    # One text for all (the cohort flow counts patients per reason); the times are in the sheet.
+    reasons[censored] = (
+        f"censored before the {at:g}-{unit[:-1]} threshold of {target} "
+        f"({rule['event']} 0 at {rule['time']} < {at:g} {unit})"
+    )
     reasons[time.isna() | event.isna()] = f"no {rule['time']} or {rule['event']} for {target}"
     values[time.isna() | event.isna()] = np.nan
     return values, reasons

@@ -50,34 +50,38 @@ def cohort_flow_figure(flow: pd.DataFrame, *, title: str = "") -> plt.Figure:
     before = flow.iloc[: end[0]] if len(end) else flow
     shown = before[(before["n_excluded"] > 0) | (before.index == 0)].reset_index(drop=True)
     analysed = flow.iloc[end] if len(end) else flow.iloc[:0]
-    levels = len(shown) + (0 if len(analysed) == 0 else 1)
-    figure = journal_figure(2, STEP_MM * (levels + 0.6))
+    # The cohort after the last exclusion is the analysed one: its box says so.
+    levels = len(shown) + (1 if len(shown) == 1 else 0)
+    # Rows after "analysed" get a level of their own under it (beside it they hid the last step).
+    figure = journal_figure(2, STEP_MM * (levels + (len(after) > 0) + 0.6))
     ax = figure.add_subplot()
     ax.axis("off")
     ax.set(xlim=(0, 1), ylim=(0, 1))
-    y_of = [1 - (i + 0.5) / levels for i in range(levels)]
+    total = levels + (len(after) > 0)
+    y_of = [1 - (i + 0.5) / total for i in range(total)]
     for i, row in shown.iterrows():
         y = y_of[i]
+        label = "Analysed" if i == levels - 1 and len(analysed) else f"after {row['step']}"
         if i == 0:
-            _box(ax, MAIN_X, y, f"{row['step']}\nn = {row['n_after']}", BOX_STYLE, WRAP_MAIN)
-            continue
-        # Each step: an arrow down from the previous cohort, its side box, the cohort after it.
-        side = f"Excluded at {row['step']} (n = {row['n_excluded']})\n{_reasons(row['reasons'])}"
-        _arrow(ax, (MAIN_X, y_of[i - 1] - 0.035), (MAIN_X, y + 0.035))
-        _arrow(ax, (MAIN_X, (y_of[i - 1] + y) / 2), (SIDE_X - 0.22, (y_of[i - 1] + y) / 2))
-        _box(ax, SIDE_X, (y_of[i - 1] + y) / 2, side, SIDE_STYLE, WRAP_SIDE)
-        _box(ax, MAIN_X, y, f"after {row['step']}\nn = {row['n_after']}", BOX_STYLE, WRAP_MAIN)
-    if len(analysed):
-        y = y_of[-1]
-        _arrow(ax, (MAIN_X, y_of[-2] - 0.035), (MAIN_X, y + 0.035))
-        text = f"Analysed\nn = {int(analysed['n_after'].iloc[0])}"
-        _box(ax, MAIN_X, y, text, BOX_STYLE, WRAP_MAIN)
-        notes = [
-            f"{r['step']}: n = {int(r['n_after'])}\n{_reasons(r['reasons'])}"
-            for _, r in after.iterrows()
-        ]
-        if notes:
-            _box(ax, SIDE_X, y, "\n".join(notes), SIDE_STYLE, WRAP_SIDE)
+            label = row["step"]
+        else:
+            # Each step: an arrow down from the previous cohort, its side box, the one after it.
+            side = f"Excluded at {row['step']} (n = {row['n_excluded']})\n"
+            middle = (y_of[i - 1] + y) / 2
+            _arrow(ax, (MAIN_X, y_of[i - 1] - 0.035), (MAIN_X, y + 0.035))
+            _arrow(ax, (MAIN_X, middle), (SIDE_X - 0.22, middle))
+            _box(ax, SIDE_X, middle, side + _reasons(row["reasons"]), SIDE_STYLE, WRAP_SIDE)
+        _box(ax, MAIN_X, y, f"{label}\nn = {row['n_after']}", BOX_STYLE, WRAP_MAIN)
+    if len(shown) == 1 and len(analysed):
+        _arrow(ax, (MAIN_X, y_of[0] - 0.035), (MAIN_X, y_of[1] + 0.035))
+        _box(ax, MAIN_X, y_of[1], f"Analysed\nn = {analysed['n_after'].iloc[0]}", BOX_STYLE, 30)
+    notes = [
+        f"{r['step']}: n = {int(r['n_after'])}\n{_reasons(r['reasons'])}"
+        for _, r in after.iterrows()
+    ]
+    if notes:
+        _arrow(ax, (MAIN_X, y_of[-2] - 0.035), (MAIN_X, y_of[-1] + 0.05))
+        _box(ax, MAIN_X, y_of[-1], "\n".join(notes), SIDE_STYLE, WRAP_SIDE)
     if title:
         figure.suptitle(title)
     return figure

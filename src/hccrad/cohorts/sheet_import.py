@@ -254,9 +254,27 @@ def check_sheet(sheet: pd.DataFrame, schema_path: str | Path, source: str) -> No
         )
 
 
-def planned_sheet(table_path: str | Path, column_map_path: str | Path, seed: int) -> pd.DataFrame:
+def with_required(
+    column_map: Mapping[str, Any], required: Sequence[str] | None, source: str
+) -> dict[str, Any]:
+    """The column map with its ``required`` list replaced by a config's (None: as it is)."""
+    if required is None:
+        return dict(column_map)
+    # One column map serves several configs: a cross-validated cohort keeps patients without
+    # an endpoint for its survival analyses, where a train/test config requires the endpoint.
+    replaced = {**column_map, "required": list(required)}
+    check_column_map(replaced, source)
+    return replaced
+
+
+def planned_sheet(
+    table_path: str | Path,
+    column_map_path: str | Path,
+    seed: int,
+    required: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """The sheet the import will write (its patients and files), known when the DAG is planned."""
-    column_map = load_column_map(column_map_path)
+    column_map = with_required(load_column_map(column_map_path), required, str(column_map_path))
     table = read_mapped_table(table_path, column_map)
     sheet, _ = import_sheet(table, column_map, seed, str(table_path))
     return sheet
@@ -316,6 +334,7 @@ def cohort_sheet(
     manifest_exclusions: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """An imported cohort's sheet and exclusions: the mapped table, with IDC images if any."""
+    column_map = with_required(column_map, spec.get("required"), f"{source} (sheets required)")
     if spec["images"] != "idc" or manifest is None or manifest_exclusions is None:
         return import_sheet(table, column_map, seed, source)
     imaged = sorted(manifest["patient_id"].unique())
@@ -334,7 +353,9 @@ def check_imported(
 ) -> None:
     """Cross-checks of one `sheets` cohort: files exist, endpoints and images are mapped."""
     where = f"sheets.{name}"
-    column_map = load_column_map(resolve(spec["column_map"]))
+    column_map = with_required(
+        load_column_map(resolve(spec["column_map"])), spec.get("required"), f"{where}.required"
+    )
     if spec["table"] and not Path(resolve(spec["table"])).is_file():
         raise SheetError(f"{where}.table: {spec['table']} does not exist; fix the path.")
     if not spec["table"] and not spec.get("gdc", {}).get("clinical"):

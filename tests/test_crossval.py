@@ -22,6 +22,7 @@ from hccrad.models.crossval import (
     crossval_settings,
     fold_predictions,
     fold_table,
+    labellings,
     repeat_folds,
 )
 from hccrad.models.inputs import RADIOMICS
@@ -193,6 +194,16 @@ def test_inputs_and_settings_are_checked():
         crossval_inputs(sheet, inputs.iloc[1:].drop(columns=list(COVARIATES)), "response")
     with pytest.raises(ValueError, match="unknown keys"):
         crossval_settings({"repeat": 3})
+    with pytest.raises(ValueError, match="permuted_repeats >= 1"):
+        crossval_settings({"permuted_repeats": 0})
+    pairs = labellings(crossval_settings({"repeats": 2, "permuted_repeats": 3}))
+    assert pairs == [
+        (OBSERVED, 1), (PERMUTED, 1), (OBSERVED, 2), (PERMUTED, 2), (PERMUTED, 3)
+    ]  # fmt: skip
+    assert labellings(crossval_settings({"repeats": 2, "permuted": False})) == [
+        (OBSERVED, 1),
+        (OBSERVED, 2),
+    ]
     assert crossval_settings({"repeats": 3}).repeats == 3
 
 

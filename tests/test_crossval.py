@@ -8,10 +8,13 @@ import pytest
 from sklearn.feature_selection import SelectKBest, f_classif
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
 
+from hccrad.cohorts.column_map import UNITS, threshold_column
 from hccrad.core.seeding import rng_for
+from hccrad.figures.flow import cohort_flow_figure
 from hccrad.models.crossval import (
     OBSERVED,
     PERMUTED,
+    UNLABELLED,
     CrossvalSettings,
     crossval_estimators,
     crossval_inputs,
@@ -19,6 +22,7 @@ from hccrad.models.crossval import (
     crossval_settings,
     fold_predictions,
     fold_table,
+    labellings,
     repeat_folds,
 )
 from hccrad.models.inputs import RADIOMICS
@@ -27,6 +31,7 @@ from hccrad.reporting.crossval import (
     auc_repeats,
     auc_summary,
     crossval_tables,
+    figure_tables,
     flow_table,
     reader_tables,
 )
@@ -189,6 +194,16 @@ def test_inputs_and_settings_are_checked():
         crossval_inputs(sheet, inputs.iloc[1:].drop(columns=list(COVARIATES)), "response")
     with pytest.raises(ValueError, match="unknown keys"):
         crossval_settings({"repeat": 3})
+    with pytest.raises(ValueError, match="permuted_repeats >= 1"):
+        crossval_settings({"permuted_repeats": 0})
+    pairs = labellings(crossval_settings({"repeats": 2, "permuted_repeats": 3}))
+    assert pairs == [
+        (OBSERVED, 1), (PERMUTED, 1), (OBSERVED, 2), (PERMUTED, 2), (PERMUTED, 3)
+    ]  # fmt: skip
+    assert labellings(crossval_settings({"repeats": 2, "permuted": False})) == [
+        (OBSERVED, 1),
+        (OBSERVED, 2),
+    ]
     assert crossval_settings({"repeats": 3}).repeats == 3
 
 
@@ -235,3 +250,76 @@ def test_a_reader_column_missing_from_the_sheet_is_named():
     oof = pd.DataFrame({"labels": [OBSERVED], "patient_id": ["p"], "score": [0.5]})
     with pytest.raises(ValueError, match="response_reader9"):
         reader_tables(oof, pd.DataFrame({"r1": [1]}, index=["p"]), ["response_reader9"], seed=1)
+
+
+def test_threshold_endpoint_labels_and_says_why_a_patient_has_none():
+    weeks = pd.Series([20.0, 14.0, 10.0, 10.0, np.nan], index=list("abcde"))
+    sheet = pd.DataFrame(
+        {"ttp_time": weeks * UNITS["weeks"], "ttp_event": [1, 0, 1, 0, 1]}, index=weeks.index
+    )
+    rule = {"time": "ttp_time", "event": "ttp_event", "at": 14, "unit": "weeks"}
+    values, reasons = threshold_column(sheet, "ttp_response", rule)
+    # Progression at 20 weeks and censoring at exactly 14 are past the threshold: 1; progression
+    # at 10 weeks: 0; censored at 10 weeks cannot be labelled; no time, no label.
+    assert values.tolist()[:3] == [1.0, 1.0, 0.0] and values[["d", "e"]].isna().all()
+    assert (reasons[["a", "b", "c"]] == "").all()
+    assert reasons["d"].startswith("censored before the 14-week threshold of ttp_response")
+    assert "no ttp_time" in reasons["e"]
+
+
+def test_patients_without_the_endpoint_are_scored_but_never_fitted():
+    inputs, y = noise_cohort(60, 5, 11, signal=1.0)
+    labelled, extra = inputs.iloc[:50], inputs.iloc[50:]
+    settings = CrossvalSettings(repeats=2, folds=3, prefilter_k=3, permuted=True)
+    models = ModelSettings(clinical_covariates=COVARIATES, n_cs=5, cv_folds=3)
+    built = crossval_estimators({RADIOMICS: list(inputs.columns[2:])}, models, settings, 1, "r")
+    estimators = {name: built[name] for name in ("clinical", "radiomics_lasso")}
+    plain = crossval_predictions(labelled, y.iloc[:50], estimators, settings, 1, "r")
+    scored = crossval_predictions(labelled, y.iloc[:50], estimators, settings, 1, "r", extra)
+    # The labelled patients' predictions do not change: the unlabelled never entered a fit.
+    kept = scored[scored["labels"] != UNLABELLED].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, plain, check_dtype=False)
+    unlabelled = scored[scored["labels"] == UNLABELLED]
+    # Once per observed repeat and model, never in the permuted control, outcome missing.
+    counts = unlabelled.groupby(["repeat", "model"])["patient_id"].nunique()
+    assert (counts == 10).all() and len(counts) == 2 * len(estimators)
+    assert unlabelled.groupby(["repeat", "model", "patient_id"]).size().eq(1).all()
+    assert unlabelled["outcome"].isna().all()
+    sheet = inputs.assign(ttp_time=np.linspace(1, 30, 60), ttp_event=np.tile([0, 1], 30))
+    tables = crossval_tables(scored, sheet, {"ttp": {"time": "ttp_time", "event": "ttp_event"}})
+    # Discrimination on the labelled patients only; survival on all 60.
+    assert (tables["auc_repeats"]["n_positive"] + tables["auc_repeats"]["n_negative"]).eq(50).all()
+    assert tables["logrank"]["n"].eq(60).all()
+    assert tables["risk_groups"].groupby(["model", "repeat"]).size().eq(60).all()
+
+
+def test_figure_tables_and_the_flow_diagram_show_the_tables_numbers():
+    inputs, y = noise_cohort(40, 3, 5, signal=1.0)
+    settings = CrossvalSettings(repeats=2, folds=3, prefilter_k=2)
+    models = ModelSettings(clinical_covariates=COVARIATES, n_cs=5, cv_folds=3)
+    built = crossval_estimators({RADIOMICS: list(inputs.columns[2:])}, models, settings, 1, "r")
+    estimators = {name: built[name] for name in ("clinical", "radiomics_lasso")}
+    oof = crossval_predictions(inputs, y, estimators, settings, 1, "r")
+    sheet = inputs.assign(ttp_time=np.linspace(1, 30, 40), ttp_event=np.tile([0, 1], 20))
+    tables = crossval_tables(oof, sheet, {"ttp": {"time": "ttp_time", "event": "ttp_event"}})
+    drawn = figure_tables(tables)
+    assert set(drawn["auc"]["cohort"]) == {"out-of-fold", "permuted-label control"}
+    assert drawn["auc"]["n"].eq(40).all()
+    row = drawn["auc"].query("cohort == 'out-of-fold' and model == 'clinical'")
+    expected = tables["auc"].query("labels == 'observed' and model == 'clinical'")
+    assert row["auc"].item() == expected["auc_mean"].item()
+    assert {"predicted", "observed", "ci_low"} <= set(drawn["calibration_loess"].columns)
+    flow = pd.DataFrame(
+        {
+            "step": ["source table", "feature_table", "endpoint x", "analysed", "survival"],
+            "n_before": [10, 10, 8, 5, 5],
+            "n_excluded": [0, 2, 3, 0, -3],
+            "n_after": [10, 8, 5, 5, 8],
+            "reasons": ["", "no row (2)", "censored (3)", "", "3 scored"],
+        }
+    )
+    figure = cohort_flow_figure(flow)
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert any("n = 10" in t for t in texts) and any("Analysed\nn = 5" in t for t in texts)
+    assert any("(n = 3)" in t and "censored (3)" in t for t in texts)
+    assert any("survival: n = 8" in t for t in texts)

@@ -195,3 +195,25 @@ def test_check_imported_requires_mapped_endpoints(default_config):
     config = {**default_config, "endpoints": ["response"]}
     with pytest.raises(SheetError, match=r"set survival.figure_models to \[clinical\]"):
         check_imported("hcc", spec, config)
+
+
+def test_a_config_may_replace_required_and_keep_patients_without_an_endpoint(table):
+    spec = {"images": "none", "required": ["ttp_time", "ttp_event", "os_time", "os_event"]}
+    sheet, exclusions = cohort_sheet(table, load_column_map(COLUMN_MAP), spec, SEED, "t", "r")
+    check_sheet(sheet, SCHEMA, str(TABLE))
+    # Every patient has TTP and OS: nobody is excluded, six have no read.
+    assert exclusions.empty and len(sheet) == 105
+    assert sheet["response"].isna().sum() == 6
+    # The 14-week TTP endpoint, recomputed from the table: TTP in weeks, 1 = progressed.
+    raw = table.set_index("TCIA_ID").loc[sheet.index]
+    ttp = pd.to_numeric(raw["TTP"])
+    progressed = pd.to_numeric(raw["Censored_0_progressed_1"])
+    assert (sheet["ttp_response"] == 1).sum() == (ttp >= 14).sum()
+    assert (sheet["ttp_response"] == 0).sum() == ((ttp < 14) & (progressed == 1)).sum()
+    censored = (ttp < 14) & (progressed == 0)
+    assert sheet.loc[censored, "ttp_response"].isna().all()
+    assert sheet.loc[censored, "ttp_response_missing"].str.startswith("censored before").all()
+    with pytest.raises(SheetError, match="required lists 'pfs_time'"):
+        cohort_sheet(
+            table, load_column_map(COLUMN_MAP), {**spec, "required": ["pfs_time"]}, 1, "t", "r"
+        )

@@ -30,7 +30,7 @@ def bundle_inputs(wildcards):
 
 def bundle_targets():
     """A bundle per endpoint where the models use images (not a feature-table-only cohort)."""
-    if not has_images(RESPONSE_COHORT) or BYO_FEATURES or config["crossval"]["run"]:
+    if not has_images(RESPONSE_COHORT) or BYO_FEATURES or CROSSVAL_RUN:
         return []
     return [BUNDLE.format(endpoint=endpoint) for endpoint in config["endpoints"]]
 

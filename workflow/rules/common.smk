@@ -314,10 +314,9 @@ def all_targets():
         if has_images(RESPONSE_COHORT)
         else []
     )
-    # A single-centre cohort (crossval.run) is evaluated by repeated cross-validation instead.
+    # A single-centre cohort (crossval.run, or auto without an external split: crossval_common)
+    # is evaluated by repeated cross-validation instead.
     models = (
-        crossval_targets()
-        if config["crossval"]["run"]
-        else model_targets() + trust_targets()
+        crossval_targets() if CROSSVAL_RUN else model_targets() + trust_targets()
     )
     return targets + imaging + models

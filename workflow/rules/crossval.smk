@@ -139,5 +139,8 @@ rule crossval_evaluate:
             name: config["survival"]["outcomes"][name]
             for name in survival_outcomes(wildcards.endpoint)
         },
+        evaluation=config["evaluation"],
+        survival=config["survival"],
+        seed=config["seed"],
     script:
         "../scripts/crossval_evaluate.py"

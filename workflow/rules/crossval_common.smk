@@ -1,5 +1,7 @@
 # Helpers of the single-centre cross-validation rules (crossval.smk): paths, inputs, targets.
 
+import sys
+
 from hccrad.core.plan import CROSSVAL_TABLES
 
 CROSSVAL = f"results/{RESPONSE_COHORT}/crossval/{{endpoint}}"
@@ -17,6 +19,34 @@ for _cohort, _spec in IMPORTED.items():
             f"sheets.{_cohort}.features: only the response cohort ({RESPONSE_COHORT}) reads a "
             "feature table; remove it or make the cohort the response cohort"
         )
+
+
+def has_external_split(cohort):
+    """Whether a response cohort has external patients (what crossval.run: auto decides on)."""
+    if cohort in SIMULATED:
+        return any(c.get("role") == "external" for c in cohort_cfg(cohort)["centres"])
+    if IMPORTED[cohort].get("table"):
+        return bool(
+            table_sheet(cohort)["split"].astype(str).str.startswith("external_").any()
+        )
+    # A downloaded table is not known when the DAG is planned: keep the train/test models.
+    return True
+
+
+# crossval.run: auto -> cross-validate a cohort without an external split (one centre).
+CROSSVAL_RUN = config["crossval"]["run"]
+if CROSSVAL_RUN == "auto":
+    CROSSVAL_RUN = not has_external_split(RESPONSE_COHORT)
+    print(
+        f"crossval.run: auto -> {str(CROSSVAL_RUN).lower()}: response cohort "
+        f"{RESPONSE_COHORT} has {'no ' if CROSSVAL_RUN else ''}external split, so it is "
+        + (
+            "evaluated by repeated cross-validation"
+            if CROSSVAL_RUN
+            else "split train/test"
+        ),
+        file=sys.stderr,
+    )
 
 
 def feature_table_file(wildcards):
@@ -70,7 +100,15 @@ def crossval_targets():
             for name in ("oof_predictions", "folds", "cohort_flow", "exclusions")
         ]
         targets += [f"{folder}/{name}.tsv" for name in CROSSVAL_TABLES]
-        if config["crossval"]["readers"]:
+        targets += [
+            f"{folder}/{name}.png"
+            for name in ("roc", "calibration", "decision_curves", "cohort_flow")
+        ]
+        targets += [
+            f"{folder}/km_{outcome}.png" for outcome in survival_outcomes(endpoint)
+        ]
+        # The readers' reads are of objective response (mRECIST): other endpoints have none.
+        if config["crossval"]["readers"] and endpoint == "response":
             targets += [f"{folder}/reader_{name}.tsv" for name in ("agreement", "auc")]
     if BYO_FEATURES:
         targets.append(f"results/{RESPONSE_COHORT}/features/columns.tsv")

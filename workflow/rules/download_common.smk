@@ -54,7 +54,10 @@ def table_sheet(cohort):
 
     spec = IMPORTED[cohort]
     return planned_sheet(
-        resolve(spec["table"]), resolve(spec["column_map"]), config["seed"]
+        resolve(spec["table"]),
+        resolve(spec["column_map"]),
+        config["seed"],
+        spec.get("required"),
     )
 
 

@@ -529,3 +529,99 @@ rule software_versions:
         runtime=5,
     script:
         "../scripts/software_versions.py"
+
+
+rule crossval_figure:
+    input:
+        **{
+            name: f"{CROSSVAL}/{name}.tsv"
+            for name in (
+                "auc",
+                "auc_repeats",
+                "roc_curves",
+                "calibration",
+                "calibration_curves",
+                "calibration_loess",
+                "decision_curves",
+            )
+        },
+        flow=f"{CROSSVAL}/cohort_flow.tsv",
+    output:
+        roc=report(
+            f"{CROSSVAL}/roc.png",
+            caption="../report/crossval_roc.rst",
+            category="Cross-validation",
+            subcategory="{endpoint}",
+            labels={"endpoint": "{endpoint}", "figure": "ROC"},
+        ),
+        roc_pdf=f"{CROSSVAL}/roc.pdf",
+        roc_tiff=f"{CROSSVAL}/roc.tiff",
+        calibration=report(
+            f"{CROSSVAL}/calibration.png",
+            caption="../report/crossval_calibration.rst",
+            category="Cross-validation",
+            subcategory="{endpoint}",
+            labels={"endpoint": "{endpoint}", "figure": "calibration"},
+        ),
+        calibration_pdf=f"{CROSSVAL}/calibration.pdf",
+        calibration_tiff=f"{CROSSVAL}/calibration.tiff",
+        decision=report(
+            f"{CROSSVAL}/decision_curves.png",
+            caption="../report/crossval_decision_curves.rst",
+            category="Cross-validation",
+            subcategory="{endpoint}",
+            labels={"endpoint": "{endpoint}", "figure": "decision curves"},
+        ),
+        decision_pdf=f"{CROSSVAL}/decision_curves.pdf",
+        decision_tiff=f"{CROSSVAL}/decision_curves.tiff",
+        flow=report(
+            f"{CROSSVAL}/cohort_flow.png",
+            caption="../report/crossval_cohort_flow_figure.rst",
+            category="Cross-validation",
+            subcategory="{endpoint}",
+            labels={"endpoint": "{endpoint}", "figure": "cohort flow"},
+        ),
+        flow_pdf=f"{CROSSVAL}/cohort_flow.pdf",
+        flow_tiff=f"{CROSSVAL}/cohort_flow.tiff",
+    log:
+        f"logs/{RESPONSE_COHORT}/crossval_figure/{{endpoint}}.log",
+    wildcard_constraints:
+        endpoint=ENDPOINT_PATTERN,
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/crossval_figure.py"
+
+
+rule crossval_km_figure:
+    input:
+        **{
+            name: f"{CROSSVAL}/{name}.tsv"
+            for name in ("km_curves", "numbers_at_risk", "logrank", "risk_groups")
+        },
+    output:
+        png=report(
+            f"{CROSSVAL}/km_{{outcome}}.png",
+            caption="../report/crossval_km.rst",
+            category="Cross-validation",
+            subcategory="{endpoint}",
+            labels={"endpoint": "{endpoint}", "figure": "KM {outcome}"},
+        ),
+        pdf=f"{CROSSVAL}/km_{{outcome}}.pdf",
+        tiff=f"{CROSSVAL}/km_{{outcome}}.tiff",
+    log:
+        f"logs/{RESPONSE_COHORT}/crossval_km_figure/{{endpoint}}_{{outcome}}.log",
+    wildcard_constraints:
+        endpoint=ENDPOINT_PATTERN,
+    conda:
+        ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/crossval_km_figure.py"

@@ -32,6 +32,8 @@ features = None
 if hasattr(snakemake.input, "features"):
     features = pd.read_parquet(snakemake.input.features).loc[sheet.index]
 table, outcome, lacking = crossval_inputs(sheet, features, endpoint)
+# Patients without the endpoint are scored (never fitted) for the survival of risk groups.
+unlabelled = table.drop(index=outcome.index)
 steps = [(step, rows) for step, rows in exclusions.groupby("step", sort=False)]
 steps.append((f"endpoint {endpoint}", lacking))
 columns = {RADIOMICS: list(features.columns)} if features is not None else {}
@@ -39,22 +41,32 @@ seed = snakemake.params.seed
 estimators = crossval_estimators(
     columns, model_settings(snakemake.params.models), settings, seed, endpoint
 )
-oof = crossval_predictions(table, outcome, estimators, settings, seed, endpoint)
+oof = crossval_predictions(table, outcome, estimators, settings, seed, endpoint, unlabelled)
 oof.assign(endpoint=endpoint).to_csv(
     snakemake.output.oof, sep="\t", index=False, float_format="%.6g"
 )
 fold_table(outcome, settings, seed, endpoint).to_csv(snakemake.output.folds, sep="\t", index=False)
 flow = flow_table(source, steps)
 flow.loc[len(flow)] = ["analysed", len(outcome), 0, len(outcome), ""]
+# The survival of out-of-fold risk groups also scores the patients without the endpoint.
+flow.loc[len(flow)] = [
+    "survival of risk groups",
+    len(outcome),
+    -len(unlabelled),
+    len(table),
+    f"analysed, and {len(unlabelled)} without {endpoint} scored by models they were not fitted on",
+]
 flow.to_csv(snakemake.output.flow, sep="\t", index=False)
 every = stacked_exclusions([exclusions, lacking.assign(step=f"endpoint {endpoint}")], cohort)
 write_table(every.set_index("patient_id"), snakemake.output.exclusions)
 log.info(
-    "%s: %d patients (%d with %s = 1), %d models, %d x %d folds; flow:\n%s",
+    "%s: %d patients (%d with %s = 1; %d more scored for survival only), %d models, "
+    "%d x %d folds; flow:\n%s",
     endpoint,
     len(outcome),
     int(outcome.sum()),
     endpoint,
+    len(unlabelled),
     len(estimators),
     settings.repeats,
     settings.folds,

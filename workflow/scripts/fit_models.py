@@ -15,7 +15,7 @@ from hccrad.models.fit import (
     selected_features_table,
     thresholds_table,
 )
-from hccrad.models.inputs import deep_score_table, without_exclusions
+from hccrad.models.inputs import deep_score_table, with_endpoint, without_exclusions
 from hccrad.models.settings import model_settings
 
 log = log_to(snakemake.log[0])
@@ -24,6 +24,9 @@ settings = model_settings(snakemake.params.models)
 sheet = read_sheet(snakemake.input.sheet)
 exclusions = read_patients(snakemake.input.exclusions)
 sheet = without_exclusions(sheet, exclusions)
+sheet, lacking = with_endpoint(sheet, endpoint)
+if lacking:
+    log.info("%d patient(s) without %s leave its models: %s", len(lacking), endpoint, lacking)
 # A response cohort without images has no feature tables: the clinical model only.
 features = {}
 if hasattr(snakemake.input, "radiomics"):

@@ -43,7 +43,10 @@ MAP_KEYS = {
     "delimiter",
     "missing",
 }
-SPEC_KEYS = {"column", "columns", "combine", "values", "unit"}
+SPEC_KEYS = {"column", "columns", "combine", "values", "unit", "threshold"}
+THRESHOLD_KEYS = {"time", "event", "at", "unit"}
+# A threshold endpoint's sheet column of reasons for its missing values (the cohort flow's).
+MISSING_SUFFIX = "_missing"
 SPLIT_KEYS = {"column", "value", "internal_test_fraction", "stratify"}
 # Sheet columns of the contract (workflow/schemas/sheet.schema.yaml; tests/bad_input checks
 # these against it): numbers are converted deliberately, text is kept exactly as written.
@@ -57,6 +60,7 @@ NUMBER_COLUMNS = frozenset(
         "albi_grade",
         "response",
         "proliferative",
+        "ttp_response",
         "pfs_time",
         "pfs_event",
         "ttp_time",
@@ -83,6 +87,8 @@ def load_column_map(path: str | Path) -> dict[str, Any]:
     for target, spec in column_map.get("columns", {}).items():
         if isinstance(spec, dict) and (bad := sorted(set(spec) - SPEC_KEYS)):
             raise SheetError(f"{path}: columns.{target}: unknown key(s) {bad}")
+        if isinstance(spec, dict) and "threshold" in spec:
+            check_threshold(spec, column_map, f"{path}: columns.{target}")
     if bad := sorted(set(column_map.get("split", {})) - SPLIT_KEYS):
         raise SheetError(f"{path}: split: unknown key(s) {bad}; known: {sorted(SPLIT_KEYS)}")
     check_column_map(column_map, str(path))
@@ -216,3 +222,62 @@ def _numbers(
             "it as missing."
         )
     return numbers.astype(float)
+
+
+def is_threshold(spec: Any) -> bool:
+    """Whether a column spec is a threshold rule on sheet columns (not on table columns)."""
+    return isinstance(spec, dict) and "threshold" in spec
+
+
+def check_threshold(spec: Mapping[str, Any], column_map: Mapping[str, Any], where: str) -> None:
+    """A threshold rule: only ``threshold``, its keys known, its time and event mapped."""
+    rule = spec["threshold"]
+    if set(spec) != {"threshold"} or not isinstance(rule, dict):
+        raise SheetError(
+            f"{where}: a threshold rule stands alone: `threshold: {{time, event, at}}`"
+        )
+    if bad := sorted(set(rule) - THRESHOLD_KEYS) or sorted({"time", "event", "at"} - set(rule)):
+        raise SheetError(
+            f"{where}.threshold: needs time, event, at (unit optional), not {bad}; "
+            f"keys: {sorted(THRESHOLD_KEYS)}"
+        )
+    columns = column_map.get("columns", {})
+    for key in ("time", "event"):
+        if rule[key] not in columns or is_threshold(columns[rule[key]]):
+            raise SheetError(
+                f"{where}.threshold.{key}: {rule[key]!r} is not a mapped column of the sheet; "
+                "map it under `columns:` first"
+            )
+    if rule.get("unit", "months") not in UNITS or not float(rule["at"]) > 0:
+        raise SheetError(f"{where}.threshold: at > 0 and unit one of {list(UNITS)}")
+
+
+def threshold_column(
+    sheet: pd.DataFrame, target: str, rule: Mapping[str, Any]
+) -> tuple[pd.Series, pd.Series]:
+    """A 0/1 endpoint from a time and its event: 1 = no event before ``at``, 0 = event before.
+
+    Patients censored before ``at`` (event 0, time < at) cannot be labelled: their value is
+    missing and the second Series says why (empty where a value was given). Times on the sheet
+    are in months (UNITS); ``at`` is in ``unit``.
+    """
+    unit = rule.get("unit", "months")
+    at = float(rule["at"])
+    time = pd.to_numeric(sheet[rule["time"]], errors="coerce")
+    event = pd.to_numeric(sheet[rule["event"]], errors="coerce")
+    # Compared on the table's own scale: weeks -> months -> weeks is not exact in floats.
+    shown = time / UNITS[unit]
+    late = np.isclose(shown, at) | (shown > at)
+    values = pd.Series(np.nan, index=sheet.index, name=target)
+    values[late & time.notna()] = 1.0
+    values[~late & (event == 1)] = 0.0
+    reasons = pd.Series("", index=sheet.index, name=target + MISSING_SUFFIX, dtype=object)
+    censored = ~late & (event == 0) & time.notna()
+    # One text for all (the cohort flow counts patients per reason); the times are in the sheet.
+    reasons[censored] = (
+        f"censored before the {at:g}-{unit[:-1]} threshold of {target} "
+        f"({rule['event']} 0 at {rule['time']} < {at:g} {unit})"
+    )
+    reasons[time.isna() | event.isna()] = f"no {rule['time']} or {rule['event']} for {target}"
+    values[time.isna() | event.isna()] = np.nan
+    return values, reasons

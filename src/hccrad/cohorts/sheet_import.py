@@ -22,8 +22,10 @@ from hccrad.cohorts.column_map import (
     TEXT_COLUMNS,
     check_column_map,
     column_sources,
+    is_threshold,
     load_column_map,
     map_column,
+    threshold_column,
 )
 from hccrad.cohorts.sheet import ID_COLUMN, SheetError, json_ready
 from hccrad.cohorts.tables import TABLE_ROW, read_mapped_table
@@ -70,7 +72,8 @@ def assign_splits(
     if fraction <= 0:
         return splits
     stratify = split.get("stratify")
-    labels = sheet[stratify].astype(int) if stratify else None
+    # Patients without the label (kept for survival) are a stratum of their own.
+    labels = sheet[stratify].astype(float).fillna(-1).astype(int) if stratify else None
     if labels is not None and labels.value_counts().min() < 2:
         raise SheetError(f"{source}: split.stratify = {stratify!r} has a class of < 2 patients")
     _, test = train_test_split(
@@ -143,8 +146,15 @@ def import_sheet(
     sheet = pd.DataFrame(index=indexed.index)
     for name, value in column_map.get("constants", {}).items():
         sheet[name] = value
-    for target, spec in column_map.get("columns", {}).items():
-        sheet[target] = map_column(indexed, target, spec, source, rows)
+    columns = column_map.get("columns", {})
+    for target, spec in columns.items():
+        if not is_threshold(spec):
+            sheet[target] = map_column(indexed, target, spec, source, rows)
+    # Threshold endpoints come from mapped sheet columns (times already in months).
+    for target, spec in columns.items():
+        if is_threshold(spec):
+            sheet[target], reasons = threshold_column(sheet, target, spec["threshold"])
+            sheet[reasons.name] = reasons.replace("", None)
     if "mask" not in sheet:
         sheet["mask"] = None
     split = dict(column_map.get("split", {}))
@@ -183,9 +193,10 @@ def import_sheet(
 
 def _describe(column_map: Mapping[str, Any], target: str) -> str:
     """Where a sheet column comes from, for exclusion reasons."""
-    return "missing in " + ", ".join(
-        map(str, column_sources(column_map["columns"].get(target, target)))
-    )
+    spec = column_map["columns"].get(target, target)
+    if is_threshold(spec):
+        return f"{spec['threshold']['event']} censored before the threshold, or missing"
+    return "missing in " + ", ".join(map(str, column_sources(spec)))
 
 
 def _typed(sheet: pd.DataFrame, floats: Sequence[str] = ()) -> pd.DataFrame:
@@ -243,9 +254,27 @@ def check_sheet(sheet: pd.DataFrame, schema_path: str | Path, source: str) -> No
         )
 
 
-def planned_sheet(table_path: str | Path, column_map_path: str | Path, seed: int) -> pd.DataFrame:
+def with_required(
+    column_map: Mapping[str, Any], required: Sequence[str] | None, source: str
+) -> dict[str, Any]:
+    """The column map with its ``required`` list replaced by a config's (None: as it is)."""
+    if required is None:
+        return dict(column_map)
+    # One column map serves several configs: a cross-validated cohort keeps patients without
+    # an endpoint for its survival analyses, where a train/test config requires the endpoint.
+    replaced = {**column_map, "required": list(required)}
+    check_column_map(replaced, source)
+    return replaced
+
+
+def planned_sheet(
+    table_path: str | Path,
+    column_map_path: str | Path,
+    seed: int,
+    required: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """The sheet the import will write (its patients and files), known when the DAG is planned."""
-    column_map = load_column_map(column_map_path)
+    column_map = with_required(load_column_map(column_map_path), required, str(column_map_path))
     table = read_mapped_table(table_path, column_map)
     sheet, _ = import_sheet(table, column_map, seed, str(table_path))
     return sheet
@@ -305,6 +334,7 @@ def cohort_sheet(
     manifest_exclusions: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """An imported cohort's sheet and exclusions: the mapped table, with IDC images if any."""
+    column_map = with_required(column_map, spec.get("required"), f"{source} (sheets required)")
     if spec["images"] != "idc" or manifest is None or manifest_exclusions is None:
         return import_sheet(table, column_map, seed, source)
     imaged = sorted(manifest["patient_id"].unique())
@@ -323,7 +353,9 @@ def check_imported(
 ) -> None:
     """Cross-checks of one `sheets` cohort: files exist, endpoints and images are mapped."""
     where = f"sheets.{name}"
-    column_map = load_column_map(resolve(spec["column_map"]))
+    column_map = with_required(
+        load_column_map(resolve(spec["column_map"])), spec.get("required"), f"{where}.required"
+    )
     if spec["table"] and not Path(resolve(spec["table"])).is_file():
         raise SheetError(f"{where}.table: {spec['table']} does not exist; fix the path.")
     if not spec["table"] and not spec.get("gdc", {}).get("clinical"):

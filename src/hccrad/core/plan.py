@@ -42,10 +42,14 @@ CROSSVAL_TABLES: tuple[str, ...] = (
     "threshold_metrics",
     "calibration",
     "calibration_curves",
+    "calibration_loess",
     "decision_curves",
+    "roc_curves",
     "logrank",
     "cox",
     "km_curves",
+    "numbers_at_risk",
+    "risk_groups",
 )
 
 

@@ -7,6 +7,9 @@ the radiomics pre-filter (a scikit-learn Pipeline: median imputation, zero-varia
 top-k univariate F-test) and LASSO penalty, the Youden threshold and the survival cut-off
 (the training fold's median score). A permuted-label control runs the same procedure on
 shuffled outcomes (one shuffle per repeat, folds stratified on them) and should score AUC ~ 0.5.
+Patients without the endpoint (no read, censored before a TTP threshold) never enter a fit, but
+each observed repeat scores them by one fold's models (labels ``unlabelled``), so that the
+survival of out-of-fold risk groups covers every patient with follow-up.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ from hccrad.stats.discrimination import youden_threshold
 
 OBSERVED = "observed"
 PERMUTED = "permuted"
+UNLABELLED = "unlabelled"
+# The reasons a threshold endpoint's missing values have (hccrad.cohorts.column_map).
+MISSING_SUFFIX = "_missing"
 # The DLR-style combination: a logistic model on the clinical and radiomics scores.
 COMBINED = "clinical_radiomics"
 OOF_COLUMNS: tuple[str, ...] = (
@@ -55,11 +61,15 @@ OOF_COLUMNS: tuple[str, ...] = (
 class CrossvalSettings:
     """The ``crossval`` config section; every key is optional."""
 
-    run: bool = False
+    run: bool | str = "auto"
     repeats: int = 5
     folds: int = 5
     prefilter_k: int = 100
     permuted: bool = True
+    # Repeats of the permuted-label control (None: ``repeats``). With few patients in one
+    # class the control's AUC varies widely between repeats (SD 0.14 with 9 of 73), so its
+    # mean needs more repeats than the observed estimate to be read against 0.5.
+    permuted_repeats: int | None = None
     n_jobs: int = 1
     readers: tuple[str, ...] = ()
 
@@ -71,7 +81,18 @@ def crossval_settings(cfg: Mapping[str, Any] | None) -> CrossvalSettings:
     settings = CrossvalSettings(**cfg)
     if settings.folds < 2 or settings.repeats < 1 or settings.prefilter_k < 1:
         raise ValueError(f"crossval config: folds >= 2, repeats >= 1, prefilter_k >= 1: {settings}")
+    if settings.permuted_repeats is not None and settings.permuted_repeats < 1:
+        raise ValueError(f"crossval config: permuted_repeats >= 1 (or null): {settings}")
     return settings
+
+
+def labellings(settings: CrossvalSettings) -> list[tuple[str, int]]:
+    """(labels, repeat) pairs to run: the observed repeats, then the control's."""
+    pairs = [(OBSERVED, r) for r in range(1, settings.repeats + 1)]
+    if settings.permuted:
+        count = settings.permuted_repeats or settings.repeats
+        pairs += [(PERMUTED, r) for r in range(1, count + 1)]
+    return sorted(pairs, key=lambda pair: (pair[1], pair[0]))
 
 
 def repeat_folds(
@@ -152,12 +173,23 @@ def fold_predictions(
     train: np.ndarray,
     test: np.ndarray,
     estimators: Mapping[str, tuple[Any, list[str]]],
+    unlabelled: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Every model fitted on the training rows and scored on the test rows, with its cut-offs."""
+    """Every model fitted on the training rows and scored on the test rows, with its cut-offs.
+
+    ``unlabelled`` rows (patients without the endpoint) are scored too, outcome missing.
+    """
     frames = []
     for name, (estimator, used) in estimators.items():
         fitted = clone(estimator).fit(inputs.iloc[train][used], y[train])
         train_scores = _training_scores(fitted, inputs.iloc[train][used])
+        cutoffs = {
+            "youden_threshold": youden_threshold(
+                y[train], train_scores, context=f"model {name}, training fold"
+            ),
+            # Survival risk groups: high above the training fold's median score.
+            "risk_cutoff": float(np.median(train_scores)),
+        }
         frames.append(
             pd.DataFrame(
                 {
@@ -165,15 +197,33 @@ def fold_predictions(
                     "model": name,
                     "score": fitted.predict_proba(inputs.iloc[test][used])[:, 1],
                     "outcome": y[test],
-                    "youden_threshold": youden_threshold(
-                        y[train], train_scores, context=f"model {name}, training fold"
-                    ),
-                    # Survival risk groups: high above the training fold's median score.
-                    "risk_cutoff": float(np.median(train_scores)),
+                    **cutoffs,
                 }
             )
         )
+        if unlabelled is not None and len(unlabelled):
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "patient_id": unlabelled.index,
+                        "model": name,
+                        "score": fitted.predict_proba(unlabelled[used])[:, 1],
+                        "outcome": np.nan,
+                        **cutoffs,
+                        "unlabelled": True,
+                    }
+                )
+            )
     return pd.concat(frames, ignore_index=True)
+
+
+def unlabelled_folds(
+    patients: Sequence[str], folds: int, seed: int, endpoint: str, repeat: int
+) -> np.ndarray:
+    """The fold whose models score each patient without the endpoint, in one repeat."""
+    # Balanced and seeded: fold sizes differ by at most one, the order from a named stream.
+    order = np.arange(len(patients)) % folds + 1
+    return rng_for(seed, "crossval", endpoint, UNLABELLED, str(repeat)).permutation(order)
 
 
 def crossval_predictions(
@@ -183,30 +233,39 @@ def crossval_predictions(
     settings: CrossvalSettings,
     seed: int,
     endpoint: str,
+    unlabelled: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Out-of-fold predictions of every model, repeat and fold, observed and permuted labels."""
+    """Out-of-fold predictions of every model, repeat and fold, observed and permuted labels.
+
+    ``unlabelled`` patients (no endpoint) are scored in each observed repeat by the models of
+    one fold (``unlabelled_folds``) and get labels UNLABELLED; they never enter a fit.
+    """
     y = check_binary_outcome(outcome, context=f"endpoint {endpoint!r}")
     inputs = inputs.loc[outcome.index]
+    if unlabelled is None:
+        unlabelled = inputs.iloc[:0]
     tasks = []
-    labellings: Sequence[str] = (OBSERVED, PERMUTED) if settings.permuted else (OBSERVED,)
-    for repeat in range(1, settings.repeats + 1):
-        for labels in labellings:
-            y_used = y if labels == OBSERVED else permuted_outcome(y, seed, endpoint, repeat)
-            # The control's folds are stratified on its own (shuffled) outcomes, as the
-            # procedure does: folds stratified on the observed ones would give the shuffled
-            # outcomes unequal fold prevalences, which the models' intercepts follow in the
-            # training folds and the test folds mirror, pulling the pooled AUC below 0.5.
-            folds = repeat_folds(y_used, settings.folds, seed, endpoint, repeat)
-            for fold, (train, test) in enumerate(folds, start=1):
-                tasks.append(((labels, repeat, fold), y_used, train, test))
+    for labels, repeat in labellings(settings):
+        y_used = y if labels == OBSERVED else permuted_outcome(y, seed, endpoint, repeat)
+        # The control's folds are stratified on its own (shuffled) outcomes, as the
+        # procedure does: folds stratified on the observed ones would give the shuffled
+        # outcomes unequal fold prevalences, which the models' intercepts follow in the
+        # training folds and the test folds mirror, pulling the pooled AUC below 0.5.
+        folds = repeat_folds(y_used, settings.folds, seed, endpoint, repeat)
+        scored = unlabelled_folds(unlabelled.index, settings.folds, seed, endpoint, repeat)
+        for fold, (train, test) in enumerate(folds, start=1):
+            extra = unlabelled[scored == fold] if labels == OBSERVED else None
+            tasks.append(((labels, repeat, fold), y_used, train, test, extra))
     results = Parallel(n_jobs=settings.n_jobs)(
-        delayed(fold_predictions)(inputs, y_used, train, test, estimators)
-        for _, y_used, train, test in tasks
+        delayed(fold_predictions)(inputs, y_used, train, test, estimators, extra)
+        for _, y_used, train, test, extra in tasks
     )
-    frames = [
-        table.assign(labels=labels, repeat=repeat, fold=fold)
-        for ((labels, repeat, fold), *_), table in zip(tasks, results, strict=True)
-    ]
+    frames = []
+    for ((labels, repeat, fold), *_), table in zip(tasks, results, strict=True):
+        table = table.assign(labels=labels, repeat=repeat, fold=fold)
+        if "unlabelled" in table:
+            table.loc[table.pop("unlabelled").eq(True), "labels"] = UNLABELLED
+        frames.append(table)
     return pd.concat(frames, ignore_index=True)[list(OOF_COLUMNS)]
 
 
@@ -230,7 +289,9 @@ def crossval_inputs(
     """Sheet joined with the features, the 0/1 outcome, and the patients left out for lacking it.
 
     ``sheet`` is already without the excluded patients and ``features`` covers exactly those
-    (hccrad.cohorts.feature_table.check_features); every split of the sheet takes part.
+    (hccrad.cohorts.feature_table.check_features); every split of the sheet takes part. The
+    first table holds every patient (unlabelled ones too: see ``crossval_predictions``); a
+    reason the sheet gives (``<endpoint>_missing``, a threshold endpoint's) is the exclusion's.
     """
     inputs = sheet
     if features is not None:
@@ -245,12 +306,13 @@ def crossval_inputs(
         inputs = sheet.join(features, how="inner")
     values = pd.to_numeric(inputs[endpoint], errors="coerce")
     lacking = values.isna()
+    reasons = pd.Series(f"no {endpoint} (the endpoint) in the cohort sheet", index=inputs.index)
+    if endpoint + MISSING_SUFFIX in inputs:
+        given = inputs[endpoint + MISSING_SUFFIX]
+        reasons = reasons.where(given.isna() | given.eq(""), given.astype(str))
     exclusions = pd.DataFrame(
-        {
-            "patient_id": inputs.index[lacking.to_numpy()],
-            "reason": f"no {endpoint} (the endpoint) in the cohort sheet",
-        },
+        {"patient_id": inputs.index[lacking.to_numpy()], "reason": reasons[lacking].to_numpy()},
         columns=["patient_id", "reason"],
     )
     outcome = values[~lacking].astype(int).rename(endpoint)
-    return inputs.loc[outcome.index], outcome, exclusions
+    return inputs, outcome, exclusions

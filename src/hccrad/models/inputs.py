@@ -91,6 +91,18 @@ def training_outcome(sheet: pd.DataFrame, endpoint: str) -> pd.Series:
     return pd.Series(y, index=train, name=endpoint)
 
 
+def with_endpoint(sheet: pd.DataFrame, endpoint: str) -> tuple[pd.DataFrame, list[str]]:
+    """The sheet's patients with a value of the endpoint, and the ids of those without one.
+
+    A sheet may keep patients without an endpoint for its survival analyses (an unread
+    response, censoring before a TTP threshold); the train/test models of that endpoint can
+    neither fit nor evaluate them, so they leave it, named by the caller's log.
+    """
+    require_columns(sheet, [endpoint], "cohort sheet")
+    lacking = sheet.index[sheet[endpoint].isna()]
+    return sheet.drop(index=lacking), list(lacking)
+
+
 def without_exclusions(sheet: pd.DataFrame, exclusions: pd.DataFrame) -> pd.DataFrame:
     """The sheet without the patients that image preparation excluded (exclusions.tsv)."""
     excluded = sheet.index.intersection(exclusions.index)

@@ -6,7 +6,8 @@ Kaplan-Meier, log-rank and Cox of the out-of-fold risk groups. Across repeats th
 summarised by its mean with a CI over repeats (the 2.5 and 97.5 percentiles of the repeats'
 AUCs: the spread due to the fold split; it is not a sampling CI, which the DeLong CI within a
 repeat gives). Calibration and decision curves use the out-of-fold predictions of every repeat
-pooled. The permuted-label control gets the same discrimination tables.
+pooled. The permuted-label control gets the same discrimination tables. Patients scored without
+the endpoint (labels ``unlabelled``) join only the survival tables.
 """
 
 from __future__ import annotations
@@ -15,16 +16,23 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_curve
 
 from hccrad.core.plan import CROSSVAL_TABLES
 from hccrad.core.seeding import rng_for
-from hccrad.models.crossval import OBSERVED
+from hccrad.models.crossval import OBSERVED, UNLABELLED
+from hccrad.reporting.evaluation import EvaluationSettings
 from hccrad.stats.agreement import cohen_kappa_table, fleiss_kappa_row
-from hccrad.stats.calibration import calibration_curve_table, calibration_summary, decision_curve
+from hccrad.stats.calibration import (
+    calibration_curve_table,
+    calibration_summary,
+    decision_curve,
+    loess_calibration_curve,
+)
 from hccrad.stats.checks import require_columns
 from hccrad.stats.cox import fit_cox_checked
 from hccrad.stats.discrimination import delong_auc, delong_pairwise_table, threshold_metrics
-from hccrad.stats.survival import kaplan_meier_table, logrank
+from hccrad.stats.survival import kaplan_meier_table, logrank, numbers_at_risk
 
 GROUP = ["labels", "model"]
 
@@ -118,43 +126,84 @@ def threshold_table(oof: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def calibration_tables(oof: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Calibration summary, binned curves and decision curves of the pooled predictions."""
-    summaries, curves, decisions = [], [], []
+def calibration_tables(
+    oof: pd.DataFrame, settings: EvaluationSettings | None = None, seed: int | None = None
+) -> dict[str, pd.DataFrame]:
+    """Calibration summary, binned and loess curves, ROC and decision curves, pooled predictions.
+
+    The loess band resamples the pooled predictions (``settings``' span and resamples, a seed
+    stream per labelling and model); the tables have the columns of hccrad.reporting.evaluation
+    so that its figures draw them.
+    """
+    settings = settings or EvaluationSettings()
+    summaries, curves, decisions, smoothed, rocs = [], [], [], [], []
     for labels, part in oof.groupby("labels", sort=True):
         for model, rows in part.groupby("model", sort=True):
             context = f"{labels} {model}, pooled out-of-fold"
+            y, score = rows["outcome"].astype(int), rows["score"]
             summaries.append(
                 {
                     "labels": labels,
                     "model": model,
                     "n": len(rows),
-                    **calibration_summary(rows["outcome"], rows["score"], context=context),
+                    **calibration_summary(y, score, context=context),
                 }
             )
             curves.append(
-                calibration_curve_table(rows["outcome"], rows["score"], context=context).assign(
-                    labels=labels, model=model
+                calibration_curve_table(
+                    y, score, n_bins=settings.calibration_bins, context=context
+                ).assign(labels=labels, model=model)
+            )
+            stream = int(rng_for(seed or 0, "crossval", "loess", labels, model).integers(2**31 - 1))
+            smoothed.append(
+                loess_calibration_curve(
+                    y,
+                    score,
+                    frac=settings.calibration_loess_frac,
+                    n_resamples=settings.calibration_loess_resamples if seed is not None else 0,
+                    seed=stream,
+                    alpha=settings.alpha,
+                    context=context,
+                ).assign(labels=labels, model=model)
+            )
+            fpr, tpr, cut = roc_curve(y, score)
+            rocs.append(
+                pd.DataFrame(
+                    {"labels": labels, "model": model, "threshold": cut, "fpr": fpr, "tpr": tpr}
                 )
             )
         pooled = part.pivot(index=["repeat", "patient_id"], columns="model", values="score")
         outcome = part.drop_duplicates(["repeat", "patient_id"]).set_index(
             ["repeat", "patient_id"]
         )["outcome"]
-        decisions.append(decision_curve(outcome.loc[pooled.index], pooled).assign(labels=labels))
-    return pd.DataFrame(summaries), pd.concat(curves), pd.concat(decisions)
+        decisions.append(
+            decision_curve(
+                outcome.loc[pooled.index], pooled, thresholds=settings.thresholds()
+            ).assign(labels=labels)
+        )
+    return {
+        "calibration": pd.DataFrame(summaries),
+        "calibration_curves": pd.concat(curves, ignore_index=True),
+        "calibration_loess": pd.concat(smoothed, ignore_index=True),
+        "decision_curves": pd.concat(decisions, ignore_index=True),
+        "roc_curves": pd.concat(rocs, ignore_index=True),
+    }
 
 
 def survival_tables(
-    oof: pd.DataFrame, sheet: pd.DataFrame, outcomes: Mapping[str, Mapping[str, str]]
+    oof: pd.DataFrame,
+    sheet: pd.DataFrame,
+    outcomes: Mapping[str, Mapping[str, str]],
+    risk_table_times: Sequence[float] = (0.0, 6.0, 12.0, 18.0, 24.0, 36.0, 48.0),
 ) -> dict[str, pd.DataFrame]:
     """Log-rank, Cox (high vs low) and Kaplan-Meier of out-of-fold risk groups, per repeat.
 
     A patient is high risk when the out-of-fold score is above its training fold's median
-    (``risk_cutoff``); only the observed labels are stratified.
+    (``risk_cutoff``); the observed labels are stratified, with every patient scored without
+    the endpoint (UNLABELLED), so that survival covers every patient with follow-up.
     """
-    observed = oof[oof["labels"] == OBSERVED]
-    logranks, coxes, curves = [], [], []
+    observed = oof[oof["labels"].isin([OBSERVED, UNLABELLED])]
+    logranks, coxes, curves, groups, at_risk = [], [], [], [], []
     for name, spec in outcomes.items():
         time, event = spec["time"], spec["event"]
         for (model, repeat), part in observed.groupby(["model", "repeat"], sort=True):
@@ -164,7 +213,15 @@ def survival_tables(
             frame["risk_group"] = np.where(frame["high_risk"] == 1, "high", "low")
             key = {"outcome": name, "model": model, "repeat": repeat}
             context = f"{name} {model} repeat {repeat}"
-            row = {**key, "n": len(frame), "n_high": int(frame["high_risk"].sum())}
+            n_high = int(frame["high_risk"].sum())
+            row = {**key, "n": len(frame), "n_high": n_high, "n_low": len(frame) - n_high}
+            groups.append(
+                frame.rename(columns={time: "time", event: "event"})[
+                    ["labels", "risk_group", "time", "event"]
+                ]
+                .reset_index()
+                .assign(**key)
+            )
             try:
                 test = logrank(frame, "risk_group", time, event, context=context)
                 logranks.append({**row, "chi2": test.statistic, "p_value": test.p_value})
@@ -185,12 +242,24 @@ def survival_tables(
                         **key
                     )
                 )
+                at_risk.append(
+                    numbers_at_risk(
+                        frame, "risk_group", time, event, risk_table_times, context=context
+                    ).assign(**key)
+                )
             except ValueError as error:  # one group only, or no event: said, not dropped
                 logranks.append({**row, "chi2": np.nan, "p_value": np.nan, "note": str(error)})
+
+    def stacked(frames: list[pd.DataFrame]) -> pd.DataFrame:
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
     return {
         "logrank": pd.DataFrame(logranks),
         "cox": pd.DataFrame(coxes),
-        "km_curves": pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(),
+        "km_curves": stacked(curves),
+        "numbers_at_risk": stacked(at_risk),
+        # Each patient's group per repeat; labels say who was scored without the endpoint.
+        "risk_groups": stacked(groups),
     }
 
 
@@ -198,21 +267,22 @@ def crossval_tables(
     oof: pd.DataFrame,
     sheet: pd.DataFrame,
     outcomes: Mapping[str, Mapping[str, str]],
+    settings: EvaluationSettings | None = None,
+    seed: int | None = None,
+    risk_table_times: Sequence[float] = (0.0, 6.0, 12.0, 18.0, 24.0, 36.0, 48.0),
 ) -> dict[str, pd.DataFrame]:
     """Every table of CROSSVAL_TABLES from the out-of-fold predictions."""
-    by_repeat = auc_repeats(oof)
-    comparisons = comparison_repeats(oof)
-    calibration, curves, decisions = calibration_tables(oof)
+    labelled = oof[oof["labels"] != UNLABELLED]
+    by_repeat = auc_repeats(labelled)
+    comparisons = comparison_repeats(labelled)
     tables = {
         "auc": auc_summary(by_repeat),
         "auc_repeats": by_repeat,
         "comparisons": comparison_summary(comparisons),
         "comparisons_repeats": comparisons,
-        "threshold_metrics": threshold_table(oof),
-        "calibration": calibration,
-        "calibration_curves": curves,
-        "decision_curves": decisions,
-        **survival_tables(oof, sheet, outcomes),
+        "threshold_metrics": threshold_table(labelled),
+        **calibration_tables(labelled, settings, seed),
+        **survival_tables(oof, sheet, outcomes, risk_table_times),
     }
     return {name: tables[name] for name in CROSSVAL_TABLES}
 
@@ -270,7 +340,7 @@ def reader_tables(
     scored against each read on the patients that reader read.
     """
     require_columns(sheet, readers, "cohort sheet (crossval.readers: each reader's 0/1 read)")
-    patients = oof["patient_id"].unique()
+    patients = oof.loc[oof["labels"] == OBSERVED, "patient_id"].unique()
     reads = sheet.loc[patients, list(readers)].apply(pd.to_numeric, errors="coerce")
     agreement = cohen_kappa_table(reads)
     if len(readers) > 2:
@@ -303,3 +373,54 @@ def reader_tables(
         }
     ).reset_index()
     return {"reader_agreement": agreement, "reader_auc": auc}
+
+
+# The evaluation figures' panels ("cohorts") of a cross-validation: one per labelling.
+FIGURE_COHORTS = {OBSERVED: "out-of-fold", "permuted": "permuted-label control"}
+
+
+def figure_tables(tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Cross-validation tables in the evaluation figures' format: a panel per labelling.
+
+    The ROC legend carries the mean AUC over repeats with the mean DeLong CI (auc.tsv); panel
+    sizes are patients, though calibration and decision curves pool every repeat's predictions.
+    """
+    by_repeat = tables["auc_repeats"]
+    first = by_repeat[by_repeat["repeat"] == by_repeat["repeat"].min()]
+    n = (first["n_positive"] + first["n_negative"]).groupby(first["labels"]).first()
+    out = {}
+    for name in ("roc_curves", "calibration", "calibration_curves", "calibration_loess"):
+        out[name] = tables[name].assign(cohort=tables[name]["labels"].map(FIGURE_COHORTS))
+    out["calibration"] = out["calibration"].assign(n=out["calibration"]["labels"].map(n), note="")
+    decisions = tables["decision_curves"]
+    out["decision_curves"] = decisions.assign(
+        cohort=decisions["labels"].map(FIGURE_COHORTS), n=decisions["labels"].map(n)
+    )
+    auc = tables["auc"]
+    out["auc"] = pd.DataFrame(
+        {
+            "model": auc["model"],
+            "cohort": auc["labels"].map(FIGURE_COHORTS),
+            "n": auc["labels"].map(n),
+            "auc": auc["auc_mean"],
+            "ci_low": auc["delong_ci_low_mean"],
+            "ci_high": auc["delong_ci_high_mean"],
+            "note": "",
+        }
+    )
+    return out
+
+
+def km_figure_tables(
+    tables: Mapping[str, pd.DataFrame], outcome: str, repeat: int
+) -> dict[str, pd.DataFrame]:
+    """One outcome's and repeat's survival tables, a Kaplan-Meier panel ("cohort") per model."""
+    out = {}
+    for name in ("km_curves", "numbers_at_risk", "logrank", "risk_groups"):
+        table = tables[name]
+        rows = table[(table["outcome"] == outcome) & (table["repeat"] == repeat)]
+        out[name] = rows.assign(cohort=rows["model"])
+    if "note" not in out["logrank"]:
+        out["logrank"] = out["logrank"].assign(note="")
+    out["logrank"] = out["logrank"].fillna({"note": ""})
+    return out

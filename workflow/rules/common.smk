@@ -316,7 +316,5 @@ def all_targets():
     )
     # A single-centre cohort (crossval.run, or auto without an external split: crossval_common)
     # is evaluated by repeated cross-validation instead.
-    models = (
-        crossval_targets() if CROSSVAL_RUN else model_targets() + trust_targets()
-    )
+    models = crossval_targets() if CROSSVAL_RUN else model_targets() + trust_targets()
     return targets + imaging + models

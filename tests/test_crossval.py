@@ -26,7 +26,7 @@ from hccrad.models.crossval import (
     repeat_folds,
 )
 from hccrad.models.inputs import RADIOMICS
-from hccrad.models.settings import ModelSettings
+from hccrad.models.settings import ModelSettings, higher_score_riskier
 from hccrad.reporting.crossval import (
     auc_repeats,
     auc_summary,
@@ -34,6 +34,7 @@ from hccrad.reporting.crossval import (
     figure_tables,
     flow_table,
     reader_tables,
+    survival_tables,
 )
 from hccrad.stats.agreement import cohen_kappa_table, fleiss_kappa_row
 
@@ -148,7 +149,9 @@ def test_tables_from_out_of_fold_predictions():
         "clinical_radiomics",
     }
     oof = crossval_predictions(inputs, y, estimators, settings, 1, "response")
-    tables = crossval_tables(oof, sheet, {"ttp": {"time": "ttp_time", "event": "ttp_event"}})
+    tables = crossval_tables(
+        oof, sheet, {"ttp": {"time": "ttp_time", "event": "ttp_event"}}, endpoint="response"
+    )
     by_repeat = tables["auc_repeats"]
     # The summary is the mean of each repeat's AUC, which is sklearn's AUC of that repeat.
     one = oof[(oof["labels"] == OBSERVED) & (oof["model"] == "clinical") & (oof["repeat"] == 2)]
@@ -161,6 +164,37 @@ def test_tables_from_out_of_fold_predictions():
     assert set(tables["logrank"]["repeat"]) == {1, 2}
     assert tables["cox"]["hr"].notna().all()
     assert set(tables["decision_curves"]["labels"]) == {OBSERVED, PERMUTED}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "high_scores_high_risk"), [("response", False), ("proliferative", True)]
+)
+def test_high_risk_group_is_the_unfavourable_side_of_the_endpoint(endpoint, high_scores_high_risk):
+    """A response probability above the fold's median is the favourable (low-risk) group."""
+    oof = pd.DataFrame(
+        {
+            "patient_id": ["a", "b", "c", "d"],
+            "model": "m",
+            "repeat": 1,
+            "fold": 1,
+            "labels": OBSERVED,
+            "score": [0.9, 0.8, 0.2, 0.1],
+            "outcome": [1, 1, 0, 0],
+            "risk_cutoff": 0.5,
+        }
+    )
+    sheet = pd.DataFrame(
+        {"ttp_time": [30.0, 25.0, 3.0, 2.0], "ttp_event": [0, 1, 1, 1]}, index=oof["patient_id"]
+    )
+    groups = survival_tables(
+        oof,
+        sheet,
+        {"ttp": {"time": "ttp_time", "event": "ttp_event"}},
+        riskier=higher_score_riskier(endpoint),
+    )["risk_groups"].set_index("patient_id")["risk_group"]
+    high_score_group = "high" if high_scores_high_risk else "low"
+    assert groups.loc[["a", "b"]].eq(high_score_group).all()
+    assert not groups.loc[["c", "d"]].eq(high_score_group).any()
 
 
 def test_flow_counts_each_patient_at_its_first_exclusion():
@@ -286,7 +320,9 @@ def test_patients_without_the_endpoint_are_scored_but_never_fitted():
     assert unlabelled.groupby(["repeat", "model", "patient_id"]).size().eq(1).all()
     assert unlabelled["outcome"].isna().all()
     sheet = inputs.assign(ttp_time=np.linspace(1, 30, 60), ttp_event=np.tile([0, 1], 30))
-    tables = crossval_tables(scored, sheet, {"ttp": {"time": "ttp_time", "event": "ttp_event"}})
+    tables = crossval_tables(
+        scored, sheet, {"ttp": {"time": "ttp_time", "event": "ttp_event"}}, endpoint="response"
+    )
     # Discrimination on the labelled patients only; survival on all 60.
     assert (tables["auc_repeats"]["n_positive"] + tables["auc_repeats"]["n_negative"]).eq(50).all()
     assert tables["logrank"]["n"].eq(60).all()
@@ -301,7 +337,9 @@ def test_figure_tables_and_the_flow_diagram_show_the_tables_numbers():
     estimators = {name: built[name] for name in ("clinical", "radiomics_lasso")}
     oof = crossval_predictions(inputs, y, estimators, settings, 1, "r")
     sheet = inputs.assign(ttp_time=np.linspace(1, 30, 40), ttp_event=np.tile([0, 1], 20))
-    tables = crossval_tables(oof, sheet, {"ttp": {"time": "ttp_time", "event": "ttp_event"}})
+    tables = crossval_tables(
+        oof, sheet, {"ttp": {"time": "ttp_time", "event": "ttp_event"}}, endpoint="response"
+    )
     drawn = figure_tables(tables)
     assert set(drawn["auc"]["cohort"]) == {"out-of-fold", "permuted-label control"}
     assert drawn["auc"]["n"].eq(40).all()

@@ -15,6 +15,7 @@ tables = crossval_tables(
     evaluation_settings(snakemake.params.evaluation),
     snakemake.params.seed,
     survival_settings(snakemake.params.survival).risk_table_times,
+    endpoint=snakemake.wildcards.endpoint,
 )
 for name, table in tables.items():
     table.to_csv(getattr(snakemake.output, name), sep="\t", index=False, float_format="%.6g")

@@ -63,6 +63,17 @@ def model_settings(cfg: Mapping[str, Any] | None) -> ModelSettings:
     return settings
 
 
+# Endpoints whose 1 is the favourable outcome (objective response; no progression by the TTP
+# threshold): a higher predicted probability means a lower risk. `proliferative` (1 = the
+# aggressive subtype) is the other way round.
+FAVOURABLE_ENDPOINTS = frozenset({"response", "ttp_response"})
+
+
+def higher_score_riskier(endpoint: str) -> bool:
+    """Whether a higher score of this endpoint's models means a higher risk (shorter survival)."""
+    return endpoint not in FAVOURABLE_ENDPOINTS
+
+
 def model_seed(seed: int, endpoint: str, model: str) -> int:
     """A random_state for one model of one endpoint, derived from the config seed."""
     return int(rng_for(seed, "models", endpoint, model).integers(2**31 - 1))

@@ -21,6 +21,7 @@ from sklearn.metrics import roc_curve
 from hccrad.core.plan import CROSSVAL_TABLES
 from hccrad.core.seeding import rng_for
 from hccrad.models.crossval import OBSERVED, UNLABELLED
+from hccrad.models.settings import higher_score_riskier
 from hccrad.reporting.evaluation import EvaluationSettings
 from hccrad.stats.agreement import cohen_kappa_table, fleiss_kappa_row
 from hccrad.stats.calibration import (
@@ -195,11 +196,16 @@ def survival_tables(
     sheet: pd.DataFrame,
     outcomes: Mapping[str, Mapping[str, str]],
     risk_table_times: Sequence[float] = (0.0, 6.0, 12.0, 18.0, 24.0, 36.0, 48.0),
+    *,
+    riskier: bool,
 ) -> dict[str, pd.DataFrame]:
     """Log-rank, Cox (high vs low) and Kaplan-Meier of out-of-fold risk groups, per repeat.
 
-    A patient is high risk when the out-of-fold score is above its training fold's median
-    (``risk_cutoff``); the observed labels are stratified, with every patient scored without
+    The out-of-fold score is cut at its training fold's median (``risk_cutoff``); the high-risk
+    group is the side the endpoint says (``riskier``: a higher score means a higher risk; for a
+    favourable endpoint such as response, the patients below the median). The direction is
+    fixed by the endpoint, not learnt, so no survival data of a test fold enters it. The
+    observed labels are stratified, with every patient scored without
     the endpoint (UNLABELLED), so that survival covers every patient with follow-up.
     """
     observed = oof[oof["labels"].isin([OBSERVED, UNLABELLED])]
@@ -209,7 +215,8 @@ def survival_tables(
         for (model, repeat), part in observed.groupby(["model", "repeat"], sort=True):
             frame = part.set_index("patient_id").join(sheet[[time, event]], how="inner")
             frame = frame[frame[time].notna() & frame[event].notna()]
-            frame["high_risk"] = (frame["score"] > frame["risk_cutoff"]).astype(int)
+            above = frame["score"] > frame["risk_cutoff"]
+            frame["high_risk"] = (above if riskier else ~above).astype(int)
             frame["risk_group"] = np.where(frame["high_risk"] == 1, "high", "low")
             key = {"outcome": name, "model": model, "repeat": repeat}
             context = f"{name} {model} repeat {repeat}"
@@ -270,8 +277,10 @@ def crossval_tables(
     settings: EvaluationSettings | None = None,
     seed: int | None = None,
     risk_table_times: Sequence[float] = (0.0, 6.0, 12.0, 18.0, 24.0, 36.0, 48.0),
+    *,
+    endpoint: str,
 ) -> dict[str, pd.DataFrame]:
-    """Every table of CROSSVAL_TABLES from the out-of-fold predictions."""
+    """Every table of CROSSVAL_TABLES from the out-of-fold predictions of one endpoint."""
     labelled = oof[oof["labels"] != UNLABELLED]
     by_repeat = auc_repeats(labelled)
     comparisons = comparison_repeats(labelled)
@@ -282,7 +291,9 @@ def crossval_tables(
         "comparisons_repeats": comparisons,
         "threshold_metrics": threshold_table(labelled),
         **calibration_tables(labelled, settings, seed),
-        **survival_tables(oof, sheet, outcomes, risk_table_times),
+        **survival_tables(
+            oof, sheet, outcomes, risk_table_times, riskier=higher_score_riskier(endpoint)
+        ),
     }
     return {name: tables[name] for name in CROSSVAL_TABLES}
 

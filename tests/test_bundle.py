@@ -387,3 +387,32 @@ def test_a_dicom_series_with_a_seg_mask_scores_as_the_run(
     row["image_arterial"], row["mask"] = str(series), str(seg)
     scored = predict_patients(bundle, row, tmp_path / "out", render_report=None)
     assert got_scores(scored, "probability") == expected_scores(run_predictions, [patient])
+
+
+@pytest.mark.workflow
+def test_a_patient_with_scaled_intensities_is_flagged_out_of_domain(bundle, results, tmp_path):
+    """A training patient's own scan is in domain; the same scan at 10x intensity is flagged."""
+    import SimpleITK as sitk  # noqa: N813
+
+    sheet = read_sheet(results / COHORT / "sheet.tsv")
+    patient = sheet.index[sheet["split"] == "train"][0]
+    original = raw_patient(results, patient)
+    scaled = original.rename(index={patient: "SCALED-1"})
+    for column in [c for c in scaled.columns if c.startswith("image_")]:
+        image = sitk.ReadImage(scaled.iloc[0][column])
+        path = tmp_path / "scaled" / f"{column}.nii.gz"
+        path.parent.mkdir(exist_ok=True)
+        sitk.WriteImage(sitk.Cast(image, sitk.sitkFloat32) * 10.0, str(path))
+        scaled[column] = str(path)
+    predict_patients(bundle, pd.concat([original, scaled]), tmp_path / "out", render_report=None)
+    flags = {
+        p: pd.read_csv(tmp_path / "out" / p / "domain_flags.tsv", sep="\t")
+        for p in (patient, "SCALED-1")
+    }
+    intensity = {p: f[f["check"].str.contains("intensity")] for p, f in flags.items()}
+    assert len(intensity[patient]) and not intensity[patient]["out_of_domain"].any()
+    flagged = intensity["SCALED-1"][intensity["SCALED-1"]["out_of_domain"]]
+    assert len(flagged), intensity["SCALED-1"].to_dict("records")
+    assert flagged["reason"].str.contains("outside training").all()
+    # The flags reach the predictions as a warning, never a silent score.
+    assert set(flags["SCALED-1"]["check"]) >= {"overall"}

@@ -39,6 +39,7 @@ from hccrad.radiomics.batch import (
     predicted_tumour_batch,
     prepare_batch,
 )
+from hccrad.reporting.patient_report import SCORE_COLUMNS as REPORT_SCORE_COLUMNS
 from hccrad.stats.survival import HIGH, LOW
 
 NEW_SPLIT = "new"
@@ -46,18 +47,8 @@ NEW_SPLIT = "new"
 # folders: a patient id cannot start with "_" (the sheet schema), so it never clashes.
 WORK = "_work"
 NEW_CENTRE = "new"
-# The per-patient scores that the report reads (plus patient_id).
-SCORE_COLUMNS: tuple[str, ...] = (
-    "patient_id",
-    "model",
-    "probability",
-    "threshold",
-    "risk_group",
-    "interval_low",
-    "interval_high",
-    "prediction_set",
-    "coverage_nominal",
-)
+# The per-patient scores that the report reads, with the patient id.
+SCORE_COLUMNS: tuple[str, ...] = ("patient_id", *REPORT_SCORE_COLUMNS)
 # The workflow's scores.tsv holds the DLTR score with 6 decimals (deep_predict), and the models
 # read it back from there: the bundle writes and parses it the same way, so that the models get
 # the very float they got in the run (np.round can differ from printf in the last bit).

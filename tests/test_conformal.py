@@ -9,11 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from sklearn.isotonic import IsotonicRegression
-from test_models import CONFIG, ENDPOINT, SEED, corrupt_non_training_rows, synthetic_features
+from test_models import ENDPOINT, SEED, corrupt_non_training_rows, simulated_cohort
 
-from hccrad.cohorts.simulate import simulate_cohort
 from hccrad.models.conformal import (
     conformal_intervals,
     fit_conformal,
@@ -32,12 +30,7 @@ ALPHA = 0.2
 @pytest.fixture(scope="module")
 def cohort() -> dict[str, Any]:
     """The default simulated response cohort with synthetic feature tables."""
-    cfg = yaml.safe_load(CONFIG.read_text())["simulate"]["response"]
-    simulated = simulate_cohort(cfg, SEED)
-    return {
-        "sheet": simulated["sheet"],
-        "features": synthetic_features(simulated["latent"], SEED),
-    }
+    return simulated_cohort()
 
 
 @pytest.fixture(scope="module")

@@ -71,8 +71,7 @@ def synthetic_features(latent: pd.DataFrame, seed: int) -> dict[str, pd.DataFram
     return {"radiomics": pd.DataFrame(radiomics, index=latent.index), "deep": deep}
 
 
-@pytest.fixture(scope="module")
-def cohort() -> dict[str, Any]:
+def simulated_cohort() -> dict[str, Any]:
     """The default simulated response cohort with synthetic feature tables."""
     cfg = yaml.safe_load(CONFIG.read_text())["simulate"]["response"]
     simulated = simulate_cohort(cfg, SEED)
@@ -80,6 +79,12 @@ def cohort() -> dict[str, Any]:
         "sheet": simulated["sheet"],
         "features": synthetic_features(simulated["latent"], SEED),
     }
+
+
+@pytest.fixture(scope="module")
+def cohort() -> dict[str, Any]:
+    """The default simulated response cohort with synthetic feature tables."""
+    return simulated_cohort()
 
 
 @pytest.fixture(scope="module")

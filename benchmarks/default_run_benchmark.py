@@ -218,9 +218,14 @@ def report(results: list[RunResult], cores: int) -> str:
         lines.append(f"| {label} | {cells} | {ratio:.2f} |")
     lines += [
         "",
-        "Per stage, from the rules' `benchmark:` files (CPU seconds of the jobs that write one):",
+        "Per stage, from the rules' `benchmark:` files: jobs, the sum of their wall seconds",
+        "(exact) and of their CPU seconds. Snakemake samples a job's CPU (every 0.5 s for 15 s,",
+        "then every 30 s), so the CPU column is a lower bound that misses up to 30 s of a longer",
+        "job; the last row is the GNU-time total less that column.",
         "",
-        "| stage | " + " | ".join(f"jobs, CPU s ({h})" for h in heads) + " | CPU last / first |",
+        "| stage | "
+        + " | ".join(f"jobs, wall s, CPU s ({h})" for h in heads)
+        + " | wall last / first |",
         "| --- |" + " ---: |" * (len(results) + 1),
     ]
     stages = sorted(set().union(*(r.stages.index for r in results)))
@@ -228,15 +233,19 @@ def report(results: list[RunResult], cores: int) -> str:
         cells = []
         for result in results:
             row = result.stages.reindex([stage]).iloc[0]
-            cells.append("-" if pd.isna(row["jobs"]) else f"{int(row['jobs'])}, {row['cpu_s']:.0f}")
-        base = first.stages["cpu_s"].get(stage, float("nan"))
-        ratio = last.stages["cpu_s"].get(stage, float("nan")) / base if base else float("nan")
+            cells.append(
+                "-"
+                if pd.isna(row["jobs"])
+                else f"{int(row['jobs'])}, {row['wall_s']:.0f}, {row['cpu_s']:.0f}"
+            )
+        base = first.stages["wall_s"].get(stage, float("nan"))
+        ratio = last.stages["wall_s"].get(stage, float("nan")) / base if base else float("nan")
         lines.append(f"| {stage} | " + " | ".join(cells) + f" | {ratio:.2f} |")
-    # Snakemake's own parse and scheduling, and each job's start-up before its benchmark clock.
+    # Snakemake's own parse and scheduling, and the CPU that the jobs' sampling missed.
     outside = [r.cpu_s - r.stages["cpu_s"].sum() for r in results]
-    cells = " | ".join(f"-, {value:.0f}" for value in outside)
+    cells = " | ".join(f"-, -, {value:.0f}" for value in outside)
     ratio = outside[-1] / outside[0] if outside[0] else float("nan")
-    lines.append(f"| outside the jobs' benchmark files | {cells} | {ratio:.2f} |")
+    lines.append(f"| not in the CPU column | {cells} | CPU {ratio:.2f} |")
     return "\n".join(lines) + "\n"
 
 

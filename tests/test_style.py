@@ -81,6 +81,19 @@ def test_report_captions_name_only_their_rules_params():
     assert checked > 20
 
 
+def test_every_rule_that_runs_work_writes_a_benchmark_file():
+    # Issue 30: the end-to-end benchmark and benchmarks/resources.py sum the run's CPU per stage
+    # from results/benchmarks/<rule>/; a rule without one is CPU that no stage accounts for.
+    blocks = _rule_blocks()
+    assert len(blocks) > 50
+    for rule, text in blocks.items():
+        if "\n    log:\n" not in text:
+            continue  # target rules (all, figures, ...) run nothing
+        match = re.search(r'^    benchmark:\n        f?"results/benchmarks/(\w+)/', text, re.M)
+        assert match, f"rule {rule} has a log but no benchmark under results/benchmarks/"
+        assert match.group(1) == rule, f"rule {rule} writes its benchmark under {match.group(1)}"
+
+
 def _scripts_by_rule() -> dict[str, Path]:
     """The `script:` file of each rule and checkpoint in the Snakefile and workflow/rules."""
     scripts = {}

@@ -15,6 +15,8 @@ rule model_bundle:
         directory(BUNDLE),
     log:
         f"logs/{RESPONSE_COHORT}/model_bundle/{{endpoint}}.log",
+    benchmark:
+        f"results/benchmarks/model_bundle/{RESPONSE_COHORT}/model_bundle/{{endpoint}}.tsv"
     wildcard_constraints:
         endpoint=ENDPOINT_PATTERN,
     conda:
@@ -48,6 +50,8 @@ rule predict_patients:
         patients=directory("results/predict/{endpoint}/patients"),
     log:
         "logs/predict/{endpoint}.log",
+    benchmark:
+        "results/benchmarks/predict_patients/predict/{endpoint}.tsv"
     wildcard_constraints:
         endpoint=ENDPOINT_PATTERN,
     conda:

@@ -14,6 +14,8 @@ rule table_one:
         ),
     log:
         "logs/{cohort}/table_one.log",
+    benchmark:
+        "results/benchmarks/table_one/{cohort}/table_one.tsv"
     conda:
         ENV
     threads: 1

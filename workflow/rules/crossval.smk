@@ -16,6 +16,8 @@ rule feature_table:
         columns="results/{cohort}/features/columns.tsv",
     log:
         "logs/{cohort}/feature_table.log",
+    benchmark:
+        "results/benchmarks/feature_table/{cohort}/feature_table.tsv"
     wildcard_constraints:
         cohort=IMPORTED_PATTERN,
     conda:
@@ -38,6 +40,8 @@ rule model_features:
         exclusions=f"results/{RESPONSE_COHORT}/features/model_exclusions.tsv",
     log:
         f"logs/{RESPONSE_COHORT}/model_features.log",
+    benchmark:
+        f"results/benchmarks/model_features/{RESPONSE_COHORT}/model_features.tsv"
     conda:
         ENV
     threads: 1
@@ -96,6 +100,8 @@ rule crossval_readers:
         auc=f"{CROSSVAL}/reader_auc.tsv",
     log:
         f"logs/{RESPONSE_COHORT}/crossval_readers/{{endpoint}}.log",
+    benchmark:
+        f"results/benchmarks/crossval_readers/{RESPONSE_COHORT}/crossval_readers/{{endpoint}}.tsv"
     wildcard_constraints:
         endpoint=ENDPOINT_PATTERN,
     conda:
@@ -126,6 +132,8 @@ rule crossval_evaluate:
         ),
     log:
         f"logs/{RESPONSE_COHORT}/crossval_evaluate/{{endpoint}}.log",
+    benchmark:
+        f"results/benchmarks/crossval_evaluate/{RESPONSE_COHORT}/crossval_evaluate/{{endpoint}}.tsv"
     wildcard_constraints:
         endpoint=ENDPOINT_PATTERN,
     conda:

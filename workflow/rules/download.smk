@@ -17,6 +17,8 @@ rule idc_manifest:
         exclusions="results/{cohort}/download/idc_exclusions.tsv",
     log:
         "logs/{cohort}/idc_manifest.log",
+    benchmark:
+        "results/benchmarks/idc_manifest/{cohort}/idc_manifest.tsv"
     wildcard_constraints:
         cohort=IDC_PATTERN,
     conda:
@@ -39,7 +41,7 @@ rule download_idc_patient:
     log:
         "logs/{cohort}/download_idc/{patient}.log",
     benchmark:
-        "results/benchmarks/download_idc/{cohort}/{patient}.tsv"
+        "results/benchmarks/download_idc_patient/{cohort}/{patient}.tsv"
     wildcard_constraints:
         cohort=IDC_PATTERN,
     conda:
@@ -112,6 +114,8 @@ rule download_gdc_clinical:
         "results/{cohort}/download/gdc_clinical.tsv",
     log:
         "logs/{cohort}/download_gdc_clinical.log",
+    benchmark:
+        "results/benchmarks/download_gdc_clinical/{cohort}/download_gdc_clinical.tsv"
     wildcard_constraints:
         cohort=GDC_PATTERN,
     conda:
@@ -136,6 +140,8 @@ checkpoint import_sheet:
         exclusions="results/{cohort}/sheet_exclusions.tsv",
     log:
         "logs/{cohort}/import_sheet.log",
+    benchmark:
+        "results/benchmarks/import_sheet/{cohort}/import_sheet.tsv"
     wildcard_constraints:
         cohort=IMPORTED_PATTERN,
     conda:

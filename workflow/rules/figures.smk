@@ -26,6 +26,8 @@ rule rule_graph_figure:
         tiff="results/workflow/rulegraph.tiff",
     log:
         "logs/workflow/rule_graph_figure.log",
+    benchmark:
+        "results/benchmarks/rule_graph_figure/workflow/rule_graph_figure.tsv"
     conda:
         ENV
     threads: 1
@@ -56,6 +58,8 @@ rule qc_figure:
         tiff="results/{cohort}/qc/cohort_qc.tiff",
     log:
         "logs/{cohort}/qc_figure.log",
+    benchmark:
+        "results/benchmarks/qc_figure/{cohort}/qc_figure.tsv"
     conda:
         ENV
     threads: 1
@@ -84,6 +88,8 @@ rule table_one_figure:
         xlsx="results/{cohort}/table1.xlsx",
     log:
         "logs/{cohort}/table_one_figure.log",
+    benchmark:
+        "results/benchmarks/table_one_figure/{cohort}/table_one_figure.tsv"
     conda:
         ENV
     threads: 1
@@ -139,6 +145,8 @@ rule icc_figure:
         tiff="results/{cohort}/radiomics/icc.tiff",
     log:
         "logs/{cohort}/icc_figure.log",
+    benchmark:
+        "results/benchmarks/icc_figure/{cohort}/icc_figure.tsv"
     conda:
         ENV
     threads: 1
@@ -167,6 +175,8 @@ rule harmonisation_figure:
         tiff="results/{cohort}/radiomics/harmonisation.tiff",
     log:
         "logs/{cohort}/harmonisation_figure.log",
+    benchmark:
+        "results/benchmarks/harmonisation_figure/{cohort}/harmonisation_figure.tsv"
     conda:
         ENV
     threads: 1
@@ -195,6 +205,8 @@ rule deep_selection_figure:
         tiff="results/{cohort}/deep/{endpoint}/selection.tiff",
     log:
         "logs/{cohort}/deep_selection_figure/{endpoint}.log",
+    benchmark:
+        "results/benchmarks/deep_selection_figure/{cohort}/deep_selection_figure/{endpoint}.tsv"
     conda:
         ENV
     threads: 1
@@ -220,6 +232,8 @@ rule gradcam_figure:
         tiff="results/{cohort}/deep/{endpoint}/gradcam.tiff",
     log:
         "logs/{cohort}/gradcam_figure/{endpoint}.log",
+    benchmark:
+        "results/benchmarks/gradcam_figure/{cohort}/gradcam_figure/{endpoint}.tsv"
     conda:
         ENV
     threads: 1
@@ -246,6 +260,8 @@ rule segment_overlay_figure:
         tiff="results/{cohort}/segment/overlay.tiff",
     log:
         "logs/{cohort}/segment_overlay_figure.log",
+    benchmark:
+        "results/benchmarks/segment_overlay_figure/{cohort}/segment_overlay_figure.tsv"
     conda:
         ENV
     threads: 1
@@ -273,6 +289,8 @@ rule segment_icc_figure:
         tiff="results/{cohort}/segment/radiomics_icc.tiff",
     log:
         "logs/{cohort}/segment_icc_figure.log",
+    benchmark:
+        "results/benchmarks/segment_icc_figure/{cohort}/segment_icc_figure.tsv"
     conda:
         ENV
     threads: 1
@@ -323,6 +341,8 @@ rule evaluation_figure:
         decision_tiff=f"{EVALUATION}/decision_curves.tiff",
     log:
         f"logs/{RESPONSE_COHORT}/evaluation_figure/{{endpoint}}.log",
+    benchmark:
+        f"results/benchmarks/evaluation_figure/{RESPONSE_COHORT}/evaluation_figure/{{endpoint}}.tsv"
     wildcard_constraints:
         endpoint=ENDPOINT_PATTERN,
     conda:
@@ -357,6 +377,8 @@ rule km_figure:
         tiff=f"{SURVIVAL}/km/{{outcome}}/{{model}}.tiff",
     log:
         f"logs/{RESPONSE_COHORT}/km_figure/{{endpoint}}_{{outcome}}_{{model}}.log",
+    benchmark:
+        f"results/benchmarks/km_figure/{RESPONSE_COHORT}/km_figure/{{endpoint}}_{{outcome}}_{{model}}.tsv"
     wildcard_constraints:
         endpoint=ENDPOINT_PATTERN,
         outcome=OUTCOME_PATTERN,
@@ -390,6 +412,8 @@ rule forest_figure:
         tiff=f"{SURVIVAL}/forest_{{outcome}}.tiff",
     log:
         f"logs/{RESPONSE_COHORT}/forest_figure/{{endpoint}}_{{outcome}}.log",
+    benchmark:
+        f"results/benchmarks/forest_figure/{RESPONSE_COHORT}/forest_figure/{{endpoint}}_{{outcome}}.tsv"
     wildcard_constraints:
         endpoint=ENDPOINT_PATTERN,
         outcome=OUTCOME_PATTERN,
@@ -419,6 +443,8 @@ rule heatmap_figure:
         tiff=f"{RG_DIR}/heatmap.tiff",
     log:
         f"logs/{RADIOGENOMICS_COHORT}/heatmap_figure.log",
+    benchmark:
+        f"results/benchmarks/heatmap_figure/{RADIOGENOMICS_COHORT}/heatmap_figure.tsv"
     conda:
         ENV
     threads: 1
@@ -446,6 +472,8 @@ rule volcano_figure:
         tiff=f"{RG_DIR}/volcano.tiff",
     log:
         f"logs/{RADIOGENOMICS_COHORT}/volcano_figure.log",
+    benchmark:
+        f"results/benchmarks/volcano_figure/{RADIOGENOMICS_COHORT}/volcano_figure.tsv"
     conda:
         ENV
     threads: 1
@@ -491,6 +519,8 @@ rule enrichment_figure:
         running_tiff=f"{RG_DIR}/gsea_running_scores.tiff",
     log:
         f"logs/{RADIOGENOMICS_COHORT}/enrichment_figure.log",
+    benchmark:
+        f"results/benchmarks/enrichment_figure/{RADIOGENOMICS_COHORT}/enrichment_figure.tsv"
     conda:
         ENV
     threads: 1
@@ -521,6 +551,8 @@ rule software_versions:
         ),
     log:
         "logs/workflow/software_versions.log",
+    benchmark:
+        "results/benchmarks/software_versions/workflow/software_versions.tsv"
     conda:
         ENV
     threads: 1
@@ -585,6 +617,8 @@ rule crossval_figure:
         flow_tiff=f"{CROSSVAL}/cohort_flow.tiff",
     log:
         f"logs/{RESPONSE_COHORT}/crossval_figure/{{endpoint}}.log",
+    benchmark:
+        f"results/benchmarks/crossval_figure/{RESPONSE_COHORT}/crossval_figure/{{endpoint}}.tsv"
     wildcard_constraints:
         endpoint=ENDPOINT_PATTERN,
     conda:
@@ -615,6 +649,8 @@ rule crossval_km_figure:
         tiff=f"{CROSSVAL}/km_{{outcome}}.tiff",
     log:
         f"logs/{RESPONSE_COHORT}/crossval_km_figure/{{endpoint}}_{{outcome}}.log",
+    benchmark:
+        f"results/benchmarks/crossval_km_figure/{RESPONSE_COHORT}/crossval_km_figure/{{endpoint}}_{{outcome}}.tsv"
     wildcard_constraints:
         endpoint=ENDPOINT_PATTERN,
     conda:

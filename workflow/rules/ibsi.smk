@@ -15,6 +15,8 @@ rule ibsi_feature_tags:
         "results/{cohort}/{table}_ibsi_tags.tsv",
     log:
         "logs/{cohort}/ibsi_feature_tags/{table}.log",
+    benchmark:
+        "results/benchmarks/ibsi_feature_tags/{cohort}/ibsi_feature_tags/{table}.tsv"
     wildcard_constraints:
         table="radiomics/features|segment/radiomics_predicted",
     conda:
@@ -42,6 +44,8 @@ rule ibsi_conformance:
         page="results/ibsi/conformance.md",
     log:
         "logs/ibsi/ibsi_conformance.log",
+    benchmark:
+        "results/benchmarks/ibsi_conformance/ibsi/ibsi_conformance.tsv"
     conda:
         ENV
     threads: 1

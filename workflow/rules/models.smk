@@ -150,6 +150,8 @@ rule model_card:
         ),
     log:
         f"logs/{RESPONSE_COHORT}/model_card/{{endpoint}}.log",
+    benchmark:
+        f"results/benchmarks/model_card/{RESPONSE_COHORT}/model_card/{{endpoint}}.tsv"
     wildcard_constraints:
         endpoint=ENDPOINT_PATTERN,
     conda:

@@ -117,6 +117,8 @@ rule enrich_ora:
         ),
     log:
         f"logs/{RADIOGENOMICS_COHORT}/enrich_ora.log",
+    benchmark:
+        f"results/benchmarks/enrich_ora/{RADIOGENOMICS_COHORT}/enrich_ora.tsv"
     conda:
         ENV
     threads: 1
@@ -180,6 +182,8 @@ rule enrich_truth:
         ),
     log:
         f"logs/{RADIOGENOMICS_COHORT}/enrich_truth.log",
+    benchmark:
+        f"results/benchmarks/enrich_truth/{RADIOGENOMICS_COHORT}/enrich_truth.tsv"
     conda:
         ENV
     threads: 1

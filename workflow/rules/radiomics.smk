@@ -126,6 +126,8 @@ rule robust_features:
         "results/{cohort}/radiomics/features_robust.parquet",
     log:
         "logs/{cohort}/robust_features.log",
+    benchmark:
+        "results/benchmarks/robust_features/{cohort}/robust_features.tsv"
     conda:
         ENV
     threads: 1
@@ -157,6 +159,8 @@ rule harmonisation_diagnostic:
         pca="results/{cohort}/radiomics/harmonisation_pca.tsv",
     log:
         "logs/{cohort}/harmonisation_diagnostic.log",
+    benchmark:
+        "results/benchmarks/harmonisation_diagnostic/{cohort}/harmonisation_diagnostic.tsv"
     conda:
         ENV
     threads: 1

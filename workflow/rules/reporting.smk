@@ -22,6 +22,8 @@ rule reporting_checklist:
         page=f"{CHECKLIST}.md",
     log:
         "logs/reporting/reporting_checklist.log",
+    benchmark:
+        "results/benchmarks/reporting_checklist/reporting/reporting_checklist.tsv"
     conda:
         ENV
     threads: 1

@@ -8,6 +8,8 @@ rule simulate_patients:
         truth="results/{cohort}/truth/truth.json",
     log:
         "logs/{cohort}/simulate_patients.log",
+    benchmark:
+        "results/benchmarks/simulate_patients/{cohort}/simulate_patients.tsv"
     conda:
         ENV
     threads: 1
@@ -86,6 +88,8 @@ checkpoint gather_sheet:
         lesions="results/{cohort}/truth/lesions.tsv",
     log:
         "logs/{cohort}/gather_sheet.log",
+    benchmark:
+        "results/benchmarks/gather_sheet/{cohort}/gather_sheet.tsv"
     wildcard_constraints:
         cohort=SIMULATED_PATTERN,
     conda:

@@ -16,6 +16,8 @@ rule raw_geometry:
         RAW_GEOMETRY,
     log:
         "logs/{cohort}/raw_geometry.log",
+    benchmark:
+        "results/benchmarks/raw_geometry/{cohort}/raw_geometry.tsv"
     conda:
         ENV
     threads: 1
@@ -69,6 +71,8 @@ rule conformal_coverage:
         intervals=f"{EVALUATION}/conformal_intervals.tsv",
     log:
         f"logs/{RESPONSE_COHORT}/conformal_coverage/{{endpoint}}.log",
+    benchmark:
+        f"results/benchmarks/conformal_coverage/{RESPONSE_COHORT}/conformal_coverage/{{endpoint}}.tsv"
     wildcard_constraints:
         endpoint=ENDPOINT_PATTERN,
     conda:
@@ -89,6 +93,8 @@ rule domain_reference:
         flags=f"{EVALUATION}/domain_flags.tsv",
     log:
         f"logs/{RESPONSE_COHORT}/domain_reference/{{endpoint}}.log",
+    benchmark:
+        f"results/benchmarks/domain_reference/{RESPONSE_COHORT}/domain_reference/{{endpoint}}.tsv"
     wildcard_constraints:
         endpoint=ENDPOINT_PATTERN,
     conda:

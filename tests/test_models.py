@@ -13,10 +13,12 @@ import pytest
 import yaml
 from scipy.special import expit
 from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from hccrad.cohorts.sheet import CLINICAL_COVARIATES
 from hccrad.cohorts.simulate import simulate_cohort
+from hccrad.models.base import SCORE_CLIP, neg_log_loss
 from hccrad.models.clinical import ClinicalLogistic, ClinicalPreprocessor
 from hccrad.models.fit import (
     PREDICTION_COLUMNS,
@@ -447,3 +449,14 @@ def test_top_k_by_auc_ranks_by_roc_auc_and_breaks_exact_ties_by_position():
     # Columns 4 and 12 tie: at the cut, the first by position is kept.
     cut = ranked.index(4) + 1
     assert 4 in top_k_by_auc(Z, y, cut) and 12 not in top_k_by_auc(Z, y, cut)
+
+
+def test_cv_log_loss_scores_a_logistic_model_as_its_predict_proba_does():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(50, 6))
+    y = (X[:, 0] + rng.normal(size=50) > 0).astype(int)
+    for solver, penalty in (("liblinear", 1.0), ("liblinear", 0.0), ("lbfgs", 0.0)):
+        model = LogisticRegression(C=0.3, l1_ratio=penalty, solver=solver).fit(X, y)
+        p = np.clip(model.predict_proba(X)[:, 1], SCORE_CLIP, 1 - SCORE_CLIP)
+        expected = float(np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+        assert neg_log_loss(model, X, y) == expected

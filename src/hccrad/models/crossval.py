@@ -210,12 +210,22 @@ class FoldFits:
     def __init__(self, X: pd.DataFrame, y: np.ndarray) -> None:
         self.X = X
         self.y = y
-        # joblib.hash of (unfitted estimator, columns): the fit, for models built alike.
-        self.done: dict[str, Any] = {}
+        # (joblib.hash of the unfitted estimator, its columns): the fit, for models built alike.
+        self.done: dict[tuple[str, tuple[str, ...]], Any] = {}
+        # joblib.hash by id of each estimator seen in this fold, kept with the estimator so that
+        # its id is not reused: hashing pickles an estimator, and a stack holds its bases'
+        # thousands of column names (a tenth of a fold's time when hashed at every call).
+        self.hashes: dict[int, tuple[Any, str]] = {}
+
+    def _hash(self, estimator: Any) -> str:
+        """joblib.hash of an unfitted estimator (its parameters), once per object."""
+        if id(estimator) not in self.hashes:
+            self.hashes[id(estimator)] = (estimator, joblib.hash(estimator))
+        return self.hashes[id(estimator)][1]
 
     def fit(self, estimator: Any, used: Sequence[str]) -> Any:
         """``clone(estimator).fit`` on the fold's rows and ``used`` columns, or its earlier fit."""
-        key = joblib.hash((estimator, list(used)))
+        key = (self._hash(estimator), tuple(used))
         if key not in self.done:
             self.done[key] = self._fit(estimator, list(used))
         return self.done[key]
@@ -231,7 +241,7 @@ class FoldFits:
             selection = clone(estimator).set_params(
                 model__classifier="lasso", model__xgboost_params=None
             )
-            if joblib.hash(selection) != joblib.hash(estimator):
+            if joblib.hash(selection) != self._hash(estimator):
                 shared = self.fit(selection, used)
                 prefilter, signature = shared[0], shared[-1]
                 model = signature.with_classifier(

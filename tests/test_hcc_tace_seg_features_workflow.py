@@ -185,9 +185,9 @@ def test_every_table_is_written_and_the_run_takes_minutes(features_run):
     assert (columns["status"] == "dropped").sum() == 4
     # "A few minutes on 2 cores": the cross-validation (both endpoints' crossval_models jobs,
     # their worker processes included, snakemake's benchmark) takes under 10 CPU minutes, i.e.
-    # under 5 minutes of wall time on two free cores; the rest of the run took ~70 s. CPU time,
-    # not wall time, is bounded: a shared machine stretches wall time by its load (this run
-    # took 12 minutes at load average 7-9 on 2 cores for 411 s of CPU, 2026-12-06).
+    # under 5 minutes of wall time on two free cores; the rest of the run took ~30 s. CPU time,
+    # not wall time, is bounded: a shared machine stretches wall time by its load (on
+    # 2026-12-06, 368 s of CPU took 7 minutes at load average 3-7 on 2 cores, and 12 at 7-9).
     benchmarks = workdir / "results" / "benchmarks" / "crossval_models"
     cpu = sum(pd.read_csv(path, sep="\t")["cpu_time"].sum() for path in benchmarks.glob("*.tsv"))
     assert len(list(benchmarks.glob("*.tsv"))) == 2 and 0 < cpu < 10 * 60, cpu

@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.feature_selection import SelectKBest, f_classif
+from sklearn.base import clone
+from sklearn.feature_selection import SelectKBest, VarianceThreshold, f_classif
+from sklearn.impute import SimpleImputer
 from sklearn.metrics import cohen_kappa_score, roc_auc_score
+from sklearn.pipeline import Pipeline
 
 from hccrad.cohorts.column_map import UNITS, threshold_column
 from hccrad.core.seeding import rng_for
@@ -16,6 +19,7 @@ from hccrad.models.crossval import (
     PERMUTED,
     UNLABELLED,
     CrossvalSettings,
+    Prefilter,
     crossval_estimators,
     crossval_inputs,
     crossval_predictions,
@@ -26,6 +30,7 @@ from hccrad.models.crossval import (
     repeat_folds,
 )
 from hccrad.models.inputs import RADIOMICS
+from hccrad.models.radiomics import LassoSignature
 from hccrad.models.settings import ModelSettings, higher_score_riskier
 from hccrad.reporting.crossval import (
     auc_repeats,
@@ -230,14 +235,23 @@ def test_inputs_and_settings_are_checked():
         crossval_settings({"repeat": 3})
     with pytest.raises(ValueError, match="permuted_repeats >= 1"):
         crossval_settings({"permuted_repeats": 0})
-    pairs = labellings(crossval_settings({"repeats": 2, "permuted_repeats": 3}))
+    pairs = labellings(crossval_settings({"repeats": 2, "permuted_repeats": 3}), "response")
     assert pairs == [
         (OBSERVED, 1), (PERMUTED, 1), (OBSERVED, 2), (PERMUTED, 2), (PERMUTED, 3)
     ]  # fmt: skip
-    assert labellings(crossval_settings({"repeats": 2, "permuted": False})) == [
+    assert labellings(crossval_settings({"repeats": 2, "permuted": False}), "response") == [
         (OBSERVED, 1),
         (OBSERVED, 2),
     ]
+    # One count per endpoint; an endpoint not named gets `repeats`.
+    per_endpoint = crossval_settings({"repeats": 2, "permuted_repeats": {"ttp_response": 4}})
+    assert labellings(per_endpoint, "ttp_response").count((PERMUTED, 4)) == 1
+    assert [p for p in labellings(per_endpoint, "response") if p[0] == PERMUTED] == [
+        (PERMUTED, 1),
+        (PERMUTED, 2),
+    ]
+    with pytest.raises(ValueError, match="permuted_repeats >= 1"):
+        crossval_settings({"permuted_repeats": {"response": 0}})
     assert crossval_settings({"repeats": 3}).repeats == 3
 
 
@@ -361,3 +375,54 @@ def test_figure_tables_and_the_flow_diagram_show_the_tables_numbers():
     assert any("n = 10" in t for t in texts) and any("Analysed\nn = 5" in t for t in texts)
     assert any("(n = 3)" in t and "censored (3)" in t for t in texts)
     assert any("survival: n = 8" in t for t in texts)
+
+
+def test_fits_shared_within_a_fold_score_as_fitting_every_model_on_its_own(monkeypatch):
+    inputs, y = noise_cohort(48, 60, 6, signal=1.5)
+    inputs.iloc[::7, 3] = np.nan  # the pre-filter imputes
+    models = ModelSettings(clinical_covariates=COVARIATES, n_cs=5, cv_folds=3)
+    estimators = crossval_estimators(
+        {RADIOMICS: [c for c in inputs if c.startswith("f")]},
+        models,
+        CrossvalSettings(prefilter_k=15),
+        5,
+        "response",
+    )
+    assert set(estimators) == {
+        "clinical", "radiomics", "radiomics_lasso", "radiomics_ridge", "clinical_radiomics"
+    }  # fmt: skip
+    train, test = repeat_folds(y.to_numpy(), 4, 5, "response", 1)[0]
+    fits = []
+    original = LassoSignature.fit
+    monkeypatch.setattr(
+        LassoSignature, "fit", lambda self, X, y: fits.append(1) or original(self, X, y)
+    )
+    shared = fold_predictions(inputs, y.to_numpy(), train, test, estimators)
+    # One LASSO selection for the three radiomics models and the stack's refit; the stack's
+    # own inner folds fit theirs.
+    assert len(fits) == 1 + models.cv_folds
+    fits.clear()
+    for name, (estimator, used) in estimators.items():
+        # Each model on its own, as scikit-learn fits it.
+        fitted = clone(estimator).fit(inputs.iloc[train][used], y.iloc[train])
+        scores = shared.loc[shared["model"] == name, "score"].to_numpy()
+        assert np.array_equal(scores, fitted.predict_proba(inputs.iloc[test][used])[:, 1]), name
+    assert len(fits) == 3 + 1 + models.cv_folds
+
+
+def test_prefilter_selects_and_imputes_as_the_scikit_learn_pipeline_on_the_dataframe():
+    inputs, y = noise_cohort(40, 30, 8, signal=1.0)
+    features = inputs[[c for c in inputs if c.startswith("f")]].copy()
+    features.iloc[::5, 2] = np.nan
+    features["f0007"] = 1.0  # no variance
+    features.iloc[:, 9] = np.nan  # empty column
+    reference = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="median")),
+            ("variance", VarianceThreshold()),
+            ("select", SelectKBest(f_classif, k=8)),
+        ]
+    ).set_output(transform="pandas")
+    expected = reference.fit(features, y).transform(features.iloc[:10])
+    prefilter = Prefilter(k=8).fit(features, y)
+    pd.testing.assert_frame_equal(prefilter.transform(features.iloc[:10]), expected)

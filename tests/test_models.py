@@ -13,10 +13,12 @@ import pytest
 import yaml
 from scipy.special import expit
 from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from hccrad.cohorts.sheet import CLINICAL_COVARIATES
 from hccrad.cohorts.simulate import simulate_cohort
+from hccrad.models.base import SCORE_CLIP, neg_log_loss
 from hccrad.models.clinical import ClinicalLogistic, ClinicalPreprocessor
 from hccrad.models.fit import (
     PREDICTION_COLUMNS,
@@ -27,7 +29,7 @@ from hccrad.models.fit import (
     predict_all,
     thresholds_table,
 )
-from hccrad.models.radiomics import LassoSignature
+from hccrad.models.radiomics import LassoSignature, top_k_by_auc
 from hccrad.models.settings import RADIOMICS_VARIANTS, model_settings
 from hccrad.stats.discrimination import youden_threshold
 
@@ -431,3 +433,30 @@ def test_descriptions_and_odds_ratio_tables_are_writable(fitted, tmp_path):
     table = odds_ratio_tables(fitted["clinical"])
     assert set(table["step"]) == {"univariable", "multivariable"}
     table.to_csv(tmp_path / "odds_ratios.tsv", sep="\t", index=False)
+
+
+def test_top_k_by_auc_ranks_by_roc_auc_and_breaks_exact_ties_by_position():
+    rng = np.random.default_rng(3)
+    y = (rng.random(40) < 0.3).astype(int)
+    Z = np.round(rng.normal(size=(40, 30)), 1)  # rounded: tied values within columns
+    Z[:, 12] = -Z[:, 4]  # AUC 1 - AUC of column 4: the same |AUC - 0.5|, exactly
+    strength = np.array([abs(roc_auc_score(y, Z[:, j]) - 0.5) for j in range(30)])
+    top = top_k_by_auc(Z, y, 30)
+    assert np.array_equal(top, np.arange(30))
+    ranked = [j for j in np.argsort(-np.round(strength, 12), kind="stable")]
+    for k in (1, 5, 12):
+        assert np.array_equal(top_k_by_auc(Z, y, k), np.sort(ranked[:k]))
+    # Columns 4 and 12 tie: at the cut, the first by position is kept.
+    cut = ranked.index(4) + 1
+    assert 4 in top_k_by_auc(Z, y, cut) and 12 not in top_k_by_auc(Z, y, cut)
+
+
+def test_cv_log_loss_scores_a_logistic_model_as_its_predict_proba_does():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(50, 6))
+    y = (X[:, 0] + rng.normal(size=50) > 0).astype(int)
+    for solver, penalty in (("liblinear", 1.0), ("liblinear", 0.0), ("lbfgs", 0.0)):
+        model = LogisticRegression(C=0.3, l1_ratio=penalty, solver=solver).fit(X, y)
+        p = np.clip(model.predict_proba(X)[:, 1], SCORE_CLIP, 1 - SCORE_CLIP)
+        expected = float(np.mean(y * np.log(p) + (1 - y) * np.log1p(-p)))
+        assert neg_log_loss(model, X, y) == expected

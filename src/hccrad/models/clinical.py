@@ -269,6 +269,10 @@ class ClinicalLogistic(ProbabilityClassifier):
     def _screen(self, y: np.ndarray, design: pd.DataFrame) -> pd.DataFrame:
         """One row per term: univariable OR, CI, Wald P, covariate LR P and whether it passed."""
         rows = []
+        # Every covariate's likelihood-ratio test is against the same constant-only model (same
+        # outcomes, no missing rows after imputation): statsmodels would fit it again for each
+        # (a quarter of this model's fit time), so its log-likelihood is fitted once and given.
+        llnull = None
         for covariate in self.covariates:
             terms = self.preprocessor_.terms(covariate)
             reference = self.preprocessor_.reference(covariate)
@@ -282,6 +286,10 @@ class ClinicalLogistic(ProbabilityClassifier):
             table = odds_ratio_table(fit.result)
             table.insert(0, "covariate", covariate)
             table["reference"] = reference
+            if llnull is None:
+                llnull = fit.result.llnull
+            else:
+                fit.result.set_null_options(llnull=llnull)
             table["p_covariate"] = float(fit.result.llr_pvalue)
             rows.extend(table.to_dict("records"))
         table = pd.DataFrame(rows)

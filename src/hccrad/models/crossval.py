@@ -18,10 +18,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import joblib
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.feature_selection import SelectKBest, VarianceThreshold, f_classif
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import StratifiedKFold
@@ -33,6 +34,7 @@ from hccrad.models.clinical import ClinicalLogistic
 from hccrad.models.fit import build_estimators
 from hccrad.models.fusion import StackedScore
 from hccrad.models.inputs import RADIOMICS
+from hccrad.models.radiomics import LassoSignature
 from hccrad.models.settings import ModelSettings, model_seed
 from hccrad.stats.checks import check_binary_outcome
 from hccrad.stats.discrimination import youden_threshold
@@ -66,10 +68,11 @@ class CrossvalSettings:
     folds: int = 5
     prefilter_k: int = 100
     permuted: bool = True
-    # Repeats of the permuted-label control (None: ``repeats``). With few patients in one
-    # class the control's AUC varies widely between repeats (SD 0.14 with 9 of 73), so its
-    # mean needs more repeats than the observed estimate to be read against 0.5.
-    permuted_repeats: int | None = None
+    # Repeats of the permuted-label control (None: ``repeats``), one count or one per endpoint
+    # (an endpoint not named gets ``repeats``). With few patients in one class the control's
+    # AUC varies widely between repeats (SD 0.14 with 9 of 73), so its mean needs more
+    # repeats than the observed estimate to be read against 0.5; a balanced endpoint fewer.
+    permuted_repeats: int | Mapping[str, int] | None = None
     n_jobs: int = 1
     readers: tuple[str, ...] = ()
 
@@ -81,17 +84,29 @@ def crossval_settings(cfg: Mapping[str, Any] | None) -> CrossvalSettings:
     settings = CrossvalSettings(**cfg)
     if settings.folds < 2 or settings.repeats < 1 or settings.prefilter_k < 1:
         raise ValueError(f"crossval config: folds >= 2, repeats >= 1, prefilter_k >= 1: {settings}")
-    if settings.permuted_repeats is not None and settings.permuted_repeats < 1:
+    counts = settings.permuted_repeats
+    if isinstance(counts, Mapping):
+        counts = list(counts.values())
+    elif counts is not None:
+        counts = [counts]
+    if counts is not None and not all(isinstance(n, int) and n >= 1 for n in counts):
         raise ValueError(f"crossval config: permuted_repeats >= 1 (or null): {settings}")
     return settings
 
 
-def labellings(settings: CrossvalSettings) -> list[tuple[str, int]]:
-    """(labels, repeat) pairs to run: the observed repeats, then the control's."""
+def permuted_repeats(settings: CrossvalSettings, endpoint: str) -> int:
+    """Repeats of one endpoint's permuted-label control."""
+    count = settings.permuted_repeats
+    if isinstance(count, Mapping):
+        count = count.get(endpoint)
+    return count or settings.repeats
+
+
+def labellings(settings: CrossvalSettings, endpoint: str) -> list[tuple[str, int]]:
+    """(labels, repeat) pairs to run for one endpoint: the observed repeats, the control's."""
     pairs = [(OBSERVED, r) for r in range(1, settings.repeats + 1)]
     if settings.permuted:
-        count = settings.permuted_repeats or settings.repeats
-        pairs += [(PERMUTED, r) for r in range(1, count + 1)]
+        pairs += [(PERMUTED, r) for r in range(1, permuted_repeats(settings, endpoint) + 1)]
     return sorted(pairs, key=lambda pair: (pair[1], pair[0]))
 
 
@@ -113,18 +128,39 @@ def permuted_outcome(y: np.ndarray, seed: int, endpoint: str, repeat: int) -> np
     return rng_for(seed, "crossval", endpoint, "permuted", str(repeat)).permutation(y)
 
 
+class Prefilter(TransformerMixin, BaseEstimator):
+    """Median imputation, zero-variance filter and top-k F-test of a feature DataFrame."""
+
+    def __init__(self, k: int = 100) -> None:
+        self.k = k
+
+    def fit(self, X: pd.DataFrame, y: Any) -> Prefilter:
+        """Fit the three scikit-learn steps on the training rows' values."""
+        # The steps run on the values, not the DataFrame: scikit-learn validates a DataFrame
+        # column by column in every step, which on 2000 features and ~80 patients costs more
+        # than the steps themselves. Same steps, same values, so the same selection.
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.pipeline_ = Pipeline(
+            [
+                ("impute", SimpleImputer(strategy="median")),
+                ("variance", VarianceThreshold()),
+                ("select", SelectKBest(f_classif, k=min(self.k, X.shape[1]))),
+            ]
+        ).fit(X.to_numpy(dtype=float), y)
+        self.selected_ = list(self.pipeline_.get_feature_names_out(self.feature_names_in_))
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The selected features, training medians in place of missing values."""
+        values = self.pipeline_.transform(X[self.feature_names_in_].to_numpy(dtype=float))
+        return pd.DataFrame(values, index=X.index, columns=self.selected_)
+
+
 def prefiltered(estimator: Any, n_features: int, k: int) -> Pipeline:
     """Median imputation, zero-variance filter and top-k F-test before a radiomics model."""
     # Thousands of features on ~100 patients make the LASSO path slow and unstable; a
     # univariate pre-filter fitted on the training fold (never the test fold) is the usual fix.
-    return Pipeline(
-        [
-            ("impute", SimpleImputer(strategy="median")),
-            ("variance", VarianceThreshold()),
-            ("prefilter", SelectKBest(f_classif, k=min(k, n_features))),
-            ("model", estimator),
-        ]
-    ).set_output(transform="pandas")
+    return Pipeline([("prefilter", Prefilter(k=min(k, n_features))), ("model", estimator)])
 
 
 def crossval_estimators(
@@ -161,6 +197,63 @@ def crossval_estimators(
     return estimators
 
 
+class FoldFits:
+    """Models fitted on one training fold, each fit that two models have in common done once.
+
+    The three radiomics models share the pre-filter and the LASSO selection (the same seeded
+    estimator on the same rows, only the classifier differs) and the clinical + radiomics
+    stack refits, on all training rows, two models the fold already has. Fitting each of them
+    again gives the same numbers at several times the cost; tests/test_crossval.py checks that
+    the shared fits score as the separate ones.
+    """
+
+    def __init__(self, X: pd.DataFrame, y: np.ndarray) -> None:
+        self.X = X
+        self.y = y
+        # (joblib.hash of the unfitted estimator, its columns): the fit, for models built alike.
+        self.done: dict[tuple[str, tuple[str, ...]], Any] = {}
+        # joblib.hash by id of each estimator seen in this fold, kept with the estimator so that
+        # its id is not reused: hashing pickles an estimator, and a stack holds its bases'
+        # thousands of column names (a tenth of a fold's time when hashed at every call).
+        self.hashes: dict[int, tuple[Any, str]] = {}
+
+    def _hash(self, estimator: Any) -> str:
+        """joblib.hash of an unfitted estimator (its parameters), once per object."""
+        if id(estimator) not in self.hashes:
+            self.hashes[id(estimator)] = (estimator, joblib.hash(estimator))
+        return self.hashes[id(estimator)][1]
+
+    def fit(self, estimator: Any, used: Sequence[str]) -> Any:
+        """``clone(estimator).fit`` on the fold's rows and ``used`` columns, or its earlier fit."""
+        key = (self._hash(estimator), tuple(used))
+        if key not in self.done:
+            self.done[key] = self._fit(estimator, list(used))
+        return self.done[key]
+
+    def _fit(self, estimator: Any, used: list[str]) -> Any:
+        """A new fit, reusing what it shares with earlier ones."""
+        X = self.X[used]
+        if isinstance(estimator, StackedScore):
+            bases = [self.fit(base, columns) for _, base, columns in estimator.bases]
+            return clone(estimator).fit(X, self.y, fitted_bases=bases)
+        if isinstance(estimator, Pipeline) and isinstance(estimator[-1], LassoSignature):
+            # Scaling and selection depend on neither the classifier nor its parameters.
+            selection = clone(estimator).set_params(
+                model__classifier="lasso", model__xgboost_params=None
+            )
+            if joblib.hash(selection) != self._hash(estimator):
+                shared = self.fit(selection, used)
+                prefilter, signature = shared[0], shared[-1]
+                model = signature.with_classifier(
+                    prefilter.transform(X),
+                    self.y,
+                    classifier=estimator[-1].classifier,
+                    xgboost_params=estimator[-1].xgboost_params,
+                )
+                return Pipeline([("prefilter", prefilter), ("model", model)])
+        return clone(estimator).fit(X, self.y)
+
+
 def _training_scores(estimator: Any, X: pd.DataFrame) -> np.ndarray:
     """Scores of the training rows that a threshold is set on (the DLR combiner's out-of-fold)."""
     oof = getattr(estimator, "oof_training_scores_", None)
@@ -180,9 +273,11 @@ def fold_predictions(
     ``unlabelled`` rows (patients without the endpoint) are scored too, outcome missing.
     """
     frames = []
+    training = inputs.iloc[train]
+    fits = FoldFits(training, y[train])
     for name, (estimator, used) in estimators.items():
-        fitted = clone(estimator).fit(inputs.iloc[train][used], y[train])
-        train_scores = _training_scores(fitted, inputs.iloc[train][used])
+        fitted = fits.fit(estimator, used)
+        train_scores = _training_scores(fitted, training[used])
         cutoffs = {
             "youden_threshold": youden_threshold(
                 y[train], train_scores, context=f"model {name}, training fold"
@@ -245,7 +340,7 @@ def crossval_predictions(
     if unlabelled is None:
         unlabelled = inputs.iloc[:0]
     tasks = []
-    for labels, repeat in labellings(settings):
+    for labels, repeat in labellings(settings, endpoint):
         y_used = y if labels == OBSERVED else permuted_outcome(y, seed, endpoint, repeat)
         # The control's folds are stratified on its own (shuffled) outcomes, as the
         # procedure does: folds stratified on the observed ones would give the shuffled

@@ -192,9 +192,18 @@ class StackedScore(ProbabilityClassifier):
         self.cv_folds = cv_folds
         self.random_state = random_state
 
-    def fit(self, X: pd.DataFrame, y: Any) -> StackedScore:
-        """Out-of-fold base scores, the combiner on them, then the bases on all rows."""
+    def fit(
+        self, X: pd.DataFrame, y: Any, fitted_bases: Sequence[Any] | None = None
+    ) -> StackedScore:
+        """Out-of-fold base scores, the combiner on them, then the bases on all rows.
+
+        ``fitted_bases``: the bases already fitted on these rows (``X``, ``y``), in the order of
+        ``bases``; they are used as they are instead of fitted again (the cross-validation has
+        fitted them as models of their own).
+        """
         y = np.asarray(y, dtype=int)
+        if fitted_bases is not None and len(fitted_bases) != len(self.bases):
+            raise ValueError(f"{len(fitted_bases)} fitted bases for {len(self.bases)} bases")
         self.classes_ = np.array([0, 1])
         folds = cv_folds(self.cv_folds, self.random_state)
         oof = np.column_stack(
@@ -206,8 +215,11 @@ class StackedScore(ProbabilityClassifier):
             ]
         )
         self.base_names_ = [name for name, _, _ in self.bases]
+        if fitted_bases is None:
+            fitted_bases = [clone(est).fit(X[list(cols)], y) for _, est, cols in self.bases]
         self.bases_ = [
-            (name, clone(est).fit(X[list(cols)], y), list(cols)) for name, est, cols in self.bases
+            (name, fitted, list(cols))
+            for (name, _, cols), fitted in zip(self.bases, fitted_bases, strict=True)
         ]
         # C = inf: an unpenalised logistic model, as in the studies' score combination.
         self.combiner_: Pipeline = make_pipeline(

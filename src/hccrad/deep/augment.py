@@ -188,10 +188,13 @@ def draw(config: DeepConfig, batch_size: int, channels: int, generator: torch.Ge
 
 def flip(batch: torch.Tensor, flips: torch.Tensor) -> torch.Tensor:
     """Flip each crop of (B, C, z, y, x) along the spatial axes where `flips` (B, 3) is True."""
-    for axis in range(3):
-        chosen = flips[:, axis].to(batch.device).view(-1, 1, 1, 1, 1)
-        batch = torch.where(chosen, batch.flip(axis + 2), batch)
-    return batch
+    # One flip over all drawn axes per crop: a third of the copies of flipping the batch per axis.
+    axes = [[axis + 1 for axis, on in enumerate(row) if on] for row in flips.tolist()]
+    if not any(axes):
+        return batch
+    return torch.stack(
+        [crop.flip(dims) if dims else crop for crop, dims in zip(batch, axes, strict=True)]
+    )
 
 
 def rotation_matrices(angles: torch.Tensor) -> torch.Tensor:

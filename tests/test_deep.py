@@ -23,7 +23,7 @@ from sklearn.metrics import roc_auc_score
 from hccrad.cohorts import phantom, simulate
 from hccrad.core.labels import TUMOUR_LABEL
 from hccrad.core.seeding import rng_for
-from hccrad.deep import tumour_pooled
+from hccrad.deep import augment, tumour_pooled
 from hccrad.deep.config import ARCHITECTURES, DeepConfig, NetworkConfig
 from hccrad.deep.crops import CropSet, crops_from_arrays, load_crops
 from hccrad.deep.explain import CAM_LAYERS, GradCamPanels, grad_cam, grad_cam_layer, grad_cam_panels
@@ -38,7 +38,7 @@ from hccrad.deep.predict import (
     warn_if_tumour_clipped,
 )
 from hccrad.deep.select import SELECTION_COLUMNS, choose_winner, cross_validate, select_and_refit
-from hccrad.deep.train import augmentation, fit_model
+from hccrad.deep.train import fit_model
 from hccrad.figures.deep import grad_cam_figure
 from hccrad.figures.style import save_figure
 from hccrad.imaging.crops import TumourCrop, crop_tumours, write_crops
@@ -358,11 +358,11 @@ def test_acquisition_shift_augmentation_is_seeded_and_checked(
     _, crops, sheet = cohort
     shifted = {"phase_wise_intensity": True, "blur_prob": 1.0, "noise_prob": 1.0}
     config = DeepConfig(**FAST, max_epochs=1, **shifted)
-    names = [type(t).__name__ for t in augmentation(config).transforms]
-    assert {"RandGaussianSmoothd", "RandGaussianNoised"} <= set(names)
-    assert "RandGaussianNoised" not in [
-        type(t).__name__ for t in augmentation(DeepConfig(**FAST)).transforms
-    ]
+    # Training draws blur and noise for every crop here, and never with the defaults.
+    shifted_draws = augment.draw(config, 8, 3, torch.Generator().manual_seed(0))
+    assert shifted_draws.blur.all() and shifted_draws.noise.all()
+    default_draws = augment.draw(DeepConfig(**FAST), 8, 3, torch.Generator().manual_seed(0))
+    assert not (default_draws.blur.any() or default_draws.noise.any())
     first = fit_model(sheet.iloc[:16], crops, config)
     again = fit_model(sheet.iloc[:16], crops, config)
     assert same_weights(first.network, again.network)

@@ -20,6 +20,7 @@ from scipy import stats
 
 from hccrad.deep.augment import BatchAugmentation, blur, draw, flip, rotate
 from hccrad.deep.config import DeepConfig
+from hccrad.deep.train import augmented_batches, training_loader
 
 # Non-cubic, so that an axis mix-up in the rotation's normalisation shows.
 SHAPE = (20, 24, 28)
@@ -214,3 +215,24 @@ def test_same_seed_same_batches_bit_for_bit(with_mask: bool) -> None:
         assert torch.equal(out, second(batch))
         assert not torch.equal(out, other(batch))
         assert out.shape == batch.shape and out.dtype == torch.float32
+
+
+def test_background_augmentation_yields_the_inline_batches_bit_for_bit() -> None:
+    config = DeepConfig(batch_size=4, noise_prob=0.5, blur_prob=0.5)
+    images, mask = crops(10)
+    inputs, labels = torch.cat([images, mask], 1).numpy(), np.arange(10) % 2
+    cpu = torch.device("cpu")
+
+    def loader() -> torch.utils.data.DataLoader:
+        return training_loader(inputs, labels, config, seed=4, device=cpu)
+
+    augment = BatchAugmentation(config, seed=9, with_mask=True)
+    background = list(augmented_batches(loader(), augment, cpu))
+    inline = BatchAugmentation(config, seed=9, with_mask=True)
+    expected = [(inline(x), y) for x, y in loader()]
+    assert len(background) == len(expected) == 3
+    for (x, y), (x_inline, y_inline) in zip(background, expected, strict=True):
+        assert torch.equal(x, x_inline) and torch.equal(y, y_inline)
+    # Without augmentation the batches are the loader's own.
+    plain = [x for x, _ in augmented_batches(loader(), None, cpu)]
+    assert all(torch.equal(x, y) for x, (y, _) in zip(plain, loader(), strict=True))

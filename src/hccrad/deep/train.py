@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -119,10 +120,7 @@ def train_epoch(
     scaler = scaler or torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     network.train()
     train_loss, seen = 0.0, 0
-    for images, targets in loader:
-        images = images.to(device, non_blocking=True)
-        if augment is not None:
-            images = augment(images)
+    for images, targets in augmented_batches(loader, augment, device):
         images = batch_to_device(images, device)
         targets = targets.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
@@ -134,6 +132,34 @@ def train_epoch(
         train_loss += float(loss.detach()) * len(targets)
         seen += len(targets)
     return train_loss, seen
+
+
+def augmented_batches(
+    loader: DataLoader,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None,
+    device: torch.device,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The loader's (images, targets) on the device, images augmented by `augment`.
+
+    On the CPU the next batch is augmented on a background thread while the network trains on
+    this one (torch ops release the GIL): off the training thread, yet in the same order from
+    the same generator, so the batches are those of augmenting inline, bit for bit. On CUDA the
+    augmentation is queued on the device with the training.
+    """
+    if augment is None or device.type != "cpu":
+        for images, targets in loader:
+            images = images.to(device, non_blocking=True)
+            yield (images if augment is None else augment(images)), targets.to(device)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="augment") as pool:
+        pending: tuple[Future[torch.Tensor], torch.Tensor] | None = None
+        for images, targets in loader:
+            ahead = (pool.submit(augment, images), targets)
+            if pending is not None:
+                yield pending[0].result(), pending[1]
+            pending = ahead
+        if pending is not None:
+            yield pending[0].result(), pending[1]
 
 
 def _train_network(

@@ -4,10 +4,10 @@ Run from the repository root: ``.venv/bin/python benchmarks/deep_benchmark.py``.
 minutes on 2 cores. On a GPU machine, ``--cuda-only --output benchmarks/deep_benchmark_cuda.md``
 measures the CUDA path alone; ``--config config/config.yaml config/hcc_tace_seg.yaml`` times
 the real-data sizes (64^3 crops, width 1), ``--architectures`` a subset.
-Training is timed through the library's own path (augmenting DataLoader,
-weighted BCE, AdamW, deterministic algorithms on the CPU; mixed precision and channels-last on
-CUDA); inference through `predict_scores`. From the measured rates it projects the wall time of
-the default selection (every architecture x folds x max_epochs, then the refit) on the default
+Training is timed through the library's own path (`train_epoch`: DataLoader, batched
+augmentation, BCE, AdamW, deterministic algorithms on the CPU; mixed precision and channels-last
+on CUDA); inference through `predict_scores`. From the measured rates it projects the wall time
+of the default selection (every architecture x folds x max_epochs, then the refit) on the default
 simulated cohort.
 """
 
@@ -33,17 +33,12 @@ from hccrad.core.labels import TUMOUR_LABEL
 from hccrad.core.torch_runtime import reproducible, resolve_device
 from hccrad.core.versions import machine_description
 from hccrad.deep import dltr
+from hccrad.deep.augment import BatchAugmentation
 from hccrad.deep.config import ARCHITECTURES, DeepConfig
 from hccrad.deep.crops import CropSet, crops_from_arrays
-from hccrad.deep.networks import (
-    DeepModel,
-    autocast_dtype,
-    batch_to_device,
-    build_network,
-    count_parameters,
-)
+from hccrad.deep.networks import DeepModel, build_network, count_parameters
 from hccrad.deep.predict import crop_input, predict_scores
-from hccrad.deep.train import training_loader
+from hccrad.deep.train import train_epoch, training_loader
 
 REPORT = Path(__file__).with_suffix(".md")
 N_CROPS = 24  # three training batches of 8 per timed epoch
@@ -63,10 +58,10 @@ END_TO_END_NOTE = (
 )
 
 
-def random_crops(config: DeepConfig) -> tuple[CropSet, np.ndarray]:
-    """Random 3-phase crops with a central ball of tumour, and balanced labels (3 batches)."""
+def random_crops(config: DeepConfig, n_crops: int = N_CROPS) -> tuple[CropSet, np.ndarray]:
+    """Random 3-phase crops with a central ball of tumour, and balanced labels (3+ batches)."""
     rng = np.random.default_rng(SEED)
-    n_crops = max(N_CROPS, 3 * config.batch_size)
+    n_crops = max(n_crops, 3 * config.batch_size)
     images = rng.normal(size=(n_crops, 3, *config.spatial_size)).astype(np.float32)
     # A tumour of a third of the crop's width: the tumour-margin blanking and the tumour-pooled
     # network's mask channel cost what they cost on real crops.
@@ -95,31 +90,16 @@ def training_rate(
         network = build_network(network_config).to(device)
         if device.type == "cuda":
             network.to(memory_format=torch.channels_last_3d)
-        loader = training_loader(
-            crop_input(crops, network_config),
-            labels,
-            config,
-            SEED,
-            device,
-            with_mask=network_config.takes_mask,
-        )
+        loader = training_loader(crop_input(crops, network_config), labels, config, SEED, device)
+        augment = BatchAugmentation(config, SEED, with_mask=network_config.takes_mask)
         optimiser = torch.optim.AdamW(network.parameters(), lr=config.learning_rate)
         loss_fn = torch.nn.BCEWithLogitsLoss()
-        amp_dtype = autocast_dtype(device)
-        network.train()
         seconds = 0.0
         for epoch in range(2):
             if device.type == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            for batch in loader:
-                images = batch_to_device(batch["image"], device)
-                targets = batch["label"].to(device).float()
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    loss = loss_fn(network(images).squeeze(1).float(), targets)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
+            train_epoch(network, loader, augment, optimiser, loss_fn, device)
             if device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - start if epoch == 1 else seconds
@@ -137,10 +117,11 @@ def inference_rate(architecture: str, config: DeepConfig, crops: CropSet) -> flo
 
 
 def augmentation_rate(config: DeepConfig, crops: CropSet, labels: np.ndarray) -> float:
-    """Volumes/second through the augmenting DataLoader alone (no network)."""
+    """Volumes/second through the DataLoader and the batched augmentation alone (no network)."""
     loader = training_loader(crops.images, labels, config, SEED, torch.device("cpu"))
+    augment = BatchAugmentation(config, SEED)
     start = time.perf_counter()
-    n = sum(len(batch["label"]) for batch in loader)
+    n = sum(len(augment(images)) for images, _ in loader)
     return n / (time.perf_counter() - start)
 
 
@@ -334,8 +315,9 @@ def write_report(
         f"batch {config.batch_size}, {config.folds} folds, max {config.max_epochs} epochs; "
         f"benchmark ran {seconds:.0f} s",
         "",
-        "Training: one epoch of the library's augmenting DataLoader, forward, weighted BCE, "
-        "backward and AdamW step, after a warm-up epoch (deterministic algorithms on the CPU). "
+        "Training: one epoch of the library's `train_epoch` (DataLoader, batched augmentation, "
+        "forward, BCE, backward and AdamW step), after a warm-up epoch (deterministic "
+        "algorithms on the CPU). "
         "Inference: `predict_scores`. Worst case: every fit of the selection runs "
         f"max_epochs, on the default cohort ({N_TRAINING_PATIENTS} training patients).",
         "",
@@ -352,8 +334,9 @@ def write_report(
     augment, elastic, prepare = cpu_rates
     lines += [
         "",
-        f"Augmentation alone (1 thread, no network): {augment:.0f} vol/s with flips, rotations "
-        f"and intensity changes; {elastic:.0f} vol/s with Rand3DElastic on every crop. "
+        f"Augmentation alone (1 thread, no network; batched, `deep.augment`): {augment:.0f} "
+        "vol/s with flips, rotations and intensity changes; "
+        f"{elastic:.0f} vol/s with Rand3DElastic on every crop. "
         f"Network input alone (`deep.crop_input`: clip and blanking beyond the tumour margin, "
         f"a distance transform per crop; on the CPU before any device): {prepare:.0f} vol/s.",
         "",

@@ -8,10 +8,10 @@ import torch
 
 from hccrad.core.labels import TUMOUR_LABEL
 from hccrad.deep import tumour_pooled
+from hccrad.deep.augment import monai_augmentation
 from hccrad.deep.config import DeepConfig, NetworkConfig
 from hccrad.deep.crops import crops_from_arrays
 from hccrad.deep.predict import crop_input, network_input
-from hccrad.deep.train import augmentation
 
 
 def test_masked_moments_are_the_mean_and_sd_over_the_mask() -> None:
@@ -64,7 +64,7 @@ def test_augmentation_moves_the_mask_with_the_image_and_leaves_it_binary() -> No
     config = DeepConfig(
         flip_prob=1.0, rotate_prob=1.0, rotate_degrees=25.0, intensity_prob=1.0, elastic=True
     )
-    transform = augmentation(config, with_mask=True)
+    transform = monai_augmentation(config, with_mask=True)
     transform.set_random_state(seed=3)
     mask = np.zeros((1, 16, 16, 16), np.float32)
     mask[0, 2:9, 3:12, 5:10] = 1

@@ -1,44 +1,33 @@
-"""Training one network: training labels, augmentation, the loader, the loop, early stopping.
+"""Training one network: training labels, the loader, the loop, early stopping.
 
 Every step here sees the training split only (`training_labels` refuses any other row); see
 hccrad.deep.select for the procedure that cross-validates and refits with `fit`.
 
 Reproducibility: on the CPU the same config, data and thread count give bit-identical weights
-(seeded torch/numpy/MONAI transforms, seeded DataLoader generator, deterministic algorithms). On
-CUDA, training is seeded but uses mixed precision and cuDNN autotuning, so it is fast rather than
-bit-reproducible.
+(seeded torch/numpy, seeded generators of the batch augmentation (hccrad.deep.augment) and of the
+DataLoader, deterministic algorithms). On CUDA, training is seeded but uses mixed precision and
+cuDNN autotuning, so it is fast rather than bit-reproducible.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 import torch
-from monai.data import DataLoader, Dataset
-from monai.transforms import (
-    Compose,
-    ConcatItemsd,
-    DeleteItemsd,
-    EnsureTyped,
-    Rand3DElasticd,
-    RandFlipd,
-    RandGaussianNoised,
-    RandGaussianSmoothd,
-    RandRotated,
-    RandScaleIntensityd,
-    RandShiftIntensityd,
-)
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from hccrad.core.splits import TRAIN
 from hccrad.core.torch_runtime import reproducible, resolve_device
+from hccrad.deep.augment import BatchAugmentation
 from hccrad.deep.config import DeepConfig, NetworkConfig, seed_for
 from hccrad.deep.crops import CropSet
 from hccrad.deep.networks import (
@@ -90,119 +79,87 @@ def by_patient(sheet: pd.DataFrame) -> pd.DataFrame:
     return sheet
 
 
-def augmentation(config: DeepConfig, *, with_mask: bool = False) -> Compose:
-    """Flips, small rotations, intensity scale/shift; optionally elastic warps, blur and noise.
-
-    `with_mask`: the records also hold a "mask" (1, z, y, x), which moves with the image
-    (nearest-neighbour, so it stays a mask), takes no intensity change, and is appended to the
-    image as its last channel at the end.
-    """
-    keys = ["image"]
-    spatial_keys = ["image", "mask"] if with_mask else keys
-    # Per key: images interpolate and repeat their border; the mask is nearest and 0 outside.
-    modes = ("bilinear", "nearest")[: len(spatial_keys)]
-    paddings = ("border", "zeros")[: len(spatial_keys)]
-    radians = float(np.deg2rad(config.rotate_degrees))
-    transforms: list[Any] = [
-        RandFlipd(spatial_keys, prob=config.flip_prob, spatial_axis=axis) for axis in range(3)
-    ]
-    transforms.append(
-        RandRotated(
-            spatial_keys,
-            range_x=radians,
-            range_y=radians,
-            range_z=radians,
-            prob=config.rotate_prob,
-            keep_size=True,
-            mode=modes,
-            padding_mode=paddings,
-        )
-    )
-    if config.elastic:
-        # Mild warps for 32-48 voxel crops: smooth (sigma 5-7 voxels), a few voxels at most.
-        transforms.append(
-            Rand3DElasticd(
-                spatial_keys,
-                sigma_range=(5, 7),
-                magnitude_range=(20, 60),
-                prob=config.elastic_prob,
-                mode=modes,
-                padding_mode=paddings,
-            )
-        )
-    if config.blur_prob > 0:
-        # Crops are (phase, z, y, x): MONAI's first spatial axis ("x") is z here.
-        transforms.append(
-            RandGaussianSmoothd(
-                keys,
-                sigma_x=config.blur_sigma_z,
-                sigma_y=config.blur_sigma_xy,
-                sigma_z=config.blur_sigma_xy,
-                prob=config.blur_prob,
-            )
-        )
-    transforms += [
-        RandScaleIntensityd(
-            keys,
-            factors=config.intensity_scale,
-            prob=config.intensity_prob,
-            channel_wise=config.phase_wise_intensity,
-        ),
-        RandShiftIntensityd(
-            keys,
-            offsets=config.intensity_shift,
-            prob=config.intensity_prob,
-            channel_wise=config.phase_wise_intensity,
-        ),
-    ]
-    if config.noise_prob > 0:
-        # After the blur: scanner noise is not smoothed by thick slices.
-        transforms.append(
-            RandGaussianNoised(keys, prob=config.noise_prob, std=config.noise_std, sample_std=True)
-        )
-    if with_mask:
-        transforms += [
-            ConcatItemsd(spatial_keys, name="image", dim=0),
-            DeleteItemsd("mask"),
-        ]
-    transforms.append(EnsureTyped(keys, dtype=torch.float32, track_meta=False))
-    return Compose(transforms)
-
-
 def training_loader(
-    images: np.ndarray,
-    labels: np.ndarray,
-    config: DeepConfig,
-    seed: int,
-    device: torch.device,
-    *,
-    with_mask: bool = False,
+    images: np.ndarray, labels: np.ndarray, config: DeepConfig, seed: int, device: torch.device
 ) -> DataLoader:
-    """A shuffling, augmenting loader whose order and augmentations follow the seed.
+    """A shuffling loader of the un-augmented crops whose order follows the seed.
 
-    `with_mask`: the last channel of `images` is the tumour mask (see augmentation).
+    Augmentation happens on whole batches in the training loop (`BatchAugmentation`).
     """
-    records = [
-        {"image": image[:-1], "mask": image[-1:], "label": np.float32(label)}
-        if with_mask
-        else {"image": image, "label": np.float32(label)}
-        for image, label in zip(images, labels, strict=True)
-    ]
-    batch_size = min(config.batch_size, len(records))
+    batch_size = min(config.batch_size, len(images))
     workers = config.num_workers
     if workers is None:
         workers = min(4, os.cpu_count() or 1) if device.type == "cuda" else 0
     return DataLoader(
-        Dataset(records, transform=augmentation(config, with_mask=with_mask)),
+        TensorDataset(
+            torch.as_tensor(np.asarray(images, np.float32)),
+            torch.as_tensor(np.asarray(labels, np.float32)),
+        ),
         batch_size=batch_size,
         shuffle=True,
         # A last batch of one would break batch norm at 1-voxel feature maps.
-        drop_last=len(records) % batch_size == 1,
+        drop_last=len(images) % batch_size == 1,
         generator=torch.Generator().manual_seed(seed),
         num_workers=workers,
         pin_memory=device.type == "cuda",
         persistent_workers=workers > 0,
     )
+
+
+def train_epoch(
+    network: nn.Module,
+    loader: DataLoader,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None,
+    optimiser: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    device: torch.device,
+    scaler: torch.amp.GradScaler | None = None,
+) -> tuple[float, int]:
+    """One pass over `loader` (augmented on the device by `augment`); (summed loss, crops seen)."""
+    amp_dtype = autocast_dtype(device)
+    scaler = scaler or torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+    network.train()
+    train_loss, seen = 0.0, 0
+    for images, targets in augmented_batches(loader, augment, device):
+        images = batch_to_device(images, device)
+        targets = targets.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            loss = loss_fn(network(images).squeeze(1).float(), targets)
+        optimiser.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimiser)
+        scaler.update()
+        train_loss += float(loss.detach()) * len(targets)
+        seen += len(targets)
+    return train_loss, seen
+
+
+def augmented_batches(
+    loader: DataLoader,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None,
+    device: torch.device,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The loader's (images, targets) on the device, images augmented by `augment`.
+
+    On the CPU the next batch is augmented on a background thread while the network trains on
+    this one (torch ops release the GIL): off the training thread, yet in the same order from
+    the same generator, so the batches are those of augmenting inline, bit for bit. On CUDA the
+    augmentation is queued on the device with the training.
+    """
+    if augment is None or device.type != "cpu":
+        for images, targets in loader:
+            images = images.to(device, non_blocking=True)
+            yield (images if augment is None else augment(images)), targets.to(device)
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="augment") as pool:
+        pending: tuple[Future[torch.Tensor], torch.Tensor] | None = None
+        for images, targets in loader:
+            ahead = (pool.submit(augment, images), targets)
+            if pending is not None:
+                yield pending[0].result(), pending[1]
+            pending = ahead
+        if pending is not None:
+            yield pending[0].result(), pending[1]
 
 
 def _train_network(
@@ -227,14 +184,8 @@ def _train_network(
         network.to(device)
         if device.type == "cuda":
             network.to(memory_format=torch.channels_last_3d)
-        loader = training_loader(
-            crop_input(crops, network_config),
-            y_train,
-            config,
-            seed,
-            device,
-            with_mask=network_config.takes_mask,
-        )
+        loader = training_loader(crop_input(crops, network_config), y_train, config, seed, device)
+        augment = BatchAugmentation(config, seed, with_mask=network_config.takes_mask)
         optimiser = torch.optim.AdamW(
             network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
         )
@@ -250,8 +201,7 @@ def _train_network(
         n_positive = float(y_train.sum())
         pos_weight = torch.tensor([(len(y_train) - n_positive) / max(n_positive, 1.0)])
         loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight.to(device))
-        amp_dtype = autocast_dtype(device)
-        scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+        scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype(device) == torch.float16)
         rows: list[dict[str, float]] = []
         best: tuple[float, float] = (-np.inf, -np.inf)
         best_epoch, best_state = 0, None
@@ -263,19 +213,9 @@ def _train_network(
             leave=False,
         )
         for epoch in epochs:
-            network.train()
-            train_loss, seen = 0.0, 0
-            for batch in loader:
-                images = batch_to_device(batch["image"], device)
-                targets = batch["label"].to(device).float()
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                    loss = loss_fn(network(images).squeeze(1).float(), targets)
-                optimiser.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimiser)
-                scaler.update()
-                train_loss += float(loss.detach()) * len(targets)
-                seen += len(targets)
+            train_loss, seen = train_epoch(
+                network, loader, augment, optimiser, loss_fn, device, scaler
+            )
             if schedule is not None:
                 schedule.step()
                 rows.append(_history_row(epoch, train_loss / max(seen, 1), np.nan, np.nan))

@@ -259,7 +259,10 @@ def report(results: list[RunResult], cores: int) -> str:
             )
         base = first.stages["wall_s"].get(stage, float("nan"))
         ratio = last.stages["wall_s"].get(stage, float("nan")) / base if base else float("nan")
-        lines.append(f"| {stage} | " + " | ".join(cells) + f" | {ratio:.2f} |")
+        # A stage without benchmark files in the baseline has no ratio (its CPU was in the
+        # last row there).
+        shown = "-" if pd.isna(ratio) or stage not in first.stages.index else f"{ratio:.2f}"
+        lines.append(f"| {stage} | " + " | ".join(cells) + f" | {shown} |")
     # Snakemake's own parse and scheduling, and the CPU that the jobs' sampling missed.
     outside = [r.cpu_s - r.stages["cpu_s"].sum() for r in results]
     cells = " | ".join(f"-, -, {value:.0f}" for value in outside)

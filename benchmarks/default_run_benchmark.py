@@ -23,6 +23,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,8 @@ class RunResult:
     date: str
     load_before: float
     load_after: float
+    load_mean: float
+    load_max: float
     stages: pd.DataFrame = field(repr=False)
 
 
@@ -158,6 +161,17 @@ def run_default(revision: str, workdir: Path, cores: int) -> RunResult:
     planned = int(JOB_COUNT.search(dry.stdout + dry.stderr).group(1))
     print(f"{revision} ({commit}): {planned} jobs planned; running ...", file=sys.stderr)
     load_before = os.getloadavg()[0]
+    loads: list[float] = []
+    done = threading.Event()
+
+    def sample_load() -> None:
+        # The 1-minute load average every 10 s: the run itself makes ~2 on 2 cores; more means
+        # other work shared the machine, and the report says so.
+        while not done.wait(10):
+            loads.append(os.getloadavg()[0])
+
+    sampler = threading.Thread(target=sample_load, daemon=True)
+    sampler.start()
     start = time.perf_counter()
     timed = subprocess.run(
         ["/usr/bin/time", "-v", *snakemake, "--quiet", "rules", "host", "reason"],
@@ -168,6 +182,8 @@ def run_default(revision: str, workdir: Path, cores: int) -> RunResult:
         check=False,
     )
     wall = time.perf_counter() - start
+    done.set()
+    sampler.join()
     if timed.returncode != 0:
         raise SystemExit(f"{revision}: the default run failed:\n{timed.stderr[-4000:]}")
     found = {key: float(pattern.search(timed.stderr).group(1)) for key, pattern in GNU_TIME.items()}
@@ -184,6 +200,8 @@ def run_default(revision: str, workdir: Path, cores: int) -> RunResult:
         date=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         load_before=load_before,
         load_after=os.getloadavg()[0],
+        load_mean=float(sum(loads) / len(loads)) if loads else float("nan"),
+        load_max=max(loads, default=float("nan")),
         stages=stage_table(clone),
     )
 
@@ -197,8 +215,9 @@ def report(results: list[RunResult], cores: int) -> str:
         "",
         f"- Machine: {machine_description()}; `snakemake --cores {cores}`",
         *(
-            f"- {r.revision} ({r.commit}): run {r.date}, load average {r.load_before:.1f}"
-            f" before, {r.load_after:.1f} after"
+            f"- {r.revision} ({r.commit}): run {r.date}; 1-minute load average {r.load_before:.1f}"
+            f" before, {r.load_mean:.1f} on average during the run (at most {r.load_max:.1f}),"
+            f" {r.load_after:.1f} after"
             for r in results
         ),
         "",
@@ -240,7 +259,10 @@ def report(results: list[RunResult], cores: int) -> str:
             )
         base = first.stages["wall_s"].get(stage, float("nan"))
         ratio = last.stages["wall_s"].get(stage, float("nan")) / base if base else float("nan")
-        lines.append(f"| {stage} | " + " | ".join(cells) + f" | {ratio:.2f} |")
+        # A stage without benchmark files in the baseline has no ratio (its CPU was in the
+        # last row there).
+        shown = "-" if pd.isna(ratio) or stage not in first.stages.index else f"{ratio:.2f}"
+        lines.append(f"| {stage} | " + " | ".join(cells) + f" | {shown} |")
     # Snakemake's own parse and scheduling, and the CPU that the jobs' sampling missed.
     outside = [r.cpu_s - r.stages["cpu_s"].sum() for r in results]
     cells = " | ".join(f"-, -, {value:.0f}" for value in outside)

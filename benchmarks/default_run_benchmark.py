@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hccrad.core.job_benchmarks import read_job_benchmarks
 from hccrad.core.versions import machine_description
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,21 +75,10 @@ def rule_stages(clone: Path) -> dict[str, str]:
 def stage_table(clone: Path) -> pd.DataFrame:
     """Jobs, wall and CPU seconds per stage from the run's benchmark files."""
     stages = rule_stages(clone)
-    rows = []
-    for tsv in (clone / "results" / "benchmarks").rglob("*.tsv"):
-        rule = tsv.relative_to(clone / "results" / "benchmarks").parts[0]
-        table = pd.read_csv(tsv, sep="\t")
-        rows.append(
-            {
-                "stage": stages.get(rule, "other"),
-                "rule": rule,
-                "wall_s": float(table["s"].iloc[0]),
-                "cpu_s": float(table["cpu_time"].iloc[0]),
-            }
-        )
-    frame = pd.DataFrame(rows, columns=["stage", "rule", "wall_s", "cpu_s"])
-    grouped = frame.groupby("stage").agg(
-        jobs=("rule", "size"), wall_s=("wall_s", "sum"), cpu_s=("cpu_s", "sum")
+    jobs = read_job_benchmarks(clone / "results" / "benchmarks")
+    jobs["stage"] = jobs["rule"].map(stages).fillna("other")
+    grouped = jobs.groupby("stage").agg(
+        jobs=("rule", "size"), wall_s=("s", "sum"), cpu_s=("cpu_time", "sum")
     )
     return grouped.sort_index()
 

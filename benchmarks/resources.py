@@ -32,6 +32,7 @@ import yaml
 
 from hccrad.cohorts.sheet import read_sheet
 from hccrad.core.config import radiomics_for
+from hccrad.core.job_benchmarks import read_job_benchmarks
 from hccrad.core.versions import machine_description
 
 # Real CT grids: 0.7 mm in plane (512 x 512 over a 360 mm field) and slice counts spanning
@@ -75,16 +76,11 @@ print(json.dumps({"seconds": seconds, "peak_mib": peak_mib, "features": features
 
 
 def read_benchmarks(folder: Path) -> pd.DataFrame:
-    """Every benchmark file under ``folder`` with its rule (the first folder below it)."""
-    frames = []
-    for path in sorted(folder.rglob("*.tsv")):
-        table = pd.read_csv(path, sep="\t")
-        table["rule"] = path.relative_to(folder).parts[0]
-        table["job"] = str(path.relative_to(folder / table["rule"].iloc[0]).with_suffix(""))
-        frames.append(table)
-    if not frames:
+    """Every benchmark file under ``folder``, one row per job; stops when there is none."""
+    table = read_job_benchmarks(folder)
+    if table.empty:
         raise SystemExit(f"no benchmark files under {folder}: run the workflow first")
-    return pd.concat(frames, ignore_index=True)
+    return table
 
 
 def summarise(benchmarks: pd.DataFrame) -> pd.DataFrame:

@@ -130,8 +130,16 @@ class LassoSignature(ProbabilityClassifier):
             raise ValueError(f"with_classifier: {sorted(other)} change the LASSO selection")
         copy = clone(self).set_params(**params)
         copy._check_classifier()
-        fitted = ("classes_", "feature_names_", "scaler_", "lasso_", "selection_method_")
-        for name in (*fitted, "selected_index_", "selected_features_"):
+        # Everything `fit` learns before the classifier: the scaling and the LASSO selection.
+        for name in (
+            "classes_",
+            "feature_names_",
+            "scaler_",
+            "lasso_",
+            "selection_method_",
+            "selected_index_",
+            "selected_features_",
+        ):
             setattr(copy, name, getattr(self, name))
         copy.classifier_ = copy._fit_classifier(copy._selected_scaled(X), np.asarray(y, dtype=int))
         return copy

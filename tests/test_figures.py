@@ -43,8 +43,7 @@ TABLE_ONE = Path(__file__).parent / "data" / "figures" / "table1.tsv"
 RULES = [
     "fit_models",
     "evaluation_figure",
-    "km_figure",
-    "forest_figure",
+    "survival_figure",
     "heatmap_figure",
     "volcano_figure",
     "enrichment_figure",

@@ -30,6 +30,8 @@ rule deep_select:
         "logs/{cohort}/deep_select/{endpoint}.log",
     benchmark:
         "results/benchmarks/deep_select/{cohort}/{endpoint}.tsv"
+    # The second longest chain: started before the short jobs, beside segmentation.
+    priority: 10
     conda:
         ENV
     threads: config["deep"]["threads"]

@@ -7,7 +7,6 @@ EVALUATION = f"results/{RESPONSE_COHORT}/evaluation/{{endpoint}}"
 SURVIVAL = f"results/{RESPONSE_COHORT}/survival/{{endpoint}}"
 ENDPOINT_PATTERN = "|".join(config["endpoints"])
 OUTCOME_PATTERN = "|".join(sorted(config["survival"]["outcomes"]))
-MODEL_PATTERN = "|".join(config["survival"]["figure_models"])
 # A response cohort without images (an imported sheet with images: none) has no image
 # exclusions; its sheet import's exclusions stand in.
 RESPONSE_EXCLUSIONS = (

@@ -21,6 +21,8 @@ rule segment_train:
         "logs/{cohort}/segment_train.log",
     benchmark:
         "results/benchmarks/segment_train/{cohort}.tsv"
+    # The longest chain of the default run (train, predict, radiomics): started first (issue 30).
+    priority: 20
     conda:
         ENV
     threads: config["segment"]["threads"]
@@ -49,6 +51,8 @@ rule segment_predict:
         "logs/{cohort}/segment_predict.log",
     benchmark:
         "results/benchmarks/segment_predict/{cohort}.tsv"
+    # On the default run's longest chain: see segment_train.
+    priority: 20
     conda:
         ENV
     threads: config["segment"]["threads"]
@@ -147,6 +151,8 @@ rule segment_radiomics:
         "logs/{cohort}/segment_radiomics.log",
     benchmark:
         "results/benchmarks/segment_radiomics/{cohort}.tsv"
+    # On the default run's longest chain: see segment_train.
+    priority: 20
     conda:
         ENV
     threads: 1

@@ -22,6 +22,8 @@ rule prepare_radiomics_batch:
     wildcard_constraints:
         cohort=REFERENCE_PATTERN,
         batch=r"\d+",
+    # Every later stage waits on the batches: before the deep and segmentation jobs (issue 30).
+    priority: 20
     conda:
         ENV
     threads: config["imaging"]["batch_threads"]
@@ -54,6 +56,8 @@ rule prepare_batch:
     wildcard_constraints:
         cohort=LIVER_ONLY_PATTERN,
         batch=r"\d+",
+    # As prepare_radiomics_batch.
+    priority: 20
     conda:
         ENV
     threads: config["imaging"]["batch_threads"]

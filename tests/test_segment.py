@@ -12,7 +12,9 @@ import pytest
 import SimpleITK as sitk  # noqa: N813
 import torch
 from conftest import load_default_config
+from test_models import synthetic_features
 
+from hccrad.cohorts.simulate import simulate_cohort
 from hccrad.core.config import radiomics_for
 from hccrad.imaging.exclusions import Exclusion, write_exclusion
 from hccrad.segment.baseline import (
@@ -28,6 +30,7 @@ from hccrad.segment.evaluate import (
     icc_summary,
     metrics_summary,
     patient_metrics,
+    radiomics_auc_by_mask,
     read_predicted,
 )
 from hccrad.segment.metrics import label_metrics, overlap_metrics
@@ -303,6 +306,20 @@ def test_excluded_patients_are_rows_with_a_status_not_masks(tmp_path, trained):
     assert not (tmp_path / "masks" / "P1.nii.gz").exists()
 
 
+def test_the_networks_training_patients_are_rows_without_masks(tmp_path, trained):
+    # segment.predict: held_out: no resubstituted mask, and no Dice from one.
+    folder = write_prepared(tmp_path / "prepared" / "P7", 7)
+    sheet = pd.DataFrame({"split": ["train"], "centre": ["A"]}, index=["P7"])
+    masks = tmp_path / "masks"
+    table = predict_cohort(trained, {"P7": folder}, sheet, masks, training={"P7"})
+    assert table.loc["P7", "status"] == "training"
+    assert "trained on this patient" in table.loc["P7", "note"]
+    assert not (masks / "P7.nii.gz").exists()
+    baseline = ThresholdBaseline("hepatobiliary", tumour_below=True)
+    metrics = patient_metrics({"P7": folder}, sheet, table, masks, baseline, PHASES)
+    assert len(metrics) == 4 and (metrics["status"] == "training").all()
+
+
 def test_a_mask_off_the_grid_is_reported_with_the_patient(tmp_path):
     volume = synthetic_volume(2)
     shifted = as_image(volume.mask)
@@ -460,3 +477,50 @@ def test_auto_radiomics_uses_the_predicted_mask_and_lists_who_is_left_out(tmp_pa
     defined = icc["icc"].notna()
     assert defined.any()
     assert icc.loc[defined, "icc"].to_numpy() == pytest.approx(1.0)
+
+
+def test_auc_by_mask_scores_held_out_patients_with_the_reference_training_fit():
+    simulated = simulate_cohort(load_default_config()["simulate"]["response"], 3)
+    sheet = simulated["sheet"]
+    reference = synthetic_features(simulated["latent"], 3)["radiomics"]
+    held_out = sheet.index[sheet["split"] != "train"]
+    rng = np.random.default_rng(3)
+    # The network's masks: held-out patients only, one without a tumour (no features).
+    predicted = reference.loc[held_out[1:]] + 0.3 * rng.standard_normal((len(held_out) - 1, 1))
+    sets = {"reference": reference, "predicted": predicted}
+    auc = radiomics_auc_by_mask(sheet, sets, "response", 3, None)
+    assert set(auc["mask"]) == {"reference", "predicted"}
+    assert "train" not in set(auc["cohort"])
+    # Paired: both masks scored on the same held-out patients, the featureless one left out.
+    assert (auc.groupby(["cohort", "model"])["n"].nunique() == 1).all()
+    internal = auc[auc["cohort"] == "internal_test"]["n"].iloc[0]
+    assert internal <= (sheet.loc[held_out[1:], "split"] == "internal_test").sum()
+    # The fit reads the reference training rows alone: predicted training rows change nothing,
+    # and identical features give identical AUCs.
+    noise = pd.DataFrame(
+        rng.standard_normal((len(sheet) - len(held_out), reference.shape[1])),
+        index=sheet.index[sheet["split"] == "train"],
+        columns=reference.columns,
+    )
+    with_training = radiomics_auc_by_mask(
+        sheet,
+        {"reference": reference, "predicted": pd.concat([predicted, noise])},
+        "response",
+        3,
+        None,
+    )
+    pd.testing.assert_frame_equal(auc, with_training)
+    same = radiomics_auc_by_mask(
+        sheet, {"reference": reference, "predicted": reference.loc[held_out]}, "response", 3, None
+    ).set_index(["mask", "cohort", "model"])["auc"]
+    np.testing.assert_allclose(same.loc["reference"], same.loc["predicted"])
+
+
+def test_auc_by_mask_without_a_paired_held_out_patient_is_a_note_per_mask():
+    simulated = simulate_cohort(load_default_config()["simulate"]["response"], 3)
+    reference = synthetic_features(simulated["latent"], 3)["radiomics"]
+    empty = pd.DataFrame(columns=reference.columns, index=pd.Index([], name="patient_id"))
+    sets = {"reference": reference, "predicted": empty}
+    auc = radiomics_auc_by_mask(simulated["sheet"], sets, "response", 3, None)
+    assert auc["mask"].tolist() == ["reference", "predicted"]
+    assert (auc["n"] == 0).all() and auc["note"].str.contains("no held-out patient").all()

@@ -93,11 +93,16 @@ def test_metrics_list_network_and_baseline_for_every_patient_and_cohort(runs):
     evaluated = metrics[metrics["status"] == "evaluated"]
     assert evaluated["dice"].between(0, 1).all()
     assert evaluated["iou"].le(evaluated["dice"] + 1e-9).all()
+    # segment.predict: held_out: the training patients are rows without a prediction.
+    training = metrics[metrics["split"] == "train"]
+    assert len(training) and (training["status"] == "training").all()
     summary = pd.read_csv(folder / "metrics_summary.tsv", sep="\t")
-    assert {"train", "internal_test", "external"} <= set(summary["cohort"])
+    assert {"internal_test", "external"} <= set(summary["cohort"])
+    assert "train" not in set(summary["cohort"])
     assert set(summary["method"]) == {"unetplusplus", "otsu_threshold"}
     auroc = pd.read_csv(folder / "auroc.tsv", sep="\t")
-    assert {"train", "internal_test", "external"} <= set(auroc["cohort"])
+    assert {"internal_test", "external"} <= set(auroc["cohort"])
+    assert "train" not in set(auroc["cohort"])
     defined = auroc["auc"].notna()
     assert auroc.loc[defined, "auc"].between(0, 1).all()
     assert (auroc.loc[~defined, "note"].fillna("").astype(str).str.len() > 0).all()

@@ -63,6 +63,9 @@ rule segment_predict:
     params:
         # The masks depend on torch's thread count, so a change of it reruns the rule.
         torch_threads=config["segment"]["threads"],
+        # segment.predict: held_out skips the patients the network was trained on.
+        skip_training=lambda wildcards: config["segment"]["predict"] == "held_out"
+        and wildcards.cohort == RESPONSE_COHORT,
     script:
         "../scripts/segment_predict.py"
 

@@ -81,11 +81,12 @@ def patient_metrics(
             "split": sheet.at[patient, "split"],
             "centre": sheet.at[patient, "centre"],
         }
-        if is_excluded(folder) or predictions.at[patient, "status"] != "predicted":
+        status = "excluded" if is_excluded(folder) else predictions.at[patient, "status"]
+        if status != "predicted":
+            # Excluded in preparation, or a training patient the network did not predict.
             for method in (METHOD_NETWORK, METHOD_BASELINE):
                 rows += [
-                    info | {"method": method, "structure": s, "status": "excluded"}
-                    for s in STRUCTURES
+                    info | {"method": method, "structure": s, "status": status} for s in STRUCTURES
                 ]
             continue
         volume = read_volume(folder, patient, phases)
@@ -273,29 +274,41 @@ def radiomics_auc_by_mask(
     seed: int,
     models_cfg: Mapping[str, Any],
     alpha: float = 0.05,
+    fit_on: str = "reference",
 ) -> pd.DataFrame:
-    """AUC per cohort of the radiomics models refitted on each mask's features (train only).
+    """AUC per held-out cohort of the radiomics models scoring each mask set's features.
 
-    Every set is restricted to the patients that all sets have, so the AUCs are paired.
+    The models are fitted as the models rules fit them: on the training split of the
+    ``fit_on`` set (the reference masks). They then score the held-out patients that every set
+    has, from each set's features, so the AUCs are paired: what changes is the mask alone.
+    Training patients are not scored (a network's masks of its own training patients are
+    resubstitution).
     """
     from hccrad.models.fit import fit_all, predict_all
 
-    shared = sheet.index
+    fit_table = feature_sets[fit_on]
+    fit_sheet = sheet.loc[sheet.index.intersection(fit_table.index)]
+    try:
+        models = fit_all(
+            fit_sheet, {"radiomics": fit_table.loc[fit_sheet.index]}, endpoint, seed, models_cfg
+        )
+    except METRIC_ERRORS as error:
+        return pd.DataFrame(
+            [{"mask": mask, "n": 0, "note": f"not fitted: {error}"} for mask in feature_sets]
+        )
+    radiomics = {name: model for name, model in models.items() if name.startswith("radiomics")}
+    shared = sheet.index[sheet["split"] != TRAIN]
     for table in feature_sets.values():
         shared = shared.intersection(table.index)
     patients = sheet.loc[shared]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for mask, table in feature_sets.items():
-        features = {"radiomics": table.loc[shared]}
-        try:
-            models = fit_all(patients, features, endpoint, seed, models_cfg)
-        except METRIC_ERRORS as error:
-            # Too few patients with predicted-mask features to fit on: a row that says why.
-            rows.append({"mask": mask, "n": len(shared), "note": f"not fitted: {error}"})
+        if patients.empty:
+            # E.g. a network that found no tumour in any held-out patient: say so, per mask.
+            note = "no held-out patient has features from every mask"
+            rows.append({"mask": mask, "n": 0, "note": note})
             continue
-        scores = predict_all(
-            {k: v for k, v in models.items() if k.startswith("radiomics")}, patients, features
-        )
+        scores = predict_all(radiomics, patients, {"radiomics": table.loc[shared]})
         for cohort, members in evaluation_cohorts(patients).items():
             part = scores[scores["patient_id"].isin(members)]
             for model, group in part.groupby("model", sort=False):

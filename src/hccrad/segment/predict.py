@@ -7,7 +7,7 @@ finds no tumour gets a mask without label 2 and ``tumour_empty`` set, never an e
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,10 +119,12 @@ def predict_cohort(
     sheet: pd.DataFrame,
     mask_dir: str | Path,
     log: Any = None,
+    training: Collection[str] = (),
 ) -> pd.DataFrame:
     """Predict every patient: masks into ``mask_dir`` and one table row per patient.
 
-    Patients excluded in preparation get a row with status ``excluded`` and no mask.
+    Patients excluded in preparation get a row with status ``excluded`` and no mask; the
+    network's ``training`` patients one with status ``training`` and no mask.
     """
     rows = []
     for patient, folder in folders.items():
@@ -133,6 +135,10 @@ def predict_cohort(
         }
         if is_excluded(folder):
             rows.append(row | {"status": "excluded", "note": "excluded in preparation"})
+            continue
+        if patient in training:
+            note = "the network was trained on this patient; not predicted (segment.predict)"
+            rows.append(row | {"status": "training", "note": note})
             continue
         volume = read_volume(folder, patient, model.config.phases)
         prediction = predict_volume(model, volume)

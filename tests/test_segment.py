@@ -493,8 +493,13 @@ def test_auc_by_mask_scores_held_out_patients_with_the_reference_training_fit():
     assert "train" not in set(auc["cohort"])
     # Paired: both masks scored on the same held-out patients, the featureless one left out.
     assert (auc.groupby(["cohort", "model"])["n"].nunique() == 1).all()
-    internal = auc[auc["cohort"] == "internal_test"]["n"].iloc[0]
-    assert internal <= (sheet.loc[held_out[1:], "split"] == "internal_test").sum()
+    scored = sheet.loc[held_out[1:]]
+    for cohort, split in (
+        ("internal_test", scored["split"] == "internal_test"),
+        ("external", scored["split"].str.startswith("external")),
+    ):
+        expected = scored.loc[split, "response"].notna().sum()
+        assert (auc.loc[auc["cohort"] == cohort, "n"] == expected).all(), cohort
     # The fit reads the reference training rows alone: predicted training rows change nothing,
     # and identical features give identical AUCs.
     noise = pd.DataFrame(

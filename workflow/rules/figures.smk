@@ -356,8 +356,8 @@ rule evaluation_figure:
 
 
 rule survival_figure:
-    # One job draws an outcome's forest plot and the Kaplan-Meier figure of every figure model:
-    # each is ~0.3 s of drawing after ~3 s of imports (issue 30: 24 jobs became 4).
+    # One job draws an outcome's forest plot and the Kaplan-Meier figure of every figure model,
+    # so they share one process's ~2 s of imports (issue 30: 24 jobs became 4).
     input:
         cox=f"{SURVIVAL}/cox.tsv",
         risk_groups=f"{SURVIVAL}/risk_groups.tsv",

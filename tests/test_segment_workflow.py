@@ -117,9 +117,13 @@ def test_auto_radiomics_has_the_reference_features_and_an_icc_for_each(runs):
     predictions = pd.read_csv(folder / "predictions.tsv", sep="\t", index_col="patient_id")
     # Nothing dropped silently: every patient has features or a reason, never both.
     assert sorted([*auto.index, *left_out["patient_id"]]) == sorted(response_sheet(results).index)
-    empty = set(predictions.index[predictions["tumour_empty"].astype(bool)])
+    predicted = predictions[predictions["status"] == "predicted"]
+    empty = set(predicted.index[predicted["tumour_empty"].astype(bool)])
     reasons = left_out.set_index("patient_id")["reason"]
     assert set(reasons.index[reasons == "predicted tumour mask is empty"]) == empty
+    # segment.predict: held_out: the network's training patients are left out, and say why.
+    training = set(predictions.index[predictions["status"] == "training"])
+    assert training and set(reasons.index[reasons == "not predicted (training)"]) == training
     if len(auto):  # the tiny run's one-epoch network may find no tumour at all
         assert list(auto.columns) == list(reference.columns)
     icc = pd.read_csv(results / COHORT / "segment/radiomics_icc.tsv", sep="\t")

@@ -24,9 +24,10 @@ from hccrad.cohorts import phantom, simulate
 from hccrad.core.labels import TUMOUR_LABEL
 from hccrad.core.seeding import rng_for
 from hccrad.deep import augment, tumour_pooled
+from hccrad.deep.cam_panels import GradCamPanels
 from hccrad.deep.config import ARCHITECTURES, DeepConfig, NetworkConfig
 from hccrad.deep.crops import CropSet, crops_from_arrays, load_crops
-from hccrad.deep.explain import CAM_LAYERS, GradCamPanels, grad_cam, grad_cam_layer, grad_cam_panels
+from hccrad.deep.explain import CAM_LAYERS, grad_cam, grad_cam_layer, grad_cam_panels
 from hccrad.deep.networks import DeepModel, build_network, load_model, load_pretrained, save_model
 from hccrad.deep.predict import (
     clipped_tumour_fraction,

@@ -16,7 +16,7 @@ from matplotlib.text import Text
 from PIL import Image
 from sklearn.metrics import roc_curve
 
-from hccrad.deep.explain import GradCamPanels
+from hccrad.deep.cam_panels import GradCamPanels
 from hccrad.deep.select import selection_summary
 from hccrad.figures.deep import grad_cam_figure, selection_figure
 from hccrad.figures.differential import plot_volcano

@@ -19,6 +19,7 @@ from hccrad.imaging.volumes import PatientVolumes
 from hccrad.radiomics.extract import (
     PARAMS_DIR,
     extract_patient,
+    extract_region,
     gather_features,
     make_extractor,
     params_path,
@@ -141,6 +142,43 @@ def test_shipped_parameter_files_load(name: str) -> None:
         "ngtdm",
     }
     assert "resampledPixelSpacing" in yaml.safe_load(path.read_text())["setting"]
+
+
+def test_shape_computed_once_per_region_equals_every_phase_extracted_whole() -> None:
+    """Shape features come from the first phase and are reused on the others (issue 30): every
+    value, the column order and the diagnostics equal extracting each phase with every class."""
+    base = normalise_patient(phantom(), "zscore")
+    arterial = base.images["arterial"]
+    # A second phase on the same grid with other intensities (its texture features differ).
+    portal = sitk.Cast(sitk.Square(arterial) * 0.5 - arterial, sitk.sitkFloat32)
+    portal.CopyInformation(arterial)
+    volumes = PatientVolumes(base.patient_id, {"arterial": arterial, "portal": portal}, base.mask)
+    params = params_path("mri", original_only=True)
+    features, diagnostics = extract_patient(volumes, params)
+
+    extractor = make_extractor(params)
+    expected, expected_info = {}, []
+    for phase, image in volumes.images.items():
+        for region, mask in region_masks(volumes.mask).items():
+            values, info = extract_region(image, mask, extractor)
+            expected |= {f"{phase}_{region}_{name}": value for name, value in values.items()}
+            expected_info.append({k: str(v) for k, v in info.items()})
+    assert features.columns.tolist() == list(expected)
+    assert features.iloc[0].to_dict() == expected
+    assert (
+        diagnostics.drop(columns=["patient_id", "phase", "region"]).to_dict("records")
+        == expected_info
+    )
+    shape = [c for c in features.columns if "_tumour_original_shape_" in c]
+    assert shape and all(
+        features.at["P001", c] == features.at["P001", c.replace("arterial", "portal")]
+        for c in shape
+        if c.startswith("arterial")
+    )
+    assert (
+        features.at["P001", "arterial_tumour_original_glcm_Contrast"]
+        != features.at["P001", "portal_tumour_original_glcm_Contrast"]
+    )
 
 
 def test_column_names_follow_phase_region_feature() -> None:

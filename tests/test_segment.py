@@ -23,6 +23,7 @@ from hccrad.segment.baseline import (
     baseline_labels,
     fit_threshold_baseline,
 )
+from hccrad.segment.config import CLASSES, METHOD_NETWORK, SegmentConfig, segment_config
 from hccrad.segment.evaluate import (
     auto_radiomics,
     auto_vs_reference_icc,
@@ -34,14 +35,7 @@ from hccrad.segment.evaluate import (
     read_predicted,
 )
 from hccrad.segment.metrics import label_metrics, overlap_metrics
-from hccrad.segment.network import (
-    CLASSES,
-    METHOD_NETWORK,
-    SegmentConfig,
-    build_network,
-    load_encoder_weights,
-    segment_config,
-)
+from hccrad.segment.network import build_network, load_encoder_weights
 from hccrad.segment.predict import keep_largest_organ, mask_image, predict_cohort, predict_volume
 from hccrad.segment.train import (
     Segmenter,

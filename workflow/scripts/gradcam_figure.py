@@ -1,7 +1,7 @@
 """The Grad-CAM figure, from the maps that deep_gradcam saved."""
 
 from hccrad.core.runlog import log_to
-from hccrad.deep.explain import GradCamPanels
+from hccrad.deep.cam_panels import GradCamPanels
 from hccrad.figures.deep import grad_cam_figure
 from hccrad.figures.style import save_figure
 

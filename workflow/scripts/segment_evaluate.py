@@ -3,8 +3,8 @@
 from hccrad.cohorts.sheet import read_patients, read_sheet
 from hccrad.core.runlog import log_to
 from hccrad.imaging.batches import patient_folders
+from hccrad.segment.config import segment_config
 from hccrad.segment.evaluate import head_auroc, metrics_summary, patient_metrics, training_baseline
-from hccrad.segment.network import segment_config
 
 log = log_to(snakemake.log[0])
 config = segment_config(snakemake.params.segment)

@@ -4,7 +4,7 @@ from hccrad.cohorts.sheet import read_sheet
 from hccrad.core.runlog import log_to
 from hccrad.core.torch_runtime import set_torch_threads
 from hccrad.imaging.batches import patient_folders
-from hccrad.segment.network import segment_config
+from hccrad.segment.config import segment_config
 from hccrad.segment.train import save_segmenter, train_segmenter, training_volumes
 
 log = log_to(snakemake.log[0])

@@ -22,7 +22,8 @@ from hccrad.bundle.manifest import BundleError
 from hccrad.bundle.store import CONFORMAL, DLTR, DOMAIN, ROBUST, SEGMENT, Bundle
 from hccrad.cohorts.sheet import read_patients
 from hccrad.deep import dltr
-from hccrad.deep.explain import GradCamPanels, grad_cam_panels
+from hccrad.deep.cam_panels import GradCamPanels
+from hccrad.deep.explain import grad_cam_panels
 from hccrad.deep.networks import DeepModel, load_model
 from hccrad.deep.predict import predict_ensemble
 from hccrad.imaging.batches import patient_folders

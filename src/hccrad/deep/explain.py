@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,6 +17,7 @@ from torch import nn
 
 from hccrad.core.labels import TUMOUR_LABEL
 from hccrad.deep import tumour_pooled
+from hccrad.deep.cam_panels import GradCamPanels
 from hccrad.deep.crops import CropSet
 from hccrad.deep.networks import DeepModel
 from hccrad.deep.predict import crop_input, network_input
@@ -134,57 +133,6 @@ def _patients_to_show(sheet: pd.DataFrame, scores: pd.Series, per_centre: int) -
         positions = np.unique(np.linspace(0, len(ranked) - 1, min(per_centre, len(ranked))).round())
         chosen += [str(ranked.index[int(p)]) for p in positions]
     return chosen
-
-
-@dataclass(frozen=True)
-class GradCamPanels:
-    """What the Grad-CAM figure shows: per patient the mid-tumour slice, its map and outline."""
-
-    patients: tuple[str, ...]
-    titles: tuple[str, ...]
-    images: np.ndarray  # (n, y, x) the chosen phase's slice
-    cams: np.ndarray  # (n, y, x) Grad-CAM, 0-1 per patient
-    tumour: np.ndarray  # (n, y, x) bool tumour outline (all False without masks)
-    extents_mm: np.ndarray  # (n, 4) imshow extents in mm (voxels where the spacing is unknown)
-    phase: str
-    architecture: str
-    layer: str
-    has_spacing: bool
-
-    def save(self, path: str | Path) -> Path:
-        """Write the panels as one .npz: the Grad-CAM figure is drawn from it alone."""
-        path = Path(path)
-        with path.open("wb") as handle:
-            np.savez_compressed(
-                handle,
-                patients=np.array(self.patients),
-                titles=np.array(self.titles),
-                images=self.images,
-                cams=self.cams,
-                tumour=self.tumour,
-                extents_mm=self.extents_mm,
-                meta=np.array([self.phase, self.architecture, self.layer]),
-                has_spacing=np.array(self.has_spacing),
-            )
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> GradCamPanels:
-        """Read panels written by ``save``."""
-        with np.load(path, allow_pickle=False) as data:
-            phase, architecture, layer = (str(v) for v in data["meta"])
-            return cls(
-                tuple(str(p) for p in data["patients"]),
-                tuple(str(t) for t in data["titles"]),
-                data["images"],
-                data["cams"],
-                data["tumour"],
-                data["extents_mm"],
-                phase,
-                architecture,
-                layer,
-                bool(data["has_spacing"]),
-            )
 
 
 def grad_cam_panels(

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
 
-from hccrad.deep.explain import GradCamPanels
+from hccrad.deep.cam_panels import GradCamPanels
 from hccrad.figures.style import DOUBLE_COLUMN_MM, MIN_FONT_PT, MODEL_COLOURS, journal_subplots
 
 CAM_COLOURMAP = "inferno"

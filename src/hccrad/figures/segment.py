@@ -15,8 +15,8 @@ from hccrad.core.labels import TUMOUR_LABEL
 from hccrad.figures.radiomics import icc_figure
 from hccrad.figures.style import DOUBLE_COLUMN_MM, journal_subplots, panel_letters
 from hccrad.segment.baseline import METHOD_BASELINE
+from hccrad.segment.config import METHOD_NETWORK
 from hccrad.segment.evaluate import read_predicted
-from hccrad.segment.network import METHOD_NETWORK
 from hccrad.segment.volumes import read_volume
 
 

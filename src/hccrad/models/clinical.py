@@ -14,15 +14,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 from scipy.special import expit
 from sklearn.base import BaseEstimator, TransformerMixin
+from statsmodels.discrete.discrete_model import Logit
 from statsmodels.tools.sm_exceptions import (
     ConvergenceWarning,
     HessianInversionWarning,
     PerfectSeparationError,
     PerfectSeparationWarning,
 )
+from statsmodels.tools.tools import add_constant
 
 from hccrad.cohorts.sheet import CLINICAL_COVARIATES
 from hccrad.models.base import ProbabilityClassifier, plain
@@ -172,11 +173,11 @@ class LogitFit:
 
 def fit_logit(y: np.ndarray, design: pd.DataFrame) -> LogitFit:
     """Maximum-likelihood logistic fit with an intercept; separation/non-convergence reported."""
-    exog = sm.add_constant(design, has_constant="add")
+    exog = add_constant(design, has_constant="add")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            result = sm.Logit(y, exog).fit(disp=0, method="newton", maxiter=100)
+            result = Logit(y, exog).fit(disp=0, method="newton", maxiter=100)
         except (np.linalg.LinAlgError, PerfectSeparationError) as error:
             return LogitFit(None, f"fit failed: {error}")
     problems = [

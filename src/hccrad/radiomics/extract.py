@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from copy import deepcopy
 from pathlib import Path
 from typing import Any, Literal
 
@@ -114,6 +115,34 @@ def extract_region(
     return features, diagnostics
 
 
+def _is_shape(name: str) -> bool:
+    """Whether a PyRadiomics feature name is a 3D shape feature (``original_shape_...``)."""
+    return name.split("_")[1:2] == ["shape"]
+
+
+def _without_shape(extractor: RadiomicsFeatureExtractor) -> RadiomicsFeatureExtractor | None:
+    """A copy of the extractor without shape features; None when shape must be recomputed.
+
+    Shape features describe the region alone (its voxels and the grid's spacing), so each
+    region's are the same on every phase of one grid: computed once per region rather than per
+    phase (a third of the extraction time with three phases; issue 30). Not when the shape
+    follows a resegmentation by intensity (``resegmentShape``), which differs per phase.
+    """
+    if "shape" not in extractor.enabledFeatures or extractor.settings.get("resegmentShape"):
+        return None
+    copy = deepcopy(extractor)
+    copy.enableFeatureClassByName("shape", enabled=False)
+    return copy
+
+
+def _same_grid(image: sitk.Image, reference: sitk.Image | None) -> bool:
+    """Exactly the same size, spacing, origin and direction (then shape features coincide)."""
+    return reference is not None and all(
+        getattr(image, name)() == getattr(reference, name)()
+        for name in ("GetSize", "GetSpacing", "GetOrigin", "GetDirection")
+    )
+
+
 def extract_patient(
     volumes: PatientVolumes,
     params: str | Path | Mapping[str, Any],
@@ -135,12 +164,22 @@ def extract_patient(
         liver_label=liver_label,
         largest_only=largest_only,
     )
+    without_shape = _without_shape(extractor)
+    shape_of: dict[str, dict[str, float]] = {}
+    first_image = next(iter(volumes.images.values()), None)
     row: dict[str, float] = {}
     diagnostics = []
     for phase, image in volumes.images.items():
+        reuse_shape = without_shape is not None and _same_grid(image, first_image)
         for region, region_mask in masks.items():
             try:
-                features, info = extract_region(image, region_mask, extractor)
+                if reuse_shape and region in shape_of:
+                    features, info = extract_region(image, region_mask, without_shape)
+                    # Shape first, as PyRadiomics orders them: the same columns in the same order.
+                    features = shape_of[region] | features
+                else:
+                    features, info = extract_region(image, region_mask, extractor)
+                    shape_of[region] = {k: v for k, v in features.items() if _is_shape(k)}
             except ValueError as error:
                 raise ImageQCError(
                     volumes.patient_id,

@@ -29,8 +29,8 @@ from hccrad.segment.baseline import (
     baseline_labels,
     fit_threshold_baseline,
 )
+from hccrad.segment.config import METHOD_NETWORK
 from hccrad.segment.metrics import STRUCTURES, label_metrics
-from hccrad.segment.network import METHOD_NETWORK
 from hccrad.segment.volumes import Volume, is_excluded, read_volume
 from hccrad.stats.discrimination import delong_auc
 

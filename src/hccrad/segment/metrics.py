@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import torch
 
 from hccrad.core.labels import LIVER_LABEL, TUMOUR_LABEL
 
@@ -27,6 +26,8 @@ def hd95_mm(prediction: np.ndarray, reference: np.ndarray, spacing_zyx: Sequence
     """95th-percentile symmetric Hausdorff distance in mm (NaN when either mask is empty)."""
     if not prediction.any() or not reference.any():
         return float("nan")
+    # Imported here: torch and MONAI cost ~2.5 s, and only this metric needs them (issue 30).
+    import torch
     from monai.metrics import compute_hausdorff_distance
 
     with warnings.catch_warnings():

@@ -4,7 +4,8 @@ The network of the multi-task study: one encoder-decoder segments liver and tumo
 slices (phases x neighbouring slices as channels, "2.5D") and a classification head on the
 encoder's deepest features predicts the endpoint; both are trained jointly (Dice + cross-entropy
 for the labels, BCE for the endpoint, weights from the config) on the training split only
-(``hccrad.segment.train``). This module holds the typed settings, the network and its weights.
+(``hccrad.segment.train``). This module holds the network and its weights; its settings are in
+``hccrad.segment.config``.
 
 Why MONAI and not segmentation-models-pytorch: smp and timm import torchvision at import time,
 and the only torchvision wheel for the pinned torch 2.13 on PyPI is a CUDA build that does not
@@ -21,10 +22,7 @@ core, so the default cohort trains in minutes on a laptop.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from monai.networks.blocks import Convolution, UpSample
@@ -32,54 +30,7 @@ from monai.networks.nets import EfficientNetEncoder
 from monai.networks.nets.basic_unetplusplus import UpCat
 from torch import nn
 
-CLASSES = 3  # background, liver, tumour: the labels of the reference masks
-ENCODER = "efficientnet-b0"
-ENCODER_CHANNELS = (16, 24, 40, 112, 320)  # EfficientNet-B0 features at strides 2 ... 32
-ENCODER_STRIDE = 32
-METHOD_NETWORK = "unetplusplus"  # the network's name in the evaluation tables
-
-
-# --------------------------------------------------------------------------- configuration
-
-
-@dataclass(frozen=True)
-class SegmentConfig:
-    """The ``segment`` section of the config, typed."""
-
-    phases: tuple[str, ...] = ("arterial", "portal_venous", "hepatobiliary")
-    neighbour_slices: int = 1
-    patch_size: tuple[int, int] = (64, 64)
-    intensity_clip: tuple[float, float] = (-10.0, 10.0)
-    tumour_slices_per_patient: int = 8
-    negative_fraction: float = 0.4
-    epochs: int = 6
-    batch_size: int = 16
-    learning_rate: float = 0.003
-    weight_decay: float = 0.0001
-    loss_weights: Mapping[str, float] = field(
-        default_factory=lambda: {"dice": 1.0, "ce": 1.0, "response": 0.5}
-    )
-    endpoint: str = "response"
-    pretrained: str = ""
-    device: str = "auto"
-
-    @property
-    def in_channels(self) -> int:
-        """Input channels: every phase at each of the 2k+1 neighbouring slices."""
-        return len(self.phases) * (2 * self.neighbour_slices + 1)
-
-
-def segment_config(cfg: Mapping[str, Any]) -> SegmentConfig:
-    """The typed settings from the config's ``segment`` block (unknown keys are ignored)."""
-    names = SegmentConfig.__dataclass_fields__
-    values = {k: v for k, v in cfg.items() if k in names}
-    for key in ("phases", "patch_size", "intensity_clip"):
-        if key in values:
-            values[key] = tuple(values[key])
-    if values.get("neighbour_slices", 1) < 0:
-        raise ValueError("segment.neighbour_slices must be 0 or more")
-    return SegmentConfig(**values)
-
+from hccrad.segment.config import CLASSES, ENCODER, ENCODER_CHANNELS, SegmentConfig
 
 # --------------------------------------------------------------------------- network
 

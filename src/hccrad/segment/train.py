@@ -23,15 +23,8 @@ from hccrad.core.labels import TUMOUR_LABEL
 from hccrad.core.seeding import rng_for
 from hccrad.core.splits import TRAIN
 from hccrad.core.torch_runtime import reproducible, resolve_device
-from hccrad.segment.network import (
-    CLASSES,
-    ENCODER,
-    MultiTaskUNetPlusPlus,
-    SegmentConfig,
-    build_network,
-    load_encoder_weights,
-    segment_config,
-)
+from hccrad.segment.config import CLASSES, ENCODER, SegmentConfig, segment_config
+from hccrad.segment.network import MultiTaskUNetPlusPlus, build_network, load_encoder_weights
 from hccrad.segment.volumes import Volume, is_excluded, normalise, read_volume, slice_stack
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import SimpleITK as sitk  # noqa: N813
 
 from hccrad.imaging.prepared import read_exclusion
-from hccrad.segment.network import ENCODER_STRIDE
+from hccrad.segment.config import ENCODER_STRIDE
 
 
 @dataclass(frozen=True)

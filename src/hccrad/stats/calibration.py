@@ -13,12 +13,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
-from dcurves import dca
 from scipy import stats
 from scipy.special import logit
+from statsmodels.genmod.families import Binomial
+from statsmodels.genmod.generalized_linear_model import GLM
 from statsmodels.nonparametric.smoothers_lowess import lowess
 from statsmodels.stats.proportion import proportion_confint
+from statsmodels.tools.tools import add_constant
 
 from hccrad.core.seeding import rng_for
 from hccrad.stats.checks import (
@@ -82,14 +83,14 @@ def calibration_intercept_slope(
     """
     y = check_binary_outcome(y_true, context=context)
     linear_predictor = _logit_clipped(check_probabilities(y_prob, y_true, context=context))
-    binomial = sm.families.Binomial()
+    binomial = Binomial()
     # Intercept with the slope fixed at 1: is the average predicted risk right?
-    in_the_large = sm.GLM(y, np.ones((y.size, 1)), family=binomial, offset=linear_predictor).fit()
+    in_the_large = GLM(y, np.ones((y.size, 1)), family=binomial, offset=linear_predictor).fit()
     intercept_ci = in_the_large.conf_int(alpha=alpha)[0]
     slope, slope_ci = np.nan, (np.nan, np.nan)
     if np.ptp(linear_predictor) > 0:
         # Slope: < 1 means predictions too extreme (overfitting), > 1 too modest.
-        slope_fit = sm.GLM(y, sm.add_constant(linear_predictor), family=binomial).fit()
+        slope_fit = GLM(y, add_constant(linear_predictor), family=binomial).fit()
         slope, slope_ci = slope_fit.params[1], slope_fit.conf_int(alpha=alpha)[1]
     return CalibrationFit(
         intercept=float(in_the_large.params[0]),
@@ -299,6 +300,9 @@ def decision_curve(
         }
     )
     data["_outcome"] = y
+    # Imported here: dcurves imports pyplot (~0.4 s), which most jobs of this module never use.
+    from dcurves import dca
+
     curves = dca(data=data, outcome="_outcome", modelnames=names, thresholds=list(thresholds))
     curves["model"] = curves["model"].replace({"all": TREAT_ALL, "none": TREAT_NONE})
     columns = [

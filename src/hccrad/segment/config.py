@@ -27,7 +27,7 @@ class SegmentConfig:
     intensity_clip: tuple[float, float] = (-10.0, 10.0)
     tumour_slices_per_patient: int = 8
     negative_fraction: float = 0.4
-    epochs: int = 6
+    epochs: int = 4
     batch_size: int = 16
     learning_rate: float = 0.003
     weight_decay: float = 0.0001

@@ -366,6 +366,14 @@ def test_every_text_is_at_least_7_pt_and_the_width_is_a_journal_column(
     assert pdf.stat().st_size > 1000
 
 
+def test_the_tiff_holds_the_bytes_savefig_writes(figures, tmp_path) -> None:
+    """save_figure writes the TIFF from the PNG's pixels (issue 30): matplotlib's own TIFF."""
+    figure = figures["km"]
+    figure.savefig(tmp_path / "matplotlib.tiff", pil_kwargs={"compression": "tiff_lzw"})
+    _, _, tiff = save_figure(figure, tmp_path / "km.png")
+    assert tiff.read_bytes() == (tmp_path / "matplotlib.tiff").read_bytes()
+
+
 def test_no_two_of_seven_models_look_alike_and_multi_panel_figures_are_lettered(figures) -> None:
     styles = [MODEL_STYLES[m] for m in MODELS]
     assert len({s.colour for s in styles}) == 7

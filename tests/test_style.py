@@ -283,6 +283,32 @@ def test_only_figures_draw_and_nothing_else_imports_figures():
     assert not upward, f"modules outside hccrad.figures import hccrad.figures: {upward}"
 
 
+def test_drawing_and_result_tables_import_no_torch():
+    # torch and MONAI take ~2.5-3 s to import: a job that draws a figure or builds a table from
+    # results must not pay it (issue 30). Only the networks' own modules import them.
+    modules = [
+        ".".join(p.relative_to(ROOT / "src").with_suffix("").parts)
+        for folder in (FIGURES, PACKAGE / "reporting")
+        for p in sorted(folder.glob("*.py"))
+        if p.stem != "__init__"
+    ] + ["hccrad.segment.evaluate", "hccrad.segment.config", "hccrad.deep.cam_panels"]
+    code = (
+        "import importlib, sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    importlib.import_module(name)\n"
+        "print(sorted(m for m in ('torch', 'monai') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, *modules],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", f"importing {modules} loads {result.stdout}"
+
+
 # Backticked words of docs/architecture.md that name repository files; placeholders skipped.
 REPO_PREFIXES = (
     "src/",
